@@ -1,0 +1,117 @@
+//! `#[serde(rename_all = "...")]` rules, applied to field names exactly as serde applies them.
+
+use self::RenameRule::*;
+
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+pub enum RenameRule {
+    None,
+    LowerCase,
+    UpperCase,
+    PascalCase,
+    CamelCase,
+    SnakeCase,
+    ScreamingSnakeCase,
+    KebabCase,
+    ScreamingKebabCase,
+}
+
+impl RenameRule {
+    pub fn from_str(rule: &str) -> Option<Self> {
+        Some(match rule {
+            "lowercase" => LowerCase,
+            "UPPERCASE" => UpperCase,
+            "PascalCase" => PascalCase,
+            "camelCase" => CamelCase,
+            "snake_case" => SnakeCase,
+            "SCREAMING_SNAKE_CASE" => ScreamingSnakeCase,
+            "kebab-case" => KebabCase,
+            "SCREAMING-KEBAB-CASE" => ScreamingKebabCase,
+            _ => return Option::None,
+        })
+    }
+
+    /// Applies the rule to a (snake_case) Rust field name.
+    pub fn apply_to_field(self, field: &str) -> String {
+        match self {
+            None | LowerCase | SnakeCase => field.to_owned(),
+            UpperCase | ScreamingSnakeCase => field.to_ascii_uppercase(),
+            PascalCase => {
+                let mut pascal = String::new();
+                let mut capitalize = true;
+                for ch in field.chars() {
+                    if ch == '_' {
+                        capitalize = true;
+                    } else if capitalize {
+                        pascal.push(ch.to_ascii_uppercase());
+                        capitalize = false;
+                    } else {
+                        pascal.push(ch);
+                    }
+                }
+                pascal
+            }
+            CamelCase => {
+                let pascal = PascalCase.apply_to_field(field);
+                let mut chars = pascal.chars();
+                match chars.next() {
+                    Some(first) => first.to_ascii_lowercase().to_string() + chars.as_str(),
+                    Option::None => String::new(),
+                }
+            }
+            KebabCase => field.replace('_', "-"),
+            ScreamingKebabCase => ScreamingSnakeCase.apply_to_field(field).replace('_', "-"),
+        }
+    }
+}
+
+/// `StatusIndex` / `status-index` / `by_status` -> `STATUS_INDEX` / `STATUS_INDEX` / `BY_STATUS`.
+pub fn screaming_snake(name: &str) -> String {
+    let mut out = String::new();
+    let mut prev_lower_or_digit = false;
+    for ch in name.chars() {
+        if ch.is_ascii_alphanumeric() {
+            if ch.is_ascii_uppercase() && prev_lower_or_digit {
+                out.push('_');
+            }
+            prev_lower_or_digit = ch.is_ascii_lowercase() || ch.is_ascii_digit();
+            out.push(ch.to_ascii_uppercase());
+        } else {
+            if !out.is_empty() && !out.ends_with('_') {
+                out.push('_');
+            }
+            prev_lower_or_digit = false;
+        }
+    }
+    while out.ends_with('_') {
+        out.pop();
+    }
+    if out.starts_with(|c: char| c.is_ascii_digit()) {
+        out.insert(0, '_');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_rules_match_serde() {
+        assert_eq!(CamelCase.apply_to_field("created_at"), "createdAt");
+        assert_eq!(PascalCase.apply_to_field("created_at"), "CreatedAt");
+        assert_eq!(
+            ScreamingKebabCase.apply_to_field("created_at"),
+            "CREATED-AT"
+        );
+        assert_eq!(KebabCase.apply_to_field("created_at"), "created-at");
+        assert_eq!(UpperCase.apply_to_field("id"), "ID");
+    }
+
+    #[test]
+    fn index_const_names() {
+        assert_eq!(screaming_snake("StatusIndex"), "STATUS_INDEX");
+        assert_eq!(screaming_snake("by-status.v2"), "BY_STATUS_V2");
+        assert_eq!(screaming_snake("GSI1"), "GSI1");
+        assert_eq!(screaming_snake("1st"), "_1ST");
+    }
+}

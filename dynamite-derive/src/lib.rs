@@ -1,0 +1,27 @@
+//! `#[derive(Entity)]` for [dynamite](https://docs.rs/dynamite).
+//!
+//! Laid out like `serde_derive`: this file only parses and hands over;
+//! [`attr`] reads `#[dynamite(...)]` and `#[serde(...)]` attributes, [`ast`] is the model of an
+//! entity, [`check`] does the cross-field validation, and [`expand`] generates code. Every
+//! problem is a `syn::Error` spanned at the offending token, and all of them are reported at
+//! once.
+#![forbid(unsafe_code)]
+
+mod ast;
+mod attr;
+mod case;
+mod check;
+mod ctxt;
+mod expand;
+
+use proc_macro::TokenStream;
+use syn::{parse_macro_input, DeriveInput};
+
+/// Derives `dynamite::Entity`. See the `dynamite` crate documentation for the attributes.
+#[proc_macro_derive(Entity, attributes(dynamite))]
+pub fn derive_entity(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    expand::derive_entity(&input)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}

@@ -1,0 +1,103 @@
+//! [`Client`]: the entry point, wrapping an `aws_sdk_dynamodb::Client`.
+
+use std::sync::Arc;
+
+/// The dynamite client: an SDK client plus dynamite's settings.
+///
+/// Cheap to clone (one `Arc`), `Send + Sync`: build one at start-up and share it across tasks.
+///
+/// ```no_run
+/// # async fn demo() -> dynamite::Result<()> {
+/// // Region, credentials and endpoint from the environment (AWS_ENDPOINT_URL_DYNAMODB works).
+/// let db = dynamite::Client::from_env().await;
+///
+/// // Or from an SDK client you already have, with a table-name prefix per stage.
+/// let sdk = aws_sdk_dynamodb::Client::new(&aws_config::load_from_env().await);
+/// let staging = dynamite::Client::builder(sdk).table_prefix("staging-").build();
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    sdk: aws_sdk_dynamodb::Client,
+    table_prefix: String,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("table_prefix", &self.inner.table_prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// A client over `sdk` with default settings.
+    pub fn new(sdk: aws_sdk_dynamodb::Client) -> Self {
+        Self::builder(sdk).build()
+    }
+
+    /// A builder over `sdk`.
+    pub fn builder(sdk: aws_sdk_dynamodb::Client) -> ClientBuilder {
+        ClientBuilder {
+            sdk,
+            table_prefix: String::new(),
+        }
+    }
+
+    /// A client configured from the environment, as `aws_config::load_defaults` reads it
+    /// (region, credentials, and the `AWS_ENDPOINT_URL_DYNAMODB` / `AWS_ENDPOINT_URL`
+    /// endpoint override).
+    pub async fn from_env() -> Self {
+        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        Self::new(aws_sdk_dynamodb::Client::new(&config))
+    }
+
+    /// The underlying SDK client, for anything dynamite does not cover.
+    pub fn sdk(&self) -> &aws_sdk_dynamodb::Client {
+        &self.inner.sdk
+    }
+
+    /// The table-name prefix (empty by default).
+    pub fn table_prefix(&self) -> &str {
+        &self.inner.table_prefix
+    }
+
+    /// The full name of table `table`: the prefix followed by the name.
+    pub fn table_name(&self, table: &str) -> String {
+        let mut name = String::with_capacity(self.inner.table_prefix.len() + table.len());
+        name.push_str(&self.inner.table_prefix);
+        name.push_str(table);
+        name
+    }
+}
+
+/// Builds a [`Client`]. No I/O happens until the client is used.
+#[must_use]
+#[derive(Debug)]
+pub struct ClientBuilder {
+    sdk: aws_sdk_dynamodb::Client,
+    table_prefix: String,
+}
+
+impl ClientBuilder {
+    /// Prefix every table name with `prefix` (e.g. `"dev-"`), so one code base serves several
+    /// stages in one account.
+    pub fn table_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.table_prefix = prefix.into();
+        self
+    }
+
+    /// The client.
+    pub fn build(self) -> Client {
+        Client {
+            inner: Arc::new(Inner {
+                sdk: self.sdk,
+                table_prefix: self.table_prefix,
+            }),
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! The one error type of the crate.
+
+use std::error::Error as StdError;
+use std::fmt;
+
+use crate::Item;
+
+/// `Result` with [`Error`] as the default error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Boxed source error.
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// Everything that can go wrong in dynamite.
+///
+/// Variants say what happened; where another error caused it, that error is the
+/// [`source()`](StdError::source) and is not repeated in the message.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Input that DynamoDB would reject (or that would lose data), caught before any request.
+    #[error("invalid {entity}.{attribute}: {reason}")]
+    Validation {
+        /// The entity (or table) the value belongs to.
+        entity: String,
+        /// The attribute (or argument) that is wrong.
+        attribute: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// An item read from DynamoDB does not match the entity.
+    #[error("cannot read {entity}.{attribute} from the stored item: {reason}")]
+    Conversion {
+        /// The entity being read.
+        entity: String,
+        /// The attribute that could not be read.
+        attribute: String,
+        /// Why.
+        reason: String,
+    },
+
+    /// A condition expression of a write was not met.
+    #[error("condition failed: {operation} on table {table}")]
+    ConditionFailed {
+        /// The operation, e.g. `PutItem`.
+        operation: &'static str,
+        /// The table, with its prefix.
+        table: String,
+        /// The item as it was, when DynamoDB returned it.
+        current: Option<Box<Item>>,
+    },
+
+    /// Optimistic locking: the stored version is not the one the write expected.
+    #[error("version conflict on table {table}: expected version {expected:?}, found {actual:?}")]
+    VersionConflict {
+        /// The table, with its prefix.
+        table: String,
+        /// The version the write was based on (`None`: the item was expected not to exist).
+        expected: Option<u64>,
+        /// The stored version, when known (`None`: no item, or no version attribute).
+        actual: Option<u64>,
+    },
+
+    /// A request to DynamoDB failed; the SDK's error is the source.
+    #[error("{operation} on table {table} failed")]
+    Sdk {
+        /// The operation, e.g. `GetItem`.
+        operation: &'static str,
+        /// The table, with its prefix.
+        table: String,
+        /// The service or transport error code, when there is one (e.g. `ResourceNotFoundException`).
+        code: Option<String>,
+        /// The SDK error.
+        #[source]
+        source: BoxError,
+    },
+
+    /// A table did not reach the expected state in time.
+    #[error("table {table} did not become {state} within {waited:?}")]
+    Timeout {
+        /// The table, with its prefix.
+        table: String,
+        /// The state waited for.
+        state: &'static str,
+        /// How long it waited.
+        waited: std::time::Duration,
+    },
+
+    /// Client configuration is incomplete or invalid.
+    #[error("configuration: {0}")]
+    Config(String),
+}
+
+impl Error {
+    /// A validation error for `entity.attribute`.
+    pub(crate) fn validation(
+        entity: impl Into<String>,
+        attribute: impl Into<String>,
+        reason: impl fmt::Display,
+    ) -> Self {
+        Error::Validation {
+            entity: entity.into(),
+            attribute: attribute.into(),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// The DynamoDB error code of a service error (e.g. `ResourceNotFoundException`).
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Error::Sdk { code, .. } => code.as_deref(),
+            Error::ConditionFailed { .. } => Some("ConditionalCheckFailedException"),
+            _ => None,
+        }
+    }
+
+    /// `true` for [`Error::ConditionFailed`] and [`Error::VersionConflict`].
+    pub fn is_condition_failed(&self) -> bool {
+        matches!(
+            self,
+            Error::ConditionFailed { .. } | Error::VersionConflict { .. }
+        )
+    }
+}

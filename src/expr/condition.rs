@@ -1,0 +1,381 @@
+//! Typed condition expressions, built from attribute handles.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::ops::Not;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use super::Placeholders;
+use crate::attr::{Attr, Path, Value};
+use crate::value::{ConvertError, ToAttributeValue};
+
+/// A condition on items of entity `E`: `User::STATUS.eq("active").and(User::AGE.gt(18))`.
+///
+/// Used by conditional writes now and by queries' filters. Combine with [`and`](Self::and),
+/// [`or`](Self::or) and `!` / [`not`](Self::not).
+pub struct Condition<E> {
+    pub(crate) node: Node,
+    _entity: PhantomData<fn() -> E>,
+}
+
+impl<E> Clone for Condition<E> {
+    fn clone(&self) -> Self {
+        Condition::from_node(self.node.clone())
+    }
+}
+
+impl<E> fmt::Debug for Condition<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.node)
+    }
+}
+
+/// A comparison operator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Cmp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+impl Cmp {
+    fn symbol(self) -> &'static str {
+        match self {
+            Cmp::Eq => "=",
+            Cmp::Ne => "<>",
+            Cmp::Lt => "<",
+            Cmp::Le => "<=",
+            Cmp::Gt => ">",
+            Cmp::Ge => ">=",
+        }
+    }
+}
+
+/// The DynamoDB type names usable with [`Attr::is_type`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AttributeType {
+    /// `S`
+    String,
+    /// `N`
+    Number,
+    /// `B`
+    Binary,
+    /// `BOOL`
+    Bool,
+    /// `NULL`
+    Null,
+    /// `L`
+    List,
+    /// `M`
+    Map,
+    /// `SS`
+    StringSet,
+    /// `NS`
+    NumberSet,
+    /// `BS`
+    BinarySet,
+}
+
+impl AttributeType {
+    fn code(self) -> &'static str {
+        match self {
+            AttributeType::String => "S",
+            AttributeType::Number => "N",
+            AttributeType::Binary => "B",
+            AttributeType::Bool => "BOOL",
+            AttributeType::Null => "NULL",
+            AttributeType::List => "L",
+            AttributeType::Map => "M",
+            AttributeType::StringSet => "SS",
+            AttributeType::NumberSet => "NS",
+            AttributeType::BinarySet => "BS",
+        }
+    }
+}
+
+type Operand = Result<AttributeValue, ConvertError>;
+
+#[derive(Clone, Debug)]
+pub(crate) enum Node {
+    Compare(Path, Cmp, Operand),
+    Between(Path, Operand, Operand),
+    BeginsWith(Path, Operand),
+    Contains(Path, Operand),
+    In(Path, Vec<Operand>),
+    Exists(Path),
+    NotExists(Path),
+    Type(Path, AttributeType),
+    Size(Path, Cmp, u64),
+    And(Vec<Node>),
+    Or(Vec<Node>),
+    Not(Box<Node>),
+}
+
+impl<E> Condition<E> {
+    pub(crate) fn from_node(node: Node) -> Self {
+        Condition {
+            node,
+            _entity: PhantomData,
+        }
+    }
+
+    /// Both conditions.
+    pub fn and(self, other: Condition<E>) -> Self {
+        Condition::from_node(match self.node {
+            Node::And(mut all) => {
+                all.push(other.node);
+                Node::And(all)
+            }
+            node => Node::And(vec![node, other.node]),
+        })
+    }
+
+    /// Either condition.
+    pub fn or(self, other: Condition<E>) -> Self {
+        Condition::from_node(match self.node {
+            Node::Or(mut any) => {
+                any.push(other.node);
+                Node::Or(any)
+            }
+            node => Node::Or(vec![node, other.node]),
+        })
+    }
+
+    /// The negation.
+    #[allow(clippy::should_implement_trait)]
+    pub fn not(self) -> Self {
+        Condition::from_node(Node::Not(Box::new(self.node)))
+    }
+
+    /// Renders the expression, registering names and values in `ph`.
+    pub(crate) fn render(&self, ph: &mut Placeholders) -> Result<String, (Path, ConvertError)> {
+        self.node.render(ph)
+    }
+}
+
+impl<E> Not for Condition<E> {
+    type Output = Condition<E>;
+    fn not(self) -> Self {
+        Condition::not(self)
+    }
+}
+
+impl Node {
+    fn render(&self, ph: &mut Placeholders) -> Result<String, (Path, ConvertError)> {
+        let value = |ph: &mut Placeholders, path: &Path, v: &Operand| match v {
+            Ok(v) => Ok(ph.value(v.clone())),
+            Err(e) => Err((path.clone(), e.clone())),
+        };
+        Ok(match self {
+            Node::Compare(p, cmp, v) => {
+                let path = ph.path(p);
+                format!("{path} {} {}", cmp.symbol(), value(ph, p, v)?)
+            }
+            Node::Between(p, lo, hi) => {
+                let path = ph.path(p);
+                let lo = value(ph, p, lo)?;
+                format!("{path} BETWEEN {lo} AND {}", value(ph, p, hi)?)
+            }
+            Node::BeginsWith(p, v) => {
+                let path = ph.path(p);
+                format!("begins_with({path}, {})", value(ph, p, v)?)
+            }
+            Node::Contains(p, v) => {
+                let path = ph.path(p);
+                format!("contains({path}, {})", value(ph, p, v)?)
+            }
+            Node::In(p, vs) => {
+                let path = ph.path(p);
+                let list = vs
+                    .iter()
+                    .map(|v| value(ph, p, v))
+                    .collect::<Result<Vec<_>, _>>()?;
+                format!("{path} IN ({})", list.join(", "))
+            }
+            Node::Exists(p) => format!("attribute_exists({})", ph.path(p)),
+            Node::NotExists(p) => format!("attribute_not_exists({})", ph.path(p)),
+            Node::Type(p, t) => {
+                let path = ph.path(p);
+                format!(
+                    "attribute_type({path}, {})",
+                    ph.value(AttributeValue::S(t.code().into()))
+                )
+            }
+            Node::Size(p, cmp, n) => {
+                let path = ph.path(p);
+                format!(
+                    "size({path}) {} {}",
+                    cmp.symbol(),
+                    ph.value(AttributeValue::N(n.to_string()))
+                )
+            }
+            Node::And(all) => join(ph, all, " AND ")?,
+            Node::Or(any) => join(ph, any, " OR ")?,
+            Node::Not(inner) => format!("NOT ({})", inner.render(ph)?),
+        })
+    }
+}
+
+fn join(ph: &mut Placeholders, nodes: &[Node], sep: &str) -> Result<String, (Path, ConvertError)> {
+    let parts = nodes
+        .iter()
+        .map(|n| n.render(ph).map(|s| format!("({s})")))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(parts.join(sep))
+}
+
+impl<E, T> Attr<E, T> {
+    fn compare<V: Value<T>>(&self, cmp: Cmp, v: V) -> Condition<E> {
+        Condition::from_node(Node::Compare(self.path(), cmp, v.into_attribute_value()))
+    }
+
+    /// `attr = v`
+    pub fn eq<V: Value<T>>(&self, v: V) -> Condition<E> {
+        self.compare(Cmp::Eq, v)
+    }
+    /// `attr <> v`
+    pub fn ne<V: Value<T>>(&self, v: V) -> Condition<E> {
+        self.compare(Cmp::Ne, v)
+    }
+    /// `attr < v`
+    pub fn lt<V: Value<T>>(&self, v: V) -> Condition<E> {
+        self.compare(Cmp::Lt, v)
+    }
+    /// `attr <= v`
+    pub fn le<V: Value<T>>(&self, v: V) -> Condition<E> {
+        self.compare(Cmp::Le, v)
+    }
+    /// `attr > v`
+    pub fn gt<V: Value<T>>(&self, v: V) -> Condition<E> {
+        self.compare(Cmp::Gt, v)
+    }
+    /// `attr >= v`
+    pub fn ge<V: Value<T>>(&self, v: V) -> Condition<E> {
+        self.compare(Cmp::Ge, v)
+    }
+    /// `attr BETWEEN low AND high` (inclusive).
+    pub fn between<V: Value<T>>(&self, low: V, high: V) -> Condition<E> {
+        Condition::from_node(Node::Between(
+            self.path(),
+            low.into_attribute_value(),
+            high.into_attribute_value(),
+        ))
+    }
+    /// `begins_with(attr, prefix)`, for strings and binary.
+    pub fn begins_with<V: Value<T>>(&self, prefix: V) -> Condition<E> {
+        Condition::from_node(Node::BeginsWith(self.path(), prefix.into_attribute_value()))
+    }
+    /// `contains(attr, v)`: a substring of a string, or an element of a set or list.
+    pub fn contains<V: ToAttributeValue>(&self, v: V) -> Condition<E> {
+        Condition::from_node(Node::Contains(self.path(), v.to_attribute_value()))
+    }
+    /// `attr IN (v1, v2, ...)`.
+    pub fn is_in<V: Value<T>>(&self, values: impl IntoIterator<Item = V>) -> Condition<E> {
+        Condition::from_node(Node::In(
+            self.path(),
+            values
+                .into_iter()
+                .map(Value::into_attribute_value)
+                .collect(),
+        ))
+    }
+    /// `attribute_exists(attr)`
+    pub fn exists(&self) -> Condition<E> {
+        Condition::from_node(Node::Exists(self.path()))
+    }
+    /// `attribute_not_exists(attr)`
+    pub fn not_exists(&self) -> Condition<E> {
+        Condition::from_node(Node::NotExists(self.path()))
+    }
+    /// `attribute_type(attr, type)`
+    pub fn is_type(&self, t: AttributeType) -> Condition<E> {
+        Condition::from_node(Node::Type(self.path(), t))
+    }
+    /// Comparisons on `size(attr)`: string length, binary length, or number of elements.
+    pub fn size(&self) -> SizeOf<E> {
+        SizeOf {
+            path: self.path(),
+            _entity: PhantomData,
+        }
+    }
+}
+
+/// `size(attr)`, to compare: `User::TAGS.size().gt(3)`.
+pub struct SizeOf<E> {
+    path: Path,
+    _entity: PhantomData<fn() -> E>,
+}
+
+impl<E> SizeOf<E> {
+    fn cmp(self, cmp: Cmp, n: u64) -> Condition<E> {
+        Condition::from_node(Node::Size(self.path, cmp, n))
+    }
+    /// `size(attr) = n`
+    pub fn eq(self, n: u64) -> Condition<E> {
+        self.cmp(Cmp::Eq, n)
+    }
+    /// `size(attr) <> n`
+    pub fn ne(self, n: u64) -> Condition<E> {
+        self.cmp(Cmp::Ne, n)
+    }
+    /// `size(attr) < n`
+    pub fn lt(self, n: u64) -> Condition<E> {
+        self.cmp(Cmp::Lt, n)
+    }
+    /// `size(attr) <= n`
+    pub fn le(self, n: u64) -> Condition<E> {
+        self.cmp(Cmp::Le, n)
+    }
+    /// `size(attr) > n`
+    pub fn gt(self, n: u64) -> Condition<E> {
+        self.cmp(Cmp::Gt, n)
+    }
+    /// `size(attr) >= n`
+    pub fn ge(self, n: u64) -> Condition<E> {
+        self.cmp(Cmp::Ge, n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct E;
+
+    #[test]
+    fn names_and_values_are_placeholders() {
+        let weird: Attr<E, String> = Attr::named("a.b#c:d");
+        let cond = weird
+            .eq("x")
+            .and(Attr::<E, i64>::named("size").gt(3))
+            .or(!Attr::<E, i64>::named("n").exists());
+        let mut ph = Placeholders::default();
+        let expr = cond.render(&mut ph).unwrap();
+        assert_eq!(
+            expr,
+            "((#n0 = :v0) AND (#n1 > :v1)) OR (NOT (attribute_exists(#n2)))"
+        );
+        let names = ph.names().unwrap();
+        assert_eq!(names["#n0"], "a.b#c:d");
+        assert_eq!(names["#n1"], "size");
+    }
+
+    #[test]
+    fn nested_paths_render_each_segment() {
+        let city: Attr<E, String> = Attr::<E, ()>::named("profile")
+            .at::<()>("address")
+            .at("city");
+        let tag0: Attr<E, String> = Attr::<E, Vec<String>>::named("tags").item(0);
+        let mut ph = Placeholders::default();
+        let expr = city
+            .begins_with("Ber")
+            .and(tag0.eq("a"))
+            .render(&mut ph)
+            .unwrap();
+        assert_eq!(expr, "(begins_with(#n0.#n1.#n2, :v0)) AND (#n3[0] = :v1)");
+    }
+}

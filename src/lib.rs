@@ -1,0 +1,107 @@
+//! # dynamite
+//!
+//! A typed, ORM-style library for Amazon DynamoDB over `aws-sdk-dynamodb`.
+//!
+//! Structs get `#[derive(Entity)]`, which records the table's shape (table name, partition and
+//! sort key, global and local secondary indexes with their projections, TTL and version
+//! attributes) as static metadata, and generates item conversion, a typed key constructor and
+//! typed attribute and index handles. The [`Client`] runs typed item operations on them.
+//!
+//! ```no_run
+//! use dynamite::{Client, Entity};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Entity, Serialize, Deserialize, Clone, Debug, PartialEq)]
+//! #[dynamite(table = "users")]
+//! #[dynamite(global_index(name = "StatusIndex", projection = include(name)))]
+//! pub struct User {
+//!     #[dynamite(partition_key)]
+//!     pub id: String,
+//!     #[dynamite(index_key(index = "StatusIndex", partition))]
+//!     pub status: String,
+//!     #[dynamite(index_key(index = "StatusIndex", sort))]
+//!     pub created_at: i64,
+//!     #[serde(rename = "display_name")]
+//!     pub name: String,
+//!     pub logins: u64,
+//!     #[dynamite(ttl)]
+//!     pub expires_at: Option<i64>,
+//!     #[dynamite(version)]
+//!     pub version: u64,
+//! }
+//!
+//! # async fn demo() -> dynamite::Result<()> {
+//! let db = Client::from_env().await;
+//! User::ensure_table(&db).await?;
+//!
+//! let ada = User { id: "u1".into(), status: "active".into(), created_at: 1, name: "Ada".into(),
+//!                  logins: 0, expires_at: None, version: 0 };
+//! ada.put(&db).await?;                                   // version 0 -> stored as 1
+//!
+//! let user = User::get(&db, User::key("u1")).consistent().await?;
+//! User::update(&db, User::key("u1"))
+//!     .set(User::NAME, "Ada Lovelace")
+//!     .add(User::LOGINS, 1)
+//!     .condition(User::STATUS.eq("active"))
+//!     .await?;
+//! User::delete(&db, User::key("u1")).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! ## Attributes
+//!
+//! On the struct: `table = "..."` (required), `global_index(name = "...", projection = ...)`
+//! (alias `index`) and `local_index(name = "...", projection = ...)`, where the projection is
+//! `all` (default), `keys_only` or `include(field, ...)`.
+//!
+//! On fields: `partition_key`, `sort_key`, `index_key(index = "...", partition | sort)` (a field
+//! may key several indexes), `ttl`, `version`.
+//!
+//! Attribute names are what serde writes: `#[serde(rename)]`, `rename_all`, `alias`, `default`,
+//! `skip` and `skip_serializing_if` are honoured; serde attributes that would change the item's
+//! shape in ways the derive cannot follow (`flatten`, `with`, `tag`, ...) are compile errors.
+//!
+//! ## Item conversion
+//!
+//! See [`value`]: fields of common types are converted directly (no intermediate form), any
+//! other serde type through `serde_dynamo`. `None` and empty sets are not written; sets are
+//! DynamoDB sets.
+//!
+//! ## Layout
+//!
+//! [`Client`] holds the SDK client and settings; builders in [`ops`] and [`table`] describe a
+//! request and do no I/O until awaited; every request goes through one internal path (tracing
+//! span per operation with table, entity, operation and consumed capacity; error mapping).
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod attr;
+mod client;
+mod entity;
+mod error;
+pub mod expr;
+pub mod ops;
+pub mod table;
+pub mod value;
+
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
+
+pub use attr::{Attr, IndexHandle, Path, PathSegment, Value};
+pub use client::{Client, ClientBuilder};
+pub use dynamite_derive::Entity;
+pub use entity::{Entity, IndexKind, IndexSchema, Key, KeySchema, Projection, TableSchema};
+pub use error::{BoxError, Error, Result};
+pub use expr::{AttributeType, Condition, Update};
+pub use table::BillingMode;
+pub use value::{
+    Binary, FromAttributeValue, IndexKeyAttribute, KeyAttribute, ScalarType, ToAttributeValue,
+    TtlAttribute, VersionAttribute,
+};
+
+/// A DynamoDB item: attribute names to values.
+pub type Item = std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>;
+
+/// Re-exported so generated code and users name the same SDK types.
+pub use aws_sdk_dynamodb;

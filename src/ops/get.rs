@@ -1,0 +1,101 @@
+//! GetItem.
+
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+
+use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
+
+use super::Target;
+use crate::attr::Path;
+use crate::expr::{self, Placeholders};
+use crate::{Attr, Client, Entity, Key, Result};
+
+/// Reads one item by primary key. Built by [`Entity::get`]; `.await` runs it.
+///
+/// ```no_run
+/// # use dynamite::Entity;
+/// # #[derive(dynamite::Entity, serde::Serialize, serde::Deserialize)]
+/// # #[dynamite(table = "users")]
+/// # struct User { #[dynamite(partition_key)] id: String, name: String }
+/// # async fn demo(db: &dynamite::Client) -> dynamite::Result<()> {
+/// let user: Option<User> = User::get(db, User::key("u1")).consistent().await?;
+/// # Ok(()) }
+/// ```
+#[must_use = "a GetItem does nothing until awaited"]
+pub struct GetItem<'a, E: Entity> {
+    client: &'a Client,
+    key: Key<E>,
+    consistent: bool,
+    projection: Vec<Path>,
+}
+
+impl<'a, E: Entity> GetItem<'a, E> {
+    pub(crate) fn new(client: &'a Client, key: Key<E>) -> Self {
+        GetItem {
+            client,
+            key,
+            consistent: false,
+            projection: Vec::new(),
+        }
+    }
+
+    /// A strongly consistent read.
+    pub fn consistent(mut self) -> Self {
+        self.consistent = true;
+        self
+    }
+
+    /// Read only these attributes. The entity must still be readable from them: fields left
+    /// out must be `Option`, sets, or `#[serde(default)]`, or the read fails with
+    /// [`Error::Conversion`](crate::Error::Conversion) naming the missing attribute.
+    pub fn select<T>(mut self, attrs: impl IntoIterator<Item = Attr<E, T>>) -> Self {
+        self.projection.extend(attrs.into_iter().map(|a| a.path()));
+        self
+    }
+
+    /// Adds one attribute (of any type) to the projection.
+    pub fn select_attr<T>(mut self, attr: Attr<E, T>) -> Self {
+        self.projection.push(attr.path());
+        self
+    }
+
+    /// Runs the request.
+    pub async fn send(self) -> Result<Option<E>> {
+        let schema = E::schema();
+        let key = self.key.to_item()?;
+        let table = self.client.table_name(schema.table);
+        let mut ph = Placeholders::default();
+        let projection = expr::projection(&mut ph, &self.projection);
+        let names = ph.names();
+        let target = Target {
+            operation: "GetItem",
+            table: &table,
+            entity: schema.entity,
+        };
+        let output = self
+            .client
+            .execute(target, || {
+                self.client
+                    .sdk()
+                    .get_item()
+                    .table_name(&table)
+                    .set_key(Some(key.clone()))
+                    .consistent_read(self.consistent)
+                    .set_projection_expression(projection.clone())
+                    .set_expression_attribute_names(names.clone())
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                    .send()
+            })
+            .await?;
+        super::decode_optional(output.item)
+    }
+}
+
+impl<'a, E: Entity> IntoFuture for GetItem<'a, E> {
+    type Output = Result<Option<E>>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send + 'a>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.send())
+    }
+}

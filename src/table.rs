@@ -1,0 +1,347 @@
+//! Tables from entity metadata: create, ensure (idempotent), delete.
+
+use std::future::{Future, IntoFuture};
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode as SdkBillingMode, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, LocalSecondaryIndex, Projection as SdkProjection, ProjectionType,
+    ProvisionedThroughput, ScalarAttributeType, TableStatus, TimeToLiveSpecification,
+};
+
+use crate::ops::Target;
+use crate::value::ScalarType;
+use crate::{Client, Entity, Error, IndexKind, KeySchema, Projection, Result};
+
+/// How a table is billed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum BillingMode {
+    /// On-demand (pay per request): the default.
+    #[default]
+    OnDemand,
+    /// Provisioned capacity, applied to the table and to each global secondary index.
+    Provisioned {
+        /// Read capacity units.
+        read: i64,
+        /// Write capacity units.
+        write: i64,
+    },
+}
+
+/// Creates (or, with `ensure`, finds) the table of `E` and waits until it and its indexes are
+/// ACTIVE; enables TTL when the entity has a TTL attribute. Built by [`Entity::create_table`]
+/// and [`Entity::ensure_table`].
+#[must_use = "a CreateTable does nothing until awaited"]
+pub struct CreateTable<'a, E: Entity> {
+    client: &'a Client,
+    billing: BillingMode,
+    if_missing: bool,
+    wait_timeout: Duration,
+    _entity: PhantomData<fn() -> E>,
+}
+
+impl<'a, E: Entity> CreateTable<'a, E> {
+    pub(crate) fn new(client: &'a Client, if_missing: bool) -> Self {
+        CreateTable {
+            client,
+            billing: BillingMode::default(),
+            if_missing,
+            wait_timeout: Duration::from_secs(300),
+            _entity: PhantomData,
+        }
+    }
+
+    /// Billing mode for a table this call creates (on-demand by default).
+    pub fn billing(mut self, billing: BillingMode) -> Self {
+        self.billing = billing;
+        self
+    }
+
+    /// How long to wait for the table to become ACTIVE (5 minutes by default).
+    pub fn wait_timeout(mut self, timeout: Duration) -> Self {
+        self.wait_timeout = timeout;
+        self
+    }
+
+    /// Runs it.
+    pub async fn send(self) -> Result<()> {
+        let schema = E::schema();
+        let table = self.client.table_name(schema.table);
+        let exists = if self.if_missing {
+            describe(self.client, &table, schema.entity)
+                .await?
+                .is_some()
+        } else {
+            false
+        };
+        if !exists {
+            let request = create_request::<E>(self.client, &table, self.billing);
+            let target = Target {
+                operation: "CreateTable",
+                table: &table,
+                entity: schema.entity,
+            };
+            let created = self.client.execute(target, || request.clone().send()).await;
+            match created {
+                Ok(_) => {}
+                // Someone else created it meanwhile: fine for ensure_table.
+                Err(e) if self.if_missing && e.code() == Some("ResourceInUseException") => {}
+                Err(e) => return Err(e),
+            }
+        }
+        wait_active(self.client, &table, schema.entity, self.wait_timeout).await?;
+        if let Some(ttl) = schema.ttl {
+            let target = Target {
+                operation: "UpdateTimeToLive",
+                table: &table,
+                entity: schema.entity,
+            };
+            let result = self
+                .client
+                .execute(target, || {
+                    self.client
+                        .sdk()
+                        .update_time_to_live()
+                        .table_name(&table)
+                        .time_to_live_specification(
+                            TimeToLiveSpecification::builder()
+                                .enabled(true)
+                                .attribute_name(ttl)
+                                .build()
+                                .expect("enabled and attribute_name are set"),
+                        )
+                        .send()
+                })
+                .await;
+            match result {
+                Ok(_) => {}
+                // Already enabled (ensure_table on an existing table).
+                Err(e) if exists && e.code() == Some("ValidationException") => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<'a, E: Entity> IntoFuture for CreateTable<'a, E> {
+    type Output = Result<()>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>>;
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.send())
+    }
+}
+
+fn scalar(s: ScalarType) -> ScalarAttributeType {
+    match s {
+        ScalarType::String => ScalarAttributeType::S,
+        ScalarType::Number => ScalarAttributeType::N,
+        ScalarType::Binary => ScalarAttributeType::B,
+    }
+}
+
+fn key_element(key: &KeySchema, key_type: KeyType) -> KeySchemaElement {
+    KeySchemaElement::builder()
+        .attribute_name(key.name)
+        .key_type(key_type)
+        .build()
+        .expect("name and type are set")
+}
+
+fn key_elements(pk: &KeySchema, sk: Option<&KeySchema>) -> Vec<KeySchemaElement> {
+    std::iter::once(key_element(pk, KeyType::Hash))
+        .chain(sk.map(|k| key_element(k, KeyType::Range)))
+        .collect()
+}
+
+fn projection(p: &Projection) -> SdkProjection {
+    let builder = SdkProjection::builder();
+    match p {
+        Projection::All => builder.projection_type(ProjectionType::All),
+        Projection::KeysOnly => builder.projection_type(ProjectionType::KeysOnly),
+        Projection::Include(attrs) => builder
+            .projection_type(ProjectionType::Include)
+            .set_non_key_attributes(Some(attrs.iter().map(|a| a.to_string()).collect())),
+    }
+    .build()
+}
+
+fn create_request<E: Entity>(
+    client: &Client,
+    table: &str,
+    billing: BillingMode,
+) -> aws_sdk_dynamodb::operation::create_table::builders::CreateTableFluentBuilder {
+    let schema = E::schema();
+    let throughput = match billing {
+        BillingMode::OnDemand => None,
+        BillingMode::Provisioned { read, write } => Some(
+            ProvisionedThroughput::builder()
+                .read_capacity_units(read)
+                .write_capacity_units(write)
+                .build()
+                .expect("capacities are set"),
+        ),
+    };
+    let definitions = schema
+        .all_key_attributes()
+        .into_iter()
+        .map(|k| {
+            AttributeDefinition::builder()
+                .attribute_name(k.name)
+                .attribute_type(scalar(k.scalar))
+                .build()
+                .expect("name and type are set")
+        })
+        .collect();
+    let mut gsis = Vec::new();
+    let mut lsis = Vec::new();
+    for index in schema.indexes {
+        let keys = key_elements(&index.partition_key, index.sort_key.as_ref());
+        match index.kind {
+            IndexKind::Global => gsis.push(
+                GlobalSecondaryIndex::builder()
+                    .index_name(index.name)
+                    .set_key_schema(Some(keys))
+                    .projection(projection(&index.projection))
+                    .set_provisioned_throughput(throughput.clone())
+                    .build()
+                    .expect("name, keys and projection are set"),
+            ),
+            IndexKind::Local => lsis.push(
+                LocalSecondaryIndex::builder()
+                    .index_name(index.name)
+                    .set_key_schema(Some(keys))
+                    .projection(projection(&index.projection))
+                    .build()
+                    .expect("name, keys and projection are set"),
+            ),
+        }
+    }
+    client
+        .sdk()
+        .create_table()
+        .table_name(table)
+        .set_attribute_definitions(Some(definitions))
+        .set_key_schema(Some(key_elements(
+            &schema.partition_key,
+            schema.sort_key.as_ref(),
+        )))
+        .set_global_secondary_indexes((!gsis.is_empty()).then_some(gsis))
+        .set_local_secondary_indexes((!lsis.is_empty()).then_some(lsis))
+        .billing_mode(match billing {
+            BillingMode::OnDemand => SdkBillingMode::PayPerRequest,
+            BillingMode::Provisioned { .. } => SdkBillingMode::Provisioned,
+        })
+        .set_provisioned_throughput(throughput)
+}
+
+/// The table's description, or `None` when it does not exist.
+async fn describe(
+    client: &Client,
+    table: &str,
+    entity: &'static str,
+) -> Result<Option<aws_sdk_dynamodb::types::TableDescription>> {
+    let target = Target {
+        operation: "DescribeTable",
+        table,
+        entity,
+    };
+    match client
+        .execute(target, || {
+            client.sdk().describe_table().table_name(table).send()
+        })
+        .await
+    {
+        Ok(out) => Ok(out.table),
+        Err(e) if e.code() == Some("ResourceNotFoundException") => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+async fn wait_active(
+    client: &Client,
+    table: &str,
+    entity: &'static str,
+    timeout: Duration,
+) -> Result<()> {
+    let start = Instant::now();
+    let mut delay = Duration::from_millis(50);
+    loop {
+        if let Some(desc) = describe(client, table, entity).await? {
+            let indexes_active = desc.global_secondary_indexes().iter().all(|g| {
+                g.index_status()
+                    .is_none_or(|s| *s == aws_sdk_dynamodb::types::IndexStatus::Active)
+            });
+            if desc.table_status() == Some(&TableStatus::Active) && indexes_active {
+                return Ok(());
+            }
+        }
+        if start.elapsed() >= timeout {
+            return Err(Error::Timeout {
+                table: table.to_owned(),
+                state: "ACTIVE",
+                waited: start.elapsed(),
+            });
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// Deletes the table of `E`. Built by [`Entity::delete_table`]; missing tables are an error
+/// unless [`if_exists`](Self::if_exists) is set.
+#[must_use = "a DeleteTable does nothing until awaited"]
+pub struct DeleteTable<'a, E: Entity> {
+    client: &'a Client,
+    if_exists: bool,
+    _entity: PhantomData<fn() -> E>,
+}
+
+impl<'a, E: Entity> DeleteTable<'a, E> {
+    pub(crate) fn new(client: &'a Client) -> Self {
+        DeleteTable {
+            client,
+            if_exists: false,
+            _entity: PhantomData,
+        }
+    }
+
+    /// Succeed when the table does not exist.
+    pub fn if_exists(mut self) -> Self {
+        self.if_exists = true;
+        self
+    }
+
+    /// Runs it.
+    pub async fn send(self) -> Result<()> {
+        let schema = E::schema();
+        let table = self.client.table_name(schema.table);
+        let target = Target {
+            operation: "DeleteTable",
+            table: &table,
+            entity: schema.entity,
+        };
+        match self
+            .client
+            .execute(target, || {
+                self.client.sdk().delete_table().table_name(&table).send()
+            })
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if self.if_exists && e.code() == Some("ResourceNotFoundException") => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl<'a, E: Entity> IntoFuture for DeleteTable<'a, E> {
+    type Output = Result<()>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>>;
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.send())
+    }
+}

@@ -1,0 +1,731 @@
+//! Conversion between Rust values and DynamoDB attribute values.
+//!
+//! `#[derive(Entity)]` converts each field with [`ToAttributeValue`] / [`FromAttributeValue`]
+//! when the field's type implements them (strings, numbers, bool, bytes, `Option`, `Vec`, maps,
+//! sets), with no intermediate representation; any other `serde` type (nested structs, enums)
+//! goes through `serde_dynamo`. Sets (`HashSet`, `BTreeSet`) of strings, numbers or [`Binary`]
+//! are stored as DynamoDB sets (`SS`, `NS`, `BS`).
+//!
+//! At the top level of an item, `None` and empty sets are written as absent attributes (DynamoDB
+//! has no empty set, and an absent attribute keeps sparse indexes sparse); they read back as
+//! `None` and an empty set.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::hash::{BuildHasher, Hash};
+
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde::{Deserialize, Serialize};
+
+/// Why one value could not be converted; the derive adds the entity and attribute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConvertError(pub(crate) String);
+
+impl ConvertError {
+    /// A conversion error with a message.
+    pub fn new(message: impl Into<String>) -> Self {
+        ConvertError(message.into())
+    }
+
+    fn unexpected(expected: &str, found: &AttributeValue) -> Self {
+        ConvertError(format!("expected {expected}, found {}", type_name(found)))
+    }
+}
+
+impl std::fmt::Display for ConvertError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The DynamoDB type descriptor of a value, for messages.
+pub(crate) fn type_name(value: &AttributeValue) -> &'static str {
+    match value {
+        AttributeValue::S(_) => "S (string)",
+        AttributeValue::N(_) => "N (number)",
+        AttributeValue::B(_) => "B (binary)",
+        AttributeValue::Bool(_) => "BOOL",
+        AttributeValue::Null(_) => "NULL",
+        AttributeValue::L(_) => "L (list)",
+        AttributeValue::M(_) => "M (map)",
+        AttributeValue::Ss(_) => "SS (string set)",
+        AttributeValue::Ns(_) => "NS (number set)",
+        AttributeValue::Bs(_) => "BS (binary set)",
+        _ => "an unknown type",
+    }
+}
+
+/// Converts a Rust value into a DynamoDB attribute value.
+pub trait ToAttributeValue {
+    /// The attribute value.
+    fn to_attribute_value(&self) -> Result<AttributeValue, ConvertError>;
+
+    /// `true` when, as a top-level attribute, the value is written as no attribute at all
+    /// (`None`, an empty set).
+    fn is_absent(&self) -> bool {
+        false
+    }
+}
+
+/// Converts a DynamoDB attribute value into a Rust value.
+pub trait FromAttributeValue: Sized {
+    /// Reads the value.
+    fn from_attribute_value(value: AttributeValue) -> Result<Self, ConvertError>;
+
+    /// The value of an absent top-level attribute, if the type has one (`None`, an empty set).
+    fn from_absent() -> Option<Self> {
+        None
+    }
+}
+
+// ---- strings, bool ---------------------------------------------------------------------------
+
+impl ToAttributeValue for String {
+    fn to_attribute_value(&self) -> Result<AttributeValue, ConvertError> {
+        Ok(AttributeValue::S(self.clone()))
+    }
+}
+impl ToAttributeValue for str {
+    fn to_attribute_value(&self) -> Result<AttributeValue, ConvertError> {
+        Ok(AttributeValue::S(self.to_owned()))
+    }
+}
+impl ToAttributeValue for &str {
+    fn to_attribute_value(&self) -> Result<AttributeValue, ConvertError> {
+        Ok(AttributeValue::S((*self).to_owned()))
+    }
+}
+impl FromAttributeValue for String {
+    fn from_attribute_value(value: AttributeValue) -> Result<Self, ConvertError> {
+        match value {
+            AttributeValue::S(s) => Ok(s),
+            other => Err(ConvertError::unexpected("S (string)", &other)),
+        }
+    }
+}
+impl ToAttributeValue for bool {
+    fn to_attribute_value(&self) -> Result<AttributeValue, ConvertError> {
+        Ok(AttributeValue::Bool(*self))
+    }
+}
+impl FromAttributeValue for bool {
+    fn from_attribute_value(value: AttributeValue) -> Result<Self, ConvertError> {
+        match value {
+            AttributeValue::Bool(b) => Ok(b),
+            other => Err(ConvertError::unexpected("BOOL", &other)),
+        }
+    }
+}
+
+// ---- numbers ---------------------------------------------------------------------------------
+
+/// Largest number of significant digits DynamoDB stores.
+const MAX_DIGITS: usize = 38;
+
+macro_rules! small_int {
+    ($($t:ty),*) => {$(
+        impl ToAttributeValue for $t {
+            fn to_attribute_value(&self) -> Result<AttributeValue, ConvertError> {
+                Ok(AttributeValue::N(itoa::Buffer::new().format(*self).to_owned()))
+            }
+        }
+        impl FromAttributeValue for $t {
+            fn from_attribute_value(value: AttributeValue) -> Result<Self, ConvertError> {
+                match value {
+                    AttributeValue::N(n) => parse_int(&n),
+                    other => Err(ConvertError::unexpected("N (number)", &other)),
+                }
+            }
+        }
+        impl NumberValue for $t {}
+    )*};
+}
+small_int!(i8, i16, i32, i64, isize, u8, u16, u32, u64, usize);
+
+macro_rules! wide_int {
+    ($($t:ty),*) => {$(
+        impl ToAttributeValue for $t {
+            fn to_attribute_value(&self) -> Result<AttributeValue, ConvertError> {
+                let s = itoa::Buffer::new().format(*self).to_owned();
+                if s.trim_start_matches('-').len() > MAX_DIGITS {
+                    return Err(ConvertError(format!(
+                        "number {s} has more than {MAX_DIGITS} digits, DynamoDB's limit"
+                    )));
+                }
+                Ok(AttributeValue::N(s))
+            }
+        }
+        impl FromAttributeValue for $t {
+            fn from_attribute_value(value: AttributeValue) -> Result<Self, ConvertError> {
+                match value {
+                    AttributeValue::N(n) => parse_int(&n),
+                    other => Err(ConvertError::unexpected("N (number)", &other)),
+                }
+            }
+        }
+        impl NumberValue for $t {}
+    )*};
+}
+wide_int!(i128, u128);
+
+fn parse_int<T: std::str::FromStr>(n: &str) -> Result<T, ConvertError> {
+    n.parse::<T>().or_else(|_| {
+        // DynamoDB normalises numbers; an integer may come back as "1E+3" from other writers.
+        let f: f64 = n
+            .parse()
+            .map_err(|_| ConvertError(format!("`{n}` is not a number")))?;
+        if f.fract() == 0.0 {
+            format!("{f:.0}").parse::<T>().ok()
+        } else {
+            None
+        }
+        .ok_or_else(|| {
+            ConvertError(format!(
+                "number {n} does not fit {}",
+                std::any::type_name::<T>()
+            ))
+        })
+    })
+}
+
+macro_rules! float {
+    ($($t:ty),*) => {$(
+        impl ToAttributeValue for $t {
+            fn to_attribute_value(&self) -> Result<AttributeValue, ConvertError> {
+                check_float(f64::from(*self))?;
+                Ok(AttributeValue::N(ryu::Buffer::new().format_finite(*self).to_owned()))
+            }
+        }
+        impl FromAttributeValue for $t {
+            fn from_attribute_value(value: AttributeValue) -> Result<Self, ConvertError> {
+                match value {
+                    AttributeValue::N(n) => n
+                        .parse::<$t>()
+                        .map_err(|_| ConvertError(format!("`{n}` is not a number"))),
+                    other => Err(ConvertError::unexpected("N (number)", &other)),
+                }
+            }
+        }
+        impl NumberValue for $t {}
+    )*};
+}
+float!(f32, f64);
+
+/// DynamoDB numbers: finite, magnitude between 1E-130 and 9.9999999999999999999999999999999999999E+125.
+fn check_float(v: f64) -> Result<(), ConvertError> {
+    if !v.is_finite() {
+        return Err(ConvertError(format!(
+            "{v} is not a number DynamoDB can store (NaN and infinity are not allowed)"
+        )));
+    }
+    let abs = v.abs();
+    if abs != 0.0 && !(1e-130..1e126).contains(&abs) {
+        return Err(ConvertError(format!(
+            "{v} is out of DynamoDB's number range (magnitude 1E-130 to 9.99E+125)"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a number's text against DynamoDB's rules (38 significant digits, magnitude range).
+pub(crate) fn check_number_text(n: &str) -> Result<(), ConvertError> {
+    let mantissa = n.split(['e', 'E']).next().unwrap_or(n);
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let significant = digits.trim_start_matches('0').trim_end_matches('0');
+    if significant.len() > MAX_DIGITS {
+        return Err(ConvertError(format!(
+            "number {n} has more than {MAX_DIGITS} significant digits, DynamoDB's limit"
+        )));
+    }
+    match n.parse::<f64>() {
+        Ok(v) => check_float(v),
+        Err(_) => Err(ConvertError(format!("`{n}` is not a number"))),
+    }
+}
+
+/// Marker for number types: they can be `ADD`ed in updates and stored in number sets.
+pub trait NumberValue: ToAttributeValue + FromAttributeValue {}
+
+// ---- binary ----------------------------------------------------------------------------------
+
+/// Bytes stored as DynamoDB binary (`B`), and usable as a key attribute.
+///
+/// A plain `Vec<u8>` is a list of numbers (as serde writes it); wrap it in `Binary` to store
+/// bytes.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Binary(#[serde(with = "serde_bytes_compat")] pub Vec<u8>);
+
+mod serde_bytes_compat {
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(v)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Vec<u8>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("bytes")
+            }
+            fn visit_bytes<E>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+                Ok(v.to_vec())
+            }
+            fn visit_byte_buf<E>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+                Ok(v)
+            }
+        }
+        d.deserialize_byte_buf(V)
+    }
+}
+
+impl From<Vec<u8>> for Binary {
+    fn from(v: Vec<u8>) -> Self {
+        Binary(v)
+    }
+}
+impl From<&[u8]> for Binary {
+    fn from(v: &[u8]) -> Self {
+        Binary(v.to_vec())
+    }
+}
+impl AsRef<[u8]> for Binary {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+impl ToAttributeValue for Binary {
+    fn to_attribute_value(&self) -> Result<AttributeValue, ConvertError> {
+        Ok(AttributeValue::B(Blob::new(self.0.clone())))
+    }
+}
+impl FromAttributeValue for Binary {
+    fn from_attribute_value(value: AttributeValue) -> Result<Self, ConvertError> {
+        match value {
+            AttributeValue::B(b) => Ok(Binary(b.into_inner())),
+            other => Err(ConvertError::unexpected("B (binary)", &other)),
+        }
+    }
+}
+
+// ---- Option, Box, lists, maps ----------------------------------------------------------------
+
+impl<T: ToAttributeValue> ToAttributeValue for Option<T> {
+    fn to_attribute_value(&self) -> Result<AttributeValue, ConvertError> {
+        match self {
+            Some(v) => v.to_attribute_value(),
+            None => Ok(AttributeValue::Null(true)),
+        }
+    }
+    fn is_absent(&self) -> bool {
+        match self {
+            Some(v) => v.is_absent(),
+            None => true,
+        }
+    }
+}
+impl<T: FromAttributeValue> FromAttributeValue for Option<T> {
+    fn from_attribute_value(value: AttributeValue) -> Result<Self, ConvertError> {
+        match value {
+            AttributeValue::Null(_) => Ok(None),
+            other => T::from_attribute_value(other).map(Some),
+        }
+    }
+    fn from_absent() -> Option<Self> {
+        Some(None)
+    }
+}
+
+impl<T: ToAttributeValue + ?Sized> ToAttributeValue for Box<T> {
+    fn to_attribute_value(&self) -> Result<AttributeValue, ConvertError> {
+        (**self).to_attribute_value()
+    }
+    fn is_absent(&self) -> bool {
+        (**self).is_absent()
+    }
+}
+impl<T: FromAttributeValue> FromAttributeValue for Box<T> {
+    fn from_attribute_value(value: AttributeValue) -> Result<Self, ConvertError> {
+        T::from_attribute_value(value).map(Box::new)
+    }
+    fn from_absent() -> Option<Self> {
+        T::from_absent().map(Box::new)
+    }
+}
+
+impl<T: ToAttributeValue> ToAttributeValue for Vec<T> {
+    fn to_attribute_value(&self) -> Result<AttributeValue, ConvertError> {
+        self.iter()
+            .map(ToAttributeValue::to_attribute_value)
+            .collect::<Result<_, _>>()
+            .map(AttributeValue::L)
+    }
+}
+impl<T: FromAttributeValue> FromAttributeValue for Vec<T> {
+    fn from_attribute_value(value: AttributeValue) -> Result<Self, ConvertError> {
+        match value {
+            AttributeValue::L(list) => list.into_iter().map(T::from_attribute_value).collect(),
+            other => Err(ConvertError::unexpected("L (list)", &other)),
+        }
+    }
+}
+
+impl<V: ToAttributeValue, S> ToAttributeValue for HashMap<String, V, S> {
+    fn to_attribute_value(&self) -> Result<AttributeValue, ConvertError> {
+        encode_map(self.iter())
+    }
+}
+impl<V: ToAttributeValue> ToAttributeValue for BTreeMap<String, V> {
+    fn to_attribute_value(&self) -> Result<AttributeValue, ConvertError> {
+        encode_map(self.iter())
+    }
+}
+fn encode_map<'a, V: ToAttributeValue + 'a>(
+    entries: impl Iterator<Item = (&'a String, &'a V)>,
+) -> Result<AttributeValue, ConvertError> {
+    entries
+        .map(|(k, v)| Ok((k.clone(), v.to_attribute_value()?)))
+        .collect::<Result<_, _>>()
+        .map(AttributeValue::M)
+}
+impl<V: FromAttributeValue, S: BuildHasher + Default> FromAttributeValue for HashMap<String, V, S> {
+    fn from_attribute_value(value: AttributeValue) -> Result<Self, ConvertError> {
+        decode_map(value)
+    }
+}
+impl<V: FromAttributeValue> FromAttributeValue for BTreeMap<String, V> {
+    fn from_attribute_value(value: AttributeValue) -> Result<Self, ConvertError> {
+        decode_map(value)
+    }
+}
+fn decode_map<V: FromAttributeValue, M: FromIterator<(String, V)>>(
+    value: AttributeValue,
+) -> Result<M, ConvertError> {
+    match value {
+        AttributeValue::M(map) => map
+            .into_iter()
+            .map(|(k, v)| Ok((k, V::from_attribute_value(v)?)))
+            .collect(),
+        other => Err(ConvertError::unexpected("M (map)", &other)),
+    }
+}
+
+// ---- sets ------------------------------------------------------------------------------------
+
+/// Types that can be elements of a DynamoDB set: strings (`SS`), numbers (`NS`), [`Binary`] (`BS`).
+pub trait SetElement: Sized {
+    #[doc(hidden)]
+    fn encode_set<'a>(
+        items: impl Iterator<Item = &'a Self>,
+    ) -> Result<AttributeValue, ConvertError>
+    where
+        Self: 'a;
+    #[doc(hidden)]
+    fn decode_set<C: FromIterator<Self>>(value: AttributeValue) -> Result<C, ConvertError>;
+}
+
+impl SetElement for String {
+    fn encode_set<'a>(
+        items: impl Iterator<Item = &'a Self>,
+    ) -> Result<AttributeValue, ConvertError> {
+        Ok(AttributeValue::Ss(items.cloned().collect()))
+    }
+    fn decode_set<C: FromIterator<Self>>(value: AttributeValue) -> Result<C, ConvertError> {
+        match value {
+            AttributeValue::Ss(v) => Ok(v.into_iter().collect()),
+            AttributeValue::Null(_) => Ok(std::iter::empty().collect()),
+            other => Err(ConvertError::unexpected("SS (string set)", &other)),
+        }
+    }
+}
+impl SetElement for Binary {
+    fn encode_set<'a>(
+        items: impl Iterator<Item = &'a Self>,
+    ) -> Result<AttributeValue, ConvertError> {
+        Ok(AttributeValue::Bs(
+            items.map(|b| Blob::new(b.0.clone())).collect(),
+        ))
+    }
+    fn decode_set<C: FromIterator<Self>>(value: AttributeValue) -> Result<C, ConvertError> {
+        match value {
+            AttributeValue::Bs(v) => Ok(v.into_iter().map(|b| Binary(b.into_inner())).collect()),
+            AttributeValue::Null(_) => Ok(std::iter::empty().collect()),
+            other => Err(ConvertError::unexpected("BS (binary set)", &other)),
+        }
+    }
+}
+macro_rules! number_set {
+    ($($t:ty),*) => {$(
+        impl SetElement for $t {
+            fn encode_set<'a>(items: impl Iterator<Item = &'a Self>) -> Result<AttributeValue, ConvertError> {
+                items
+                    .map(|n| match n.to_attribute_value()? {
+                        AttributeValue::N(s) => Ok(s),
+                        _ => unreachable!("numbers encode as N"),
+                    })
+                    .collect::<Result<_, _>>()
+                    .map(AttributeValue::Ns)
+            }
+            fn decode_set<C: FromIterator<Self>>(value: AttributeValue) -> Result<C, ConvertError> {
+                match value {
+                    AttributeValue::Ns(v) => v
+                        .into_iter()
+                        .map(|n| <$t>::from_attribute_value(AttributeValue::N(n)))
+                        .collect(),
+                    AttributeValue::Null(_) => Ok(std::iter::empty().collect()),
+                    other => Err(ConvertError::unexpected("NS (number set)", &other)),
+                }
+            }
+        }
+    )*};
+}
+number_set!(i8, i16, i32, i64, isize, u8, u16, u32, u64, usize, i128, u128);
+
+impl<T: SetElement + Eq + Hash, S> ToAttributeValue for HashSet<T, S> {
+    fn to_attribute_value(&self) -> Result<AttributeValue, ConvertError> {
+        if self.is_empty() {
+            return Ok(AttributeValue::Null(true));
+        }
+        T::encode_set(self.iter())
+    }
+    fn is_absent(&self) -> bool {
+        self.is_empty()
+    }
+}
+impl<T: SetElement + Eq + Hash, S: BuildHasher + Default> FromAttributeValue for HashSet<T, S> {
+    fn from_attribute_value(value: AttributeValue) -> Result<Self, ConvertError> {
+        T::decode_set(value)
+    }
+    fn from_absent() -> Option<Self> {
+        Some(HashSet::default())
+    }
+}
+impl<T: SetElement + Ord> ToAttributeValue for BTreeSet<T> {
+    fn to_attribute_value(&self) -> Result<AttributeValue, ConvertError> {
+        if self.is_empty() {
+            return Ok(AttributeValue::Null(true));
+        }
+        T::encode_set(self.iter())
+    }
+    fn is_absent(&self) -> bool {
+        self.is_empty()
+    }
+}
+impl<T: SetElement + Ord> FromAttributeValue for BTreeSet<T> {
+    fn from_attribute_value(value: AttributeValue) -> Result<Self, ConvertError> {
+        T::decode_set(value)
+    }
+    fn from_absent() -> Option<Self> {
+        Some(BTreeSet::new())
+    }
+}
+
+// ---- raw values ------------------------------------------------------------------------------
+
+impl ToAttributeValue for AttributeValue {
+    fn to_attribute_value(&self) -> Result<AttributeValue, ConvertError> {
+        Ok(self.clone())
+    }
+}
+impl FromAttributeValue for AttributeValue {
+    fn from_attribute_value(value: AttributeValue) -> Result<Self, ConvertError> {
+        Ok(value)
+    }
+}
+
+// ---- key, TTL and version attributes ---------------------------------------------------------
+
+/// The scalar types a key attribute can have.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ScalarType {
+    /// `S`
+    String,
+    /// `N`
+    Number,
+    /// `B`
+    Binary,
+}
+
+impl ScalarType {
+    /// The DynamoDB attribute type code.
+    pub fn code(self) -> &'static str {
+        match self {
+            ScalarType::String => "S",
+            ScalarType::Number => "N",
+            ScalarType::Binary => "B",
+        }
+    }
+}
+
+/// Types that can be a table's key attribute: strings, integers and [`Binary`].
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a DynamoDB key attribute",
+    label = "key attributes must be a string, a number or binary",
+    note = "use String, an integer type, or dynamite::Binary"
+)]
+pub trait KeyAttribute: ToAttributeValue {
+    /// The attribute's DynamoDB type.
+    const SCALAR: ScalarType;
+
+    /// The key's attribute value.
+    fn to_key_value(&self) -> AttributeValue;
+}
+
+impl KeyAttribute for String {
+    const SCALAR: ScalarType = ScalarType::String;
+    fn to_key_value(&self) -> AttributeValue {
+        AttributeValue::S(self.clone())
+    }
+}
+impl KeyAttribute for Binary {
+    const SCALAR: ScalarType = ScalarType::Binary;
+    fn to_key_value(&self) -> AttributeValue {
+        AttributeValue::B(Blob::new(self.0.clone()))
+    }
+}
+macro_rules! int_key {
+    ($($t:ty),*) => {$(
+        impl KeyAttribute for $t {
+            const SCALAR: ScalarType = ScalarType::Number;
+            fn to_key_value(&self) -> AttributeValue {
+                AttributeValue::N(itoa::Buffer::new().format(*self).to_owned())
+            }
+        }
+    )*};
+}
+int_key!(i8, i16, i32, i64, isize, u8, u16, u32, u64, usize);
+
+/// Types that can be a secondary index's key attribute: any [`KeyAttribute`], or an `Option` of
+/// one (items without the attribute stay out of the index: a sparse index).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a DynamoDB index key attribute",
+    label = "index key attributes must be a string, a number or binary, or an Option of one",
+    note = "use String, an integer type, or dynamite::Binary, optionally in an Option"
+)]
+pub trait IndexKeyAttribute {
+    /// The attribute's DynamoDB type.
+    const SCALAR: ScalarType;
+}
+impl<T: KeyAttribute> IndexKeyAttribute for T {
+    const SCALAR: ScalarType = T::SCALAR;
+}
+impl<T: KeyAttribute> IndexKeyAttribute for Option<T> {
+    const SCALAR: ScalarType = T::SCALAR;
+}
+
+/// Types a TTL attribute can have: an integer of epoch seconds, optionally in an `Option`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a TTL attribute",
+    label = "the TTL attribute holds epoch seconds: use i64, u64 (or an Option of one)"
+)]
+pub trait TtlAttribute {
+    #[doc(hidden)]
+    const CHECK: () = ();
+}
+impl TtlAttribute for i64 {}
+impl TtlAttribute for u64 {}
+impl TtlAttribute for u32 {}
+impl TtlAttribute for Option<i64> {}
+impl TtlAttribute for Option<u64> {}
+impl TtlAttribute for Option<u32> {}
+
+/// Types a version attribute (optimistic locking) can have.
+///
+/// `0` (or `None`) means "not stored yet": a put of such an entity requires that no item
+/// exists; any other value requires the stored version to be equal, and the put writes the
+/// next version.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a version attribute",
+    label = "the version attribute is a counter: use u64, u32, i64 (or an Option of one)"
+)]
+pub trait VersionAttribute {
+    #[doc(hidden)]
+    const CHECK: () = ();
+    /// The stored version this value stands for; `None` for a new entity.
+    fn current(&self) -> Option<u64>;
+}
+impl VersionAttribute for u64 {
+    fn current(&self) -> Option<u64> {
+        (*self != 0).then_some(*self)
+    }
+}
+impl VersionAttribute for u32 {
+    fn current(&self) -> Option<u64> {
+        (*self != 0).then_some(u64::from(*self))
+    }
+}
+impl VersionAttribute for i64 {
+    fn current(&self) -> Option<u64> {
+        u64::try_from(*self).ok().filter(|v| *v != 0)
+    }
+}
+impl<T: VersionAttribute> VersionAttribute for Option<T> {
+    fn current(&self) -> Option<u64> {
+        self.as_ref().and_then(VersionAttribute::current)
+    }
+}
+
+// ---- item size -------------------------------------------------------------------------------
+
+/// DynamoDB's maximum item size, in bytes.
+pub const MAX_ITEM_SIZE: usize = 400 * 1024;
+
+/// The size DynamoDB counts for an item: attribute names plus values, by its documented rules.
+pub fn item_size(item: &crate::Item) -> usize {
+    item.iter().map(|(k, v)| k.len() + value_size(v)).sum()
+}
+
+fn number_size(n: &str) -> usize {
+    let mantissa = n.split(['e', 'E']).next().unwrap_or(n);
+    let digits = mantissa.chars().filter(char::is_ascii_digit).count();
+    digits.div_ceil(2) + 1
+}
+
+fn value_size(v: &AttributeValue) -> usize {
+    match v {
+        AttributeValue::S(s) => s.len(),
+        AttributeValue::N(n) => number_size(n),
+        AttributeValue::B(b) => b.as_ref().len(),
+        AttributeValue::Bool(_) | AttributeValue::Null(_) => 1,
+        AttributeValue::Ss(v) => v.iter().map(String::len).sum(),
+        AttributeValue::Ns(v) => v.iter().map(|n| number_size(n)).sum(),
+        AttributeValue::Bs(v) => v.iter().map(|b| b.as_ref().len()).sum(),
+        AttributeValue::L(l) => 3 + l.iter().map(|e| 1 + value_size(e)).sum::<usize>(),
+        AttributeValue::M(m) => {
+            3 + m
+                .iter()
+                .map(|(k, e)| 1 + k.len() + value_size(e))
+                .sum::<usize>()
+        }
+        _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn number_text_limits() {
+        assert!(check_number_text("12345678901234567890123456789012345678").is_ok());
+        assert!(check_number_text("123456789012345678901234567890123456789").is_err());
+        assert!(check_number_text("1E+126").is_err());
+        assert!(check_number_text("1E-131").is_err());
+        assert!(check_number_text("0").is_ok());
+    }
+
+    #[test]
+    fn floats_out_of_range_are_rejected() {
+        assert!(f64::NAN.to_attribute_value().is_err());
+        assert!(1e200_f64.to_attribute_value().is_err());
+        assert!(1.5_f64.to_attribute_value().is_ok());
+    }
+
+    #[test]
+    fn u128_over_38_digits_is_rejected() {
+        assert!(u128::MAX.to_attribute_value().is_err());
+        assert!(10u128.pow(37).to_attribute_value().is_ok());
+    }
+}
