@@ -94,6 +94,16 @@ pub fn field_error(entity: &str, attribute: &str, err: ConvertError) -> Error {
     }
 }
 
+/// A field that cannot be written: the value breaks one of DynamoDB's rules.
+#[cold]
+pub fn encode_error(entity: &str, attribute: &str, err: ConvertError) -> Error {
+    Error::Validation {
+        entity: entity.to_owned(),
+        attribute: attribute.to_owned(),
+        reason: err.0,
+    }
+}
+
 #[cold]
 pub fn missing_attribute(entity: &str, attribute: &str) -> Error {
     Error::Conversion {

@@ -278,7 +278,7 @@ fn encode_field(entity: &str, f: &Field) -> TokenStream {
     let encode = quote! {
         if let ::core::option::Option::Some(value) = (&&::dynamite::__private::Wrap(&self.#fi))
             .__dynamite_encode()
-            .map_err(|e| ::dynamite::__private::field_error(#entity, #name, e))?
+            .map_err(|e| ::dynamite::__private::encode_error(#entity, #name, e))?
         {
             item.insert(::std::string::String::from(#name), value);
         }
