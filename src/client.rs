@@ -24,12 +24,14 @@ pub struct Client {
 struct Inner {
     sdk: aws_sdk_dynamodb::Client,
     table_prefix: String,
+    cursor_key: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
             .field("table_prefix", &self.inner.table_prefix)
+            .field("signed_cursors", &self.inner.cursor_key.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -45,6 +47,7 @@ impl Client {
         ClientBuilder {
             sdk,
             table_prefix: String::new(),
+            cursor_key: None,
         }
     }
 
@@ -66,6 +69,11 @@ impl Client {
         &self.inner.table_prefix
     }
 
+    /// The key cursors are signed with, if any.
+    pub(crate) fn cursor_key(&self) -> Option<&[u8]> {
+        self.inner.cursor_key.as_deref()
+    }
+
     /// The full name of table `table`: the prefix followed by the name.
     pub fn table_name(&self, table: &str) -> String {
         let mut name = String::with_capacity(self.inner.table_prefix.len() + table.len());
@@ -81,6 +89,7 @@ impl Client {
 pub struct ClientBuilder {
     sdk: aws_sdk_dynamodb::Client,
     table_prefix: String,
+    cursor_key: Option<Vec<u8>>,
 }
 
 impl ClientBuilder {
@@ -91,12 +100,21 @@ impl ClientBuilder {
         self
     }
 
+    /// Sign pagination cursors with HMAC-SHA256 under `key`, so a cursor handed to an API
+    /// client cannot be altered to read other keys. Unsigned cursors (and cursors signed with
+    /// another key) are then rejected. Use at least 32 random bytes.
+    pub fn cursor_key(mut self, key: impl Into<Vec<u8>>) -> Self {
+        self.cursor_key = Some(key.into());
+        self
+    }
+
     /// The client.
     pub fn build(self) -> Client {
         Client {
             inner: Arc::new(Inner {
                 sdk: self.sdk,
                 table_prefix: self.table_prefix,
+                cursor_key: self.cursor_key,
             }),
         }
     }

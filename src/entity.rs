@@ -6,7 +6,7 @@ use std::marker::PhantomData;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use crate::ops::{DeleteItem, GetItem, PutItem, UpdateItem};
+use crate::ops::{DeleteItem, Find, GetItem, PutItem, UpdateItem};
 use crate::table::{CreateTable, DeleteTable};
 use crate::value::ScalarType;
 use crate::{Client, Error, Item, Result};
@@ -53,6 +53,17 @@ pub trait Entity: Sized + Send + Sync + 'static {
     /// Deletes the item with `key`.
     fn delete(client: &Client, key: Key<Self>) -> DeleteItem<'_, Self> {
         DeleteItem::new(client, key)
+    }
+
+    /// A planned read of many items: GetItem, or Query on the table or the index the
+    /// conditions cover. Never scans unless `.allow_scan()` is called.
+    fn find(client: &Client) -> Find<'_, Self> {
+        Find::new(client, false)
+    }
+
+    /// A scan of the table (or, with `.index(..)`, of an index), with optional filters.
+    fn scan(client: &Client) -> Find<'_, Self> {
+        Find::new(client, true)
     }
 
     /// Creates the entity's table from its metadata and waits until it is ACTIVE.

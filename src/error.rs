@@ -87,6 +87,33 @@ pub enum Error {
         waited: std::time::Duration,
     },
 
+    /// A find that would need a scan, when no scan was asked for. `keys` names the attributes
+    /// whose equality condition would let a query serve it.
+    #[error("{entity}: no key condition covers this find, and scans were not asked for; an equality condition on one of {keys} would serve it (or use scan() / allow_scan())")]
+    ScanRequired {
+        /// The entity queried.
+        entity: &'static str,
+        /// The keys that would serve, with their table or index.
+        keys: String,
+    },
+
+    /// A find that cannot run as asked (unknown index, consistent read on a global index, an
+    /// index whose key the conditions do not cover, ...).
+    #[error("invalid query on {entity}: {reason}")]
+    InvalidQuery {
+        /// The entity queried.
+        entity: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// A cursor that is malformed, tampered with, or from another query.
+    #[error("invalid cursor: {reason}")]
+    InvalidCursor {
+        /// What is wrong with it.
+        reason: String,
+    },
+
     /// Client configuration is incomplete or invalid.
     #[error("configuration: {0}")]
     Config(String),

@@ -81,6 +81,8 @@ mod entity;
 mod error;
 pub mod expr;
 pub mod ops;
+pub mod page;
+pub mod plan;
 pub mod table;
 pub mod value;
 
@@ -94,6 +96,8 @@ pub use dynamite_derive::Entity;
 pub use entity::{Entity, IndexKind, IndexSchema, Key, KeySchema, Projection, TableSchema};
 pub use error::{BoxError, Error, Result};
 pub use expr::{AttributeType, Condition, Update};
+pub use page::{Cursor, Page};
+pub use plan::{Operation, Plan};
 pub use table::BillingMode;
 pub use value::{
     Binary, FromAttributeValue, IndexKeyAttribute, KeyAttribute, ScalarType, ToAttributeValue,

@@ -220,6 +220,83 @@ impl Node {
     }
 }
 
+/// A value as explain() shows it.
+fn show(v: &Operand) -> String {
+    match v {
+        Ok(AttributeValue::S(s)) => format!("{s:?}"),
+        Ok(AttributeValue::N(n)) => n.clone(),
+        Ok(AttributeValue::B(b)) => format!("<{} bytes>", b.as_ref().len()),
+        Ok(AttributeValue::Bool(b)) => b.to_string(),
+        Ok(AttributeValue::Null(_)) => "null".to_owned(),
+        Ok(other) => format!("{other:?}"),
+        Err(e) => format!("<invalid: {e}>"),
+    }
+}
+
+impl Node {
+    /// Readable form, with names and values inline (for explain and fingerprints).
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            Node::Compare(p, cmp, v) => format!("{p} {} {}", cmp.symbol(), show(v)),
+            Node::Between(p, lo, hi) => format!("{p} BETWEEN {} AND {}", show(lo), show(hi)),
+            Node::BeginsWith(p, v) => format!("begins_with({p}, {})", show(v)),
+            Node::Contains(p, v) => format!("contains({p}, {})", show(v)),
+            Node::In(p, vs) => format!(
+                "{p} IN ({})",
+                vs.iter().map(show).collect::<Vec<_>>().join(", ")
+            ),
+            Node::Exists(p) => format!("attribute_exists({p})"),
+            Node::NotExists(p) => format!("attribute_not_exists({p})"),
+            Node::Type(p, t) => format!("attribute_type({p}, {})", t.code()),
+            Node::Size(p, cmp, n) => format!("size({p}) {} {n}", cmp.symbol()),
+            Node::And(all) => all
+                .iter()
+                .map(|n| format!("({})", n.describe()))
+                .collect::<Vec<_>>()
+                .join(" AND "),
+            Node::Or(any) => any
+                .iter()
+                .map(|n| format!("({})", n.describe()))
+                .collect::<Vec<_>>()
+                .join(" OR "),
+            Node::Not(inner) => format!("NOT ({})", inner.describe()),
+        }
+    }
+
+    /// Every path the condition reads.
+    pub(crate) fn paths(&self, out: &mut Vec<Path>) {
+        match self {
+            Node::Compare(p, ..)
+            | Node::Between(p, ..)
+            | Node::BeginsWith(p, _)
+            | Node::Contains(p, _)
+            | Node::In(p, _)
+            | Node::Exists(p)
+            | Node::NotExists(p)
+            | Node::Type(p, _)
+            | Node::Size(p, ..) => out.push(p.clone()),
+            Node::And(all) | Node::Or(all) => all.iter().for_each(|n| n.paths(out)),
+            Node::Not(inner) => inner.paths(out),
+        }
+    }
+
+    /// Renders a node (pub(crate) entry for the query path).
+    pub(crate) fn render_into(
+        &self,
+        ph: &mut Placeholders,
+    ) -> Result<String, (Path, ConvertError)> {
+        self.render(ph)
+    }
+
+    /// The conjuncts of a condition: `a AND (b AND c)` -> `[a, b, c]`.
+    pub(crate) fn flatten_and(self, out: &mut Vec<Node>) {
+        match self {
+            Node::And(all) => all.into_iter().for_each(|n| n.flatten_and(out)),
+            other => out.push(other),
+        }
+    }
+}
+
 fn join(ph: &mut Placeholders, nodes: &[Node], sep: &str) -> Result<String, (Path, ConvertError)> {
     let parts = nodes
         .iter()

@@ -4,7 +4,7 @@
 //! name or value can break or inject into an expression, whatever characters it holds
 //! (reserved words, `.`, `#`, `:`, unicode).
 
-mod condition;
+pub(crate) mod condition;
 pub(crate) mod update;
 
 pub use condition::{AttributeType, Condition};

@@ -3,11 +3,13 @@
 //! tracing, error mapping (and later retries and caching) live.
 
 mod delete;
+mod find;
 mod get;
 mod put;
 mod update;
 
 pub use delete::DeleteItem;
+pub use find::{Find, IndexName};
 pub use get::GetItem;
 pub use put::PutItem;
 pub use update::UpdateItem;
@@ -75,6 +77,9 @@ macro_rules! plain_error {
 }
 plain_error!(
     aws_sdk_dynamodb::operation::get_item::GetItemError,
+    aws_sdk_dynamodb::operation::query::QueryError,
+    aws_sdk_dynamodb::operation::scan::ScanError,
+    aws_sdk_dynamodb::operation::batch_get_item::BatchGetItemError,
     aws_sdk_dynamodb::operation::create_table::CreateTableError,
     aws_sdk_dynamodb::operation::describe_table::DescribeTableError,
     aws_sdk_dynamodb::operation::delete_table::DeleteTableError,
@@ -103,6 +108,15 @@ capacity_output!(
     aws_sdk_dynamodb::operation::update_item::UpdateItemOutput,
     aws_sdk_dynamodb::operation::delete_item::DeleteItemOutput
 );
+capacity_output!(
+    aws_sdk_dynamodb::operation::query::QueryOutput,
+    aws_sdk_dynamodb::operation::scan::ScanOutput
+);
+impl CapacityOutput for aws_sdk_dynamodb::operation::batch_get_item::BatchGetItemOutput {
+    fn consumed(&self) -> Option<&ConsumedCapacity> {
+        self.consumed_capacity().first()
+    }
+}
 impl CapacityOutput for aws_sdk_dynamodb::operation::create_table::CreateTableOutput {}
 impl CapacityOutput for aws_sdk_dynamodb::operation::describe_table::DescribeTableOutput {}
 impl CapacityOutput for aws_sdk_dynamodb::operation::delete_table::DeleteTableOutput {}
