@@ -85,11 +85,20 @@ impl Client {
 
 /// Builds a [`Client`]. No I/O happens until the client is used.
 #[must_use]
-#[derive(Debug)]
 pub struct ClientBuilder {
     sdk: aws_sdk_dynamodb::Client,
     table_prefix: String,
     cursor_key: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The cursor key is a secret: say whether there is one, never what it is.
+        f.debug_struct("ClientBuilder")
+            .field("table_prefix", &self.table_prefix)
+            .field("signed_cursors", &self.cursor_key.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl ClientBuilder {
