@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use crate::RetryPolicy;
+
 /// The dynamite client: an SDK client plus dynamite's settings.
 ///
 /// Cheap to clone (one `Arc`), `Send + Sync`: build one at start-up and share it across tasks.
@@ -25,6 +27,7 @@ struct Inner {
     sdk: aws_sdk_dynamodb::Client,
     table_prefix: String,
     cursor_key: Option<Vec<u8>>,
+    retry: RetryPolicy,
 }
 
 impl std::fmt::Debug for Client {
@@ -48,6 +51,8 @@ impl Client {
             sdk,
             table_prefix: String::new(),
             cursor_key: None,
+            retry: RetryPolicy::standard(),
+            keep_sdk_retries: false,
         }
     }
 
@@ -67,6 +72,31 @@ impl Client {
     /// The table-name prefix (empty by default).
     pub fn table_prefix(&self) -> &str {
         &self.inner.table_prefix
+    }
+
+    /// The retry policy of this client (per-call `.retry(..)` overrides it).
+    pub fn retry_policy(&self) -> &RetryPolicy {
+        &self.inner.retry
+    }
+
+    /// A batch read across several entities: `db.batch_get().add::<User>(keys).add::<Order>(keys)`.
+    pub fn batch_get(&self) -> crate::ops::MultiBatchGet<'_> {
+        crate::ops::MultiBatchGet::new(self)
+    }
+
+    /// A batch write across several entities: `db.batch_write().put(&user).delete(Order::key(..))`.
+    pub fn batch_write(&self) -> crate::ops::BatchWrite<'_> {
+        crate::ops::BatchWrite::new(self)
+    }
+
+    /// A write transaction across any entities (up to 100 operations).
+    pub fn transact_write(&self) -> crate::ops::TransactWrite<'_> {
+        crate::ops::TransactWrite::new(self)
+    }
+
+    /// A read transaction across any entities (up to 100 items).
+    pub fn transact_get(&self) -> crate::ops::TransactGet<'_> {
+        crate::ops::TransactGet::new(self)
     }
 
     /// The key cursors are signed with, if any.
@@ -89,6 +119,8 @@ pub struct ClientBuilder {
     sdk: aws_sdk_dynamodb::Client,
     table_prefix: String,
     cursor_key: Option<Vec<u8>>,
+    retry: RetryPolicy,
+    keep_sdk_retries: bool,
 }
 
 impl std::fmt::Debug for ClientBuilder {
@@ -97,11 +129,25 @@ impl std::fmt::Debug for ClientBuilder {
         f.debug_struct("ClientBuilder")
             .field("table_prefix", &self.table_prefix)
             .field("signed_cursors", &self.cursor_key.is_some())
+            .field("retry", &self.retry)
             .finish_non_exhaustive()
     }
 }
 
 impl ClientBuilder {
+    /// The retry policy for every request ([`RetryPolicy::standard`] by default).
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// Keep the SDK client's own retry loop. By default `build()` disables it so that
+    /// dynamite's policy is the only one and attempts never multiply (see [`crate::retry`]).
+    pub fn keep_sdk_retries(mut self) -> Self {
+        self.keep_sdk_retries = true;
+        self
+    }
+
     /// Prefix every table name with `prefix` (e.g. `"dev-"`), so one code base serves several
     /// stages in one account.
     pub fn table_prefix(mut self, prefix: impl Into<String>) -> Self {
@@ -119,9 +165,21 @@ impl ClientBuilder {
 
     /// The client.
     pub fn build(self) -> Client {
+        let sdk = if self.keep_sdk_retries {
+            self.sdk
+        } else {
+            let config = self
+                .sdk
+                .config()
+                .to_builder()
+                .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
+                .build();
+            aws_sdk_dynamodb::Client::from_conf(config)
+        };
         Client {
             inner: Arc::new(Inner {
-                sdk: self.sdk,
+                sdk,
+                retry: self.retry,
                 table_prefix: self.table_prefix,
                 cursor_key: self.cursor_key,
             }),

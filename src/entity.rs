@@ -6,7 +6,7 @@ use std::marker::PhantomData;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use crate::ops::{DeleteItem, Find, GetItem, PutItem, UpdateItem};
+use crate::ops::{BatchGet, BatchWrite, DeleteItem, Find, GetItem, PutItem, UpdateItem};
 use crate::table::{CreateTable, DeleteTable};
 use crate::value::ScalarType;
 use crate::{Client, Error, Item, Result};
@@ -64,6 +64,21 @@ pub trait Entity: Sized + Send + Sync + 'static {
     /// A scan of the table (or, with `.index(..)`, of an index), with optional filters.
     fn scan(client: &Client) -> Find<'_, Self> {
         Find::new(client, true)
+    }
+
+    /// Reads many items by key: deduplicated, in chunks of 100 with bounded concurrency,
+    /// unprocessed keys retried; items in input order, missing keys reported.
+    fn batch_get<'a, I>(client: &'a Client, keys: I) -> BatchGet<'a, Self>
+    where
+        I: IntoIterator<Item = Key<Self>>,
+        I::IntoIter: Send + 'a,
+    {
+        BatchGet::new(client, keys)
+    }
+
+    /// Puts and deletes in batches of 25 (any entity can be added, not only this one).
+    fn batch_write(client: &Client) -> BatchWrite<'_> {
+        BatchWrite::new(client)
     }
 
     /// Creates the entity's table from its metadata and waits until it is ACTIVE.

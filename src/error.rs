@@ -114,6 +114,39 @@ pub enum Error {
         reason: String,
     },
 
+    /// A batch write ran out of retries (or hit an error that retrying cannot fix) before
+    /// every operation was applied. `operations` are exactly the ones not applied (a request
+    /// that failed in transit may have been applied anyway; puts and deletes are safe to send
+    /// again); pass them to [`BatchWrite::resume`](crate::ops::BatchWrite::resume) to try again.
+    #[error("batch write incomplete: {} operation(s) not applied, {applied} applied", operations.len())]
+    Unprocessed {
+        /// The operations not applied.
+        operations: Vec<crate::ops::WriteOp>,
+        /// How many operations were applied.
+        applied: usize,
+        /// The error that stopped the batch, when it was not only unprocessed items.
+        #[source]
+        cause: Option<Box<Error>>,
+    },
+
+    /// A batch read ran out of retries before every key was read. `keys` are the keys not
+    /// read, per table.
+    #[error("batch get incomplete: {} key(s) not read", keys.len())]
+    UnprocessedKeys {
+        /// `(table, key)` of every key not read.
+        keys: Vec<(String, Item)>,
+        /// The error that stopped the batch, when it was not only unprocessed keys.
+        #[source]
+        cause: Option<Box<Error>>,
+    },
+
+    /// A transaction was cancelled; `reasons` says which operations caused it and why.
+    #[error("transaction cancelled: {}", reasons.iter().filter(|r| r.code.as_deref().is_some_and(|c| c != "None")).map(|r| format!("operation {} ({} on {}): {}", r.index, r.operation, r.table, r.code.as_deref().unwrap_or("?"))).collect::<Vec<_>>().join("; "))]
+    TransactionCanceled {
+        /// One entry per operation of the transaction, in order.
+        reasons: Vec<crate::ops::CancellationReason>,
+    },
+
     /// Client configuration is incomplete or invalid.
     #[error("configuration: {0}")]
     Config(String),

@@ -83,6 +83,7 @@ pub mod expr;
 pub mod ops;
 pub mod page;
 pub mod plan;
+pub mod retry;
 pub mod table;
 pub mod value;
 
@@ -98,6 +99,7 @@ pub use error::{BoxError, Error, Result};
 pub use expr::{AttributeType, Condition, Update};
 pub use page::{Cursor, Page};
 pub use plan::{Operation, Plan};
+pub use retry::RetryPolicy;
 pub use table::BillingMode;
 pub use value::{
     Binary, FromAttributeValue, IndexKeyAttribute, KeyAttribute, ScalarType, ToAttributeValue,

@@ -83,6 +83,7 @@ impl<'a, E: Entity> CreateTable<'a, E> {
                 operation: "CreateTable",
                 table: &table,
                 entity: schema.entity,
+                retry: None,
             };
             let created = self.client.execute(target, || request.clone().send()).await;
             match created {
@@ -98,6 +99,7 @@ impl<'a, E: Entity> CreateTable<'a, E> {
                 operation: "UpdateTimeToLive",
                 table: &table,
                 entity: schema.entity,
+                retry: None,
             };
             let result = self
                 .client
@@ -248,6 +250,7 @@ async fn describe(
         operation: "DescribeTable",
         table,
         entity,
+        retry: None,
     };
     match client
         .execute(target, || {
@@ -323,6 +326,7 @@ impl<'a, E: Entity> DeleteTable<'a, E> {
             operation: "DeleteTable",
             table: &table,
             entity: schema.entity,
+            retry: None,
         };
         match self
             .client

@@ -81,21 +81,25 @@ pub trait FromAttributeValue: Sized {
 // ---- strings, bool ---------------------------------------------------------------------------
 
 impl ToAttributeValue for String {
+    #[inline]
     fn to_attribute_value(&self) -> Result<AttributeValue, ConvertError> {
         Ok(AttributeValue::S(self.clone()))
     }
 }
 impl ToAttributeValue for str {
+    #[inline]
     fn to_attribute_value(&self) -> Result<AttributeValue, ConvertError> {
         Ok(AttributeValue::S(self.to_owned()))
     }
 }
 impl ToAttributeValue for &str {
+    #[inline]
     fn to_attribute_value(&self) -> Result<AttributeValue, ConvertError> {
         Ok(AttributeValue::S((*self).to_owned()))
     }
 }
 impl FromAttributeValue for String {
+    #[inline]
     fn from_attribute_value(value: AttributeValue) -> Result<Self, ConvertError> {
         match value {
             AttributeValue::S(s) => Ok(s),
@@ -104,11 +108,13 @@ impl FromAttributeValue for String {
     }
 }
 impl ToAttributeValue for bool {
+    #[inline]
     fn to_attribute_value(&self) -> Result<AttributeValue, ConvertError> {
         Ok(AttributeValue::Bool(*self))
     }
 }
 impl FromAttributeValue for bool {
+    #[inline]
     fn from_attribute_value(value: AttributeValue) -> Result<Self, ConvertError> {
         match value {
             AttributeValue::Bool(b) => Ok(b),
@@ -125,11 +131,13 @@ const MAX_DIGITS: usize = 38;
 macro_rules! small_int {
     ($($t:ty),*) => {$(
         impl ToAttributeValue for $t {
+            #[inline]
             fn to_attribute_value(&self) -> Result<AttributeValue, ConvertError> {
                 Ok(AttributeValue::N(itoa::Buffer::new().format(*self).to_owned()))
             }
         }
         impl FromAttributeValue for $t {
+            #[inline]
             fn from_attribute_value(value: AttributeValue) -> Result<Self, ConvertError> {
                 match value {
                     AttributeValue::N(n) => parse_int(&n),
@@ -145,6 +153,7 @@ small_int!(i8, i16, i32, i64, isize, u8, u16, u32, u64, usize);
 macro_rules! wide_int {
     ($($t:ty),*) => {$(
         impl ToAttributeValue for $t {
+            #[inline]
             fn to_attribute_value(&self) -> Result<AttributeValue, ConvertError> {
                 let s = itoa::Buffer::new().format(*self).to_owned();
                 if s.trim_start_matches('-').len() > MAX_DIGITS {
@@ -156,6 +165,7 @@ macro_rules! wide_int {
             }
         }
         impl FromAttributeValue for $t {
+            #[inline]
             fn from_attribute_value(value: AttributeValue) -> Result<Self, ConvertError> {
                 match value {
                     AttributeValue::N(n) => parse_int(&n),
@@ -191,12 +201,14 @@ fn parse_int<T: std::str::FromStr>(n: &str) -> Result<T, ConvertError> {
 macro_rules! float {
     ($($t:ty),*) => {$(
         impl ToAttributeValue for $t {
+            #[inline]
             fn to_attribute_value(&self) -> Result<AttributeValue, ConvertError> {
                 check_float(f64::from(*self))?;
                 Ok(AttributeValue::N(ryu::Buffer::new().format_finite(*self).to_owned()))
             }
         }
         impl FromAttributeValue for $t {
+            #[inline]
             fn from_attribute_value(value: AttributeValue) -> Result<Self, ConvertError> {
                 match value {
                     AttributeValue::N(n) => n
@@ -212,6 +224,7 @@ macro_rules! float {
 float!(f32, f64);
 
 /// DynamoDB numbers: finite, magnitude between 1E-130 and 9.9999999999999999999999999999999999999E+125.
+#[inline]
 fn check_float(v: f64) -> Result<(), ConvertError> {
     if !v.is_finite() {
         return Err(ConvertError(format!(
@@ -297,11 +310,13 @@ impl AsRef<[u8]> for Binary {
     }
 }
 impl ToAttributeValue for Binary {
+    #[inline]
     fn to_attribute_value(&self) -> Result<AttributeValue, ConvertError> {
         Ok(AttributeValue::B(Blob::new(self.0.clone())))
     }
 }
 impl FromAttributeValue for Binary {
+    #[inline]
     fn from_attribute_value(value: AttributeValue) -> Result<Self, ConvertError> {
         match value {
             AttributeValue::B(b) => Ok(Binary(b.into_inner())),
@@ -357,10 +372,12 @@ impl<T: FromAttributeValue> FromAttributeValue for Box<T> {
 
 impl<T: ToAttributeValue> ToAttributeValue for Vec<T> {
     fn to_attribute_value(&self) -> Result<AttributeValue, ConvertError> {
-        self.iter()
-            .map(ToAttributeValue::to_attribute_value)
-            .collect::<Result<_, _>>()
-            .map(AttributeValue::L)
+        // A loop rather than `collect::<Result<_, _>>()`, which loses the exact length and grows.
+        let mut list = Vec::with_capacity(self.len());
+        for v in self {
+            list.push(v.to_attribute_value()?);
+        }
+        Ok(AttributeValue::L(list))
     }
 }
 impl<T: FromAttributeValue> FromAttributeValue for Vec<T> {
@@ -374,21 +391,23 @@ impl<T: FromAttributeValue> FromAttributeValue for Vec<T> {
 
 impl<V: ToAttributeValue, S> ToAttributeValue for HashMap<String, V, S> {
     fn to_attribute_value(&self) -> Result<AttributeValue, ConvertError> {
-        encode_map(self.iter())
+        encode_map(self.len(), self.iter())
     }
 }
 impl<V: ToAttributeValue> ToAttributeValue for BTreeMap<String, V> {
     fn to_attribute_value(&self) -> Result<AttributeValue, ConvertError> {
-        encode_map(self.iter())
+        encode_map(self.len(), self.iter())
     }
 }
 fn encode_map<'a, V: ToAttributeValue + 'a>(
+    len: usize,
     entries: impl Iterator<Item = (&'a String, &'a V)>,
 ) -> Result<AttributeValue, ConvertError> {
-    entries
-        .map(|(k, v)| Ok((k.clone(), v.to_attribute_value()?)))
-        .collect::<Result<_, _>>()
-        .map(AttributeValue::M)
+    let mut map = HashMap::with_capacity(len);
+    for (k, v) in entries {
+        map.insert(k.clone(), v.to_attribute_value()?);
+    }
+    Ok(AttributeValue::M(map))
 }
 impl<V: FromAttributeValue, S: BuildHasher + Default> FromAttributeValue for HashMap<String, V, S> {
     fn from_attribute_value(value: AttributeValue) -> Result<Self, ConvertError> {

@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::types::{
 
 use super::{returns, Target};
 use crate::expr::Placeholders;
-use crate::{Client, Condition, Entity, Item, Key, Result};
+use crate::{Client, Condition, Entity, Item, Key, Result, RetryPolicy};
 
 /// Deletes one item by primary key. Built by [`Entity::delete`]. Deleting a missing item
 /// succeeds (as in DynamoDB) unless a condition says otherwise.
@@ -33,6 +33,7 @@ pub struct DeleteItem<'a, E: Entity, R = returns::Nothing> {
     key: Key<E>,
     condition: Option<Condition<E>>,
     expected_version: Option<u64>,
+    retry: Option<RetryPolicy>,
     _returns: PhantomData<R>,
 }
 
@@ -43,6 +44,7 @@ impl<'a, E: Entity> DeleteItem<'a, E, returns::Nothing> {
             key,
             condition: None,
             expected_version: None,
+            retry: None,
             _returns: PhantomData,
         }
     }
@@ -88,12 +90,19 @@ impl<'a, E: Entity, R> DeleteItem<'a, E, R> {
         self
     }
 
+    /// Retries this call with `policy` instead of the client's.
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(policy);
+        self
+    }
+
     fn with_returns<R2>(self) -> DeleteItem<'a, E, R2> {
         DeleteItem {
             client: self.client,
             key: self.key,
             condition: self.condition,
             expected_version: self.expected_version,
+            retry: self.retry,
             _returns: PhantomData,
         }
     }
@@ -110,6 +119,7 @@ impl<'a, E: Entity, R> DeleteItem<'a, E, R> {
             operation: "DeleteItem",
             table: &table,
             entity: schema.entity,
+            retry: self.retry.as_ref(),
         };
         let result = self
             .client

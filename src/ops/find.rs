@@ -7,19 +7,21 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnConsumedCapacity, Select};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity, Select};
 use futures::{Stream, StreamExt};
 use serde::de::DeserializeOwned;
 
+use super::batch_get::TableRead;
 use super::Target;
 use crate::attr::Path;
 use crate::expr::condition::Node;
 use crate::expr::{self, Placeholders};
 use crate::page::{self, Cursor, Page};
 use crate::plan::{self, Operation, Plan, PlanInput, Planned};
-use crate::{Attr, Client, Condition, Entity, Error, IndexHandle, IndexKind, Item, Result};
+use crate::{
+    Attr, Client, Condition, Entity, Error, IndexHandle, IndexKind, Item, Result, RetryPolicy,
+};
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// Decoded items and the key to resume after.
@@ -90,6 +92,7 @@ pub struct Find<'a, E: Entity, O = E> {
     start: Option<Cursor>,
     decode: fn(Item) -> Result<O>,
     projected: bool,
+    retry: Option<RetryPolicy>,
     _entity: PhantomData<fn() -> E>,
 }
 
@@ -128,6 +131,7 @@ impl<'a, E: Entity> Find<'a, E, E> {
             start: None,
             decode: decode_entity::<E>,
             projected: false,
+            retry: None,
             _entity: PhantomData,
         }
     }
@@ -153,6 +157,7 @@ impl<'a, E: Entity> Find<'a, E, E> {
             start: self.start,
             decode: decode_serde::<E, P>,
             projected: true,
+            retry: self.retry,
             _entity: PhantomData,
         }
     }
@@ -234,6 +239,12 @@ impl<'a, E: Entity, O: Send + 'static> Find<'a, E, O> {
     /// Parallel scan in `n` segments (scans only), merged into one stream.
     pub fn segments(mut self, n: u32) -> Self {
         self.segments = Some(n.max(1));
+        self
+    }
+
+    /// Retries this call with `policy` instead of the client's.
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(policy);
         self
     }
 
@@ -490,6 +501,7 @@ impl<'a, E: Entity, O: Send + 'static> Find<'a, E, O> {
             decode: self.decode,
             page_size: self.page_size,
             start,
+            retry: self.retry.clone(),
         })
     }
 
@@ -663,6 +675,7 @@ struct Reader<'a, O> {
     decode: fn(Item) -> Result<O>,
     page_size: Option<u32>,
     start: Option<Item>,
+    retry: Option<RetryPolicy>,
 }
 
 impl<'a, O> Clone for Reader<'a, O> {
@@ -673,6 +686,7 @@ impl<'a, O> Clone for Reader<'a, O> {
             decode: self.decode,
             page_size: self.page_size,
             start: self.start.clone(),
+            retry: self.retry.clone(),
         }
     }
 }
@@ -699,6 +713,7 @@ impl<'a, O: Send + 'static> Reader<'a, O> {
             },
             table: &p.table,
             entity: p.entity,
+            retry: self.retry.as_ref(),
         };
         let sdk = self.client.sdk();
         match p.plan.operation {
@@ -863,82 +878,32 @@ impl<'a, O: Send + 'static> Reader<'a, O> {
             .collect()
     }
 
-    /// Reads the full items for index items (one BatchGetItem per 100 keys), in order.
-    /// Unprocessed keys are retried with exponential backoff; items deleted in between are
-    /// skipped.
+    /// Reads the full items for index items (one BatchGetItem per 100 keys, through the batch
+    /// read path: unprocessed keys retried with the retry policy), in order; items deleted in
+    /// between are skipped.
     async fn fetch_base_items(&self, index_items: Vec<Item>) -> Result<Vec<Item>> {
         let p = &*self.prepared;
-        let key_of = |item: &Item| -> Item {
-            p.table_keys
-                .iter()
-                .filter_map(|k| item.get(*k).map(|v| ((*k).to_owned(), v.clone())))
-                .collect()
-        };
-        let keys: Vec<Item> = index_items.iter().map(key_of).collect();
-        let mut found: Vec<Item> = Vec::with_capacity(keys.len());
-        for chunk in keys.chunks(100) {
-            let mut pending: Vec<Item> = chunk.to_vec();
-            let mut attempt = 0u32;
-            while !pending.is_empty() {
-                let (expr, names) = p.base_projection.clone().unwrap_or((None, None));
-                let request = KeysAndAttributes::builder()
-                    .set_keys(Some(pending.clone()))
-                    .set_projection_expression(expr)
-                    .set_expression_attribute_names(names)
-                    .build()
-                    .expect("keys are set");
-                let target = Target {
-                    operation: "BatchGetItem",
-                    table: &p.table,
-                    entity: p.entity,
-                };
-                let out = self
-                    .client
-                    .execute(target, || {
-                        self.client
-                            .sdk()
-                            .batch_get_item()
-                            .request_items(&p.table, request.clone())
-                            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                            .send()
-                    })
-                    .await?;
-                if let Some(mut responses) = out.responses {
-                    found.extend(responses.remove(&p.table).unwrap_or_default());
-                }
-                pending = out
-                    .unprocessed_keys
-                    .and_then(|mut u| u.remove(&p.table))
-                    .map(|k| k.keys)
-                    .unwrap_or_default();
-                if !pending.is_empty() {
-                    attempt += 1;
-                    if attempt > 10 {
-                        return Err(Error::Sdk {
-                            operation: "BatchGetItem",
-                            table: p.table.clone(),
-                            code: Some("UnprocessedKeys".to_owned()),
-                            source: format!(
-                                "{} keys still unprocessed after {attempt} attempts",
-                                pending.len()
-                            )
-                            .into(),
-                        });
-                    }
-                    let cap = Duration::from_millis(20u64 << attempt.min(8));
-                    tokio::time::sleep(cap.mul_f64(jitter())).await;
-                }
-            }
-        }
-        // Back into the order of the index items.
-        let mut by_key: HashMap<String, Item> = found
-            .into_iter()
-            .map(|i| (key_string(&key_of(&i)), i))
-            .collect();
-        Ok(keys
+        let keys: Vec<Item> = index_items
             .iter()
-            .filter_map(|k| by_key.remove(&key_string(k)))
-            .collect())
+            .map(|item| {
+                p.table_keys
+                    .iter()
+                    .filter_map(|k| item.get(*k).map(|v| ((*k).to_owned(), v.clone())))
+                    .collect()
+            })
+            .collect();
+        let (projection, names) = p.base_projection.clone().unwrap_or((None, None));
+        let read = TableRead {
+            table: p.table.clone(),
+            entity: p.entity,
+            key_names: p.table_keys.clone(),
+            projection,
+            names,
+            consistent: false,
+            retry: self.retry.as_ref(),
+        };
+        let (found, _) = read.read_all(self.client, keys, 4).await?;
+        Ok(found.into_iter().flatten().collect())
     }
 
     /// `n` scan segments merged into one stream, `concurrency` read at a time.
@@ -978,28 +943,6 @@ fn names_for(p: &Prepared, count: bool) -> Option<HashMap<String, String>> {
     };
     let kept: HashMap<String, String> = names.into_iter().filter(|(k, _)| used(k)).collect();
     (!kept.is_empty()).then_some(kept)
-}
-
-fn key_string(key: &Item) -> String {
-    let mut parts: Vec<String> = key.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
-    parts.sort();
-    parts.join("&")
-}
-
-/// A number in [0, 1) for full jitter, from the system clock and a counter: good enough to
-/// spread retries, with no extra dependency.
-fn jitter() -> f64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0x9e37_79b9_7f4a_7c15);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos() as u64)
-        .unwrap_or(0);
-    let mut x = COUNTER.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed) ^ nanos;
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    x ^= x >> 33;
-    (x >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// A stream of items read page by page, with the next page requested as soon as the current

@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
 use super::Target;
 use crate::attr::Path;
 use crate::expr::{self, Placeholders};
-use crate::{Attr, Client, Entity, Key, Result};
+use crate::{Attr, Client, Entity, Key, Result, RetryPolicy};
 
 /// Reads one item by primary key. Built by [`Entity::get`]; `.await` runs it.
 ///
@@ -27,6 +27,7 @@ pub struct GetItem<'a, E: Entity> {
     key: Key<E>,
     consistent: bool,
     projection: Vec<Path>,
+    retry: Option<RetryPolicy>,
 }
 
 impl<'a, E: Entity> GetItem<'a, E> {
@@ -36,7 +37,14 @@ impl<'a, E: Entity> GetItem<'a, E> {
             key,
             consistent: false,
             projection: Vec::new(),
+            retry: None,
         }
+    }
+
+    /// Retries this call with `policy` instead of the client's.
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(policy);
+        self
     }
 
     /// A strongly consistent read.
@@ -71,6 +79,7 @@ impl<'a, E: Entity> GetItem<'a, E> {
             operation: "GetItem",
             table: &table,
             entity: schema.entity,
+            retry: self.retry.as_ref(),
         };
         let output = self
             .client

@@ -2,16 +2,22 @@
 //! (or `send()`). All of them execute through [`Client::execute`], the one request path where
 //! tracing, error mapping (and later retries and caching) live.
 
+mod batch_get;
+mod batch_write;
 mod delete;
 mod find;
 mod get;
 mod put;
+mod transact;
 mod update;
 
+pub use batch_get::{BatchGet, BatchGetOutput, BatchStats, MultiBatchGet, MultiBatchGetOutput};
+pub use batch_write::{BatchWrite, BatchWriteOutput, WriteKind, WriteOp};
 pub use delete::DeleteItem;
 pub use find::{Find, IndexName};
 pub use get::GetItem;
 pub use put::PutItem;
+pub use transact::{CancellationReason, TransactGet, TransactGetOutput, TransactWrite};
 pub use update::UpdateItem;
 
 use std::future::Future;
@@ -22,7 +28,8 @@ use aws_smithy_types::body::SdkBody;
 use tracing::Instrument;
 
 use crate::expr::Placeholders;
-use crate::{Client, Condition, Entity, Error, Item, Result};
+use crate::retry::{classify, Attempts};
+use crate::{Client, Condition, Entity, Error, Item, Result, RetryPolicy};
 
 /// What a write returns: nothing (the default), or the item as it was or is.
 pub mod returns {
@@ -42,6 +49,8 @@ pub(crate) struct Target<'a> {
     pub operation: &'static str,
     pub table: &'a str,
     pub entity: &'static str,
+    /// A per-call policy; the client's otherwise.
+    pub retry: Option<&'a RetryPolicy>,
 }
 
 /// Errors of SDK operations, as the request path needs to see them.
@@ -52,7 +61,42 @@ pub(crate) trait OperationError:
     fn condition_failed(&self) -> Option<Option<Item>> {
         None
     }
+
+    /// The cancellation reasons, when this is a cancelled transaction.
+    fn cancellation_reasons(&self) -> Option<Vec<transact::CancellationReason>> {
+        None
+    }
 }
+
+macro_rules! transaction_error {
+    ($($err:path),*) => {$(
+        impl OperationError for $err {
+            fn cancellation_reasons(&self) -> Option<Vec<transact::CancellationReason>> {
+                match self {
+                    Self::TransactionCanceledException(e) => Some(
+                        e.cancellation_reasons()
+                            .iter()
+                            .map(|r| transact::CancellationReason {
+                                index: 0,
+                                operation: "",
+                                table: String::new(),
+                                key: Item::new(),
+                                code: r.code().map(str::to_owned),
+                                message: r.message().map(str::to_owned),
+                                item: r.item().cloned(),
+                            })
+                            .collect(),
+                    ),
+                    _ => None,
+                }
+            }
+        }
+    )*};
+}
+transaction_error!(
+    aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+    aws_sdk_dynamodb::operation::transact_get_items::TransactGetItemsError
+);
 
 macro_rules! condition_error {
     ($($err:path),*) => {$(
@@ -80,6 +124,7 @@ plain_error!(
     aws_sdk_dynamodb::operation::query::QueryError,
     aws_sdk_dynamodb::operation::scan::ScanError,
     aws_sdk_dynamodb::operation::batch_get_item::BatchGetItemError,
+    aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemError,
     aws_sdk_dynamodb::operation::create_table::CreateTableError,
     aws_sdk_dynamodb::operation::describe_table::DescribeTableError,
     aws_sdk_dynamodb::operation::delete_table::DeleteTableError,
@@ -117,6 +162,23 @@ impl CapacityOutput for aws_sdk_dynamodb::operation::batch_get_item::BatchGetIte
         self.consumed_capacity().first()
     }
 }
+impl CapacityOutput for aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemOutput {
+    fn consumed(&self) -> Option<&ConsumedCapacity> {
+        self.consumed_capacity().first()
+    }
+}
+impl CapacityOutput
+    for aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsOutput
+{
+    fn consumed(&self) -> Option<&ConsumedCapacity> {
+        self.consumed_capacity().first()
+    }
+}
+impl CapacityOutput for aws_sdk_dynamodb::operation::transact_get_items::TransactGetItemsOutput {
+    fn consumed(&self) -> Option<&ConsumedCapacity> {
+        self.consumed_capacity().first()
+    }
+}
 impl CapacityOutput for aws_sdk_dynamodb::operation::create_table::CreateTableOutput {}
 impl CapacityOutput for aws_sdk_dynamodb::operation::describe_table::DescribeTableOutput {}
 impl CapacityOutput for aws_sdk_dynamodb::operation::delete_table::DeleteTableOutput {}
@@ -126,9 +188,10 @@ type HttpResponse = aws_smithy_runtime_api::http::Response<SdkBody>;
 
 impl Client {
     /// The one request path: a span per operation (table, entity, operation, consumed
-    /// capacity), the SDK call, and the mapping of its error into [`Error`].
+    /// capacity, retries), the SDK call in the retry loop, and the mapping of its error into
+    /// [`Error`].
     ///
-    /// `send` builds and sends the request; it is `FnMut` so a retry layer can call it again.
+    /// `send` builds and sends the request; it is called once per attempt.
     pub(crate) async fn execute<O, E, F, Fut>(&self, target: Target<'_>, mut send: F) -> Result<O>
     where
         F: FnMut() -> Fut,
@@ -142,20 +205,42 @@ impl Client {
             table = target.table,
             entity = target.entity,
             consumed_capacity = tracing::field::Empty,
+            retries = tracing::field::Empty,
             error = tracing::field::Empty,
         );
-        let result = send().instrument(span.clone()).await;
-        match result {
-            Ok(output) => {
-                if let Some(units) = output.consumed().and_then(ConsumedCapacity::capacity_units) {
-                    span.record("consumed_capacity", units);
+        let policy = target.retry.unwrap_or_else(|| self.retry_policy());
+        let mut attempts = Attempts::new(policy);
+        loop {
+            let result = send().instrument(span.clone()).await;
+            match result {
+                Ok(output) => {
+                    if let Some(units) =
+                        output.consumed().and_then(ConsumedCapacity::capacity_units)
+                    {
+                        span.record("consumed_capacity", units);
+                    }
+                    if attempts.total_retries > 0 {
+                        span.record("retries", attempts.total_retries);
+                    }
+                    return Ok(output);
                 }
-                Ok(output)
-            }
-            Err(err) => {
-                let error = map_sdk_error(&target, err);
-                span.record("error", tracing::field::display(&error));
-                Err(error)
+                Err(err) => {
+                    let error = map_sdk_error(&target, err);
+                    let kind = classify(&error);
+                    if kind.is_retryable() {
+                        if let Some(delay) = attempts.next_delay() {
+                            let reason = error.code().unwrap_or("transient").to_owned();
+                            attempts
+                                .wait(delay, target.operation, &reason)
+                                .instrument(span.clone())
+                                .await;
+                            continue;
+                        }
+                    }
+                    span.record("retries", attempts.total_retries);
+                    span.record("error", tracing::field::display(&error));
+                    return Err(error);
+                }
             }
         }
     }
@@ -163,6 +248,9 @@ impl Client {
 
 fn map_sdk_error<E: OperationError>(target: &Target<'_>, err: SdkError<E, HttpResponse>) -> Error {
     if let SdkError::ServiceError(service) = &err {
+        if let Some(reasons) = service.err().cancellation_reasons() {
+            return Error::TransactionCanceled { reasons };
+        }
         if let Some(current) = service.err().condition_failed() {
             return Error::ConditionFailed {
                 operation: target.operation,
@@ -172,7 +260,10 @@ fn map_sdk_error<E: OperationError>(target: &Target<'_>, err: SdkError<E, HttpRe
         }
     }
     let code = match &err {
-        SdkError::ServiceError(service) => service.err().code().map(str::to_owned),
+        SdkError::ServiceError(service) => service.err().code().map(str::to_owned).or_else(|| {
+            let status = service.raw().status().as_u16();
+            (status >= 500).then(|| format!("Http{status}"))
+        }),
         SdkError::TimeoutError(_) => Some("TimeoutError".to_owned()),
         SdkError::DispatchFailure(_) => Some("DispatchFailure".to_owned()),
         SdkError::ResponseError(_) => Some("ResponseError".to_owned()),

@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::types::{
 
 use super::{returns, Target};
 use crate::expr::Placeholders;
-use crate::{Client, Condition, Entity, Item, Result};
+use crate::{Client, Condition, Entity, Item, Result, RetryPolicy};
 
 /// Writes a whole item, replacing any item with the same key. Built by [`Entity::put`].
 ///
@@ -33,6 +33,7 @@ pub struct PutItem<'a, E: Entity, R = returns::Nothing> {
     client: &'a Client,
     entity: &'a E,
     condition: Option<Condition<E>>,
+    retry: Option<RetryPolicy>,
     _returns: PhantomData<R>,
 }
 
@@ -42,6 +43,7 @@ impl<'a, E: Entity> PutItem<'a, E, returns::Nothing> {
             client,
             entity,
             condition: None,
+            retry: None,
             _returns: PhantomData,
         }
     }
@@ -52,6 +54,7 @@ impl<'a, E: Entity> PutItem<'a, E, returns::Nothing> {
             client: self.client,
             entity: self.entity,
             condition: self.condition,
+            retry: self.retry,
             _returns: PhantomData,
         }
     }
@@ -65,6 +68,12 @@ impl<'a, E: Entity, R> PutItem<'a, E, R> {
             Some(existing) => existing.and(condition),
             None => condition,
         });
+        self
+    }
+
+    /// Retries this call with `policy` instead of the client's.
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(policy);
         self
     }
 
@@ -94,6 +103,7 @@ impl<'a, E: Entity, R> PutItem<'a, E, R> {
             operation: "PutItem",
             table: &table,
             entity: schema.entity,
+            retry: self.retry.as_ref(),
         };
         let result = self
             .client
@@ -132,6 +142,7 @@ impl<'a, E: Entity, R> PutItem<'a, E, R> {
             client: self.client,
             entity: self.entity,
             condition: self.condition,
+            retry: self.retry,
             _returns: PhantomData,
         }
     }

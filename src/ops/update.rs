@@ -13,7 +13,7 @@ use crate::attr::{Attr, Value};
 use crate::expr::{update::Action, Placeholders, Update};
 use crate::expr::{Addable, Removable};
 use crate::value::{NumberValue, ToAttributeValue};
-use crate::{Client, Condition, Entity, Error, Item, Key, Result};
+use crate::{Client, Condition, Entity, Error, Item, Key, Result, RetryPolicy};
 
 /// Changes attributes of one item in place. Built by [`Entity::update`].
 ///
@@ -43,6 +43,7 @@ pub struct UpdateItem<'a, E: Entity, R = returns::Nothing> {
     update: Update<E>,
     condition: Option<Condition<E>>,
     expected_version: Option<u64>,
+    retry: Option<RetryPolicy>,
     _returns: PhantomData<R>,
 }
 
@@ -54,6 +55,7 @@ impl<'a, E: Entity> UpdateItem<'a, E, returns::Nothing> {
             update: Update::new(),
             condition: None,
             expected_version: None,
+            retry: None,
             _returns: PhantomData,
         }
     }
@@ -180,6 +182,12 @@ impl<'a, E: Entity, R> UpdateItem<'a, E, R> {
         self
     }
 
+    /// Retries this call with `policy` instead of the client's.
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(policy);
+        self
+    }
+
     fn with_returns<R2>(self) -> UpdateItem<'a, E, R2> {
         UpdateItem {
             client: self.client,
@@ -187,6 +195,7 @@ impl<'a, E: Entity, R> UpdateItem<'a, E, R> {
             update: self.update,
             condition: self.condition,
             expected_version: self.expected_version,
+            retry: self.retry,
             _returns: PhantomData,
         }
     }
@@ -194,76 +203,17 @@ impl<'a, E: Entity, R> UpdateItem<'a, E, R> {
     async fn execute(self, return_values: ReturnValue) -> Result<Option<Item>> {
         let schema = E::schema();
         let key = self.key.to_item()?;
-        if self.update.is_empty() {
-            return Err(Error::validation(
-                schema.entity,
-                "update",
-                "the update has no actions",
-            ));
-        }
-        let mut seen = std::collections::HashSet::new();
-        for action in &self.update.actions {
-            let path = action.path();
-            let root = path.root();
-            if schema.is_key_attribute(root) {
-                return Err(Error::validation(
-                    schema.entity,
-                    root,
-                    "key attributes cannot be updated; delete and put the item instead",
-                ));
-            }
-            if schema.version == Some(root) {
-                return Err(Error::validation(
-                    schema.entity,
-                    root,
-                    "the version attribute is managed by dynamite and cannot be updated directly",
-                ));
-            }
-            if !seen.insert(path.to_string()) {
-                return Err(Error::validation(
-                    schema.entity,
-                    path.to_string(),
-                    "the update changes this attribute twice; DynamoDB rejects overlapping paths",
-                ));
-            }
-            if let Action::Set(_, Ok(value)) = action {
-                if path.segments().len() == 1 {
-                    if let Some(index) = schema.indexes.iter().find(|i| {
-                        i.partition_key.name == root || i.sort_key.is_some_and(|k| k.name == root)
-                    }) {
-                        let key = if index.partition_key.name == root {
-                            &index.partition_key
-                        } else {
-                            index.sort_key.as_ref().expect("matched")
-                        };
-                        crate::entity::check_key_value(schema, key, Some(value))?;
-                    }
-                }
-            }
-        }
         let expected_version = super::expected_version::<E>(self.expected_version)?;
         let table = self.client.table_name(schema.table);
         let mut ph = Placeholders::default();
-        let mut expression = self
-            .update
-            .render(&mut ph)
-            .map_err(|(path, e)| Error::validation(schema.entity, path.to_string(), e))?;
-        if let Some(version) = schema.version {
-            let v = ph.name(version);
-            let zero = ph.value(AttributeValue::N("0".into()));
-            let one = ph.value(AttributeValue::N("1".into()));
-            let bump = format!("{v} = if_not_exists({v}, {zero}) + {one}");
-            expression = match expression.strip_prefix("SET ") {
-                Some(rest) => format!("SET {bump}, {rest}"),
-                None => format!("SET {bump} {expression}"),
-            };
-        }
+        let expression = render_update(&mut ph, &self.update)?;
         let cond = super::write_condition(&mut ph, self.condition.as_ref(), expected_version)?;
         let (names, values) = (ph.names(), ph.values());
         let target = Target {
             operation: "UpdateItem",
             table: &table,
             entity: schema.entity,
+            retry: self.retry.as_ref(),
         };
         let result = self
             .client
@@ -309,3 +259,69 @@ macro_rules! into_future {
 into_future!(returns::Nothing, ());
 into_future!(returns::New, E);
 into_future!(returns::Old, Option<E>);
+
+/// Checks an update (no key or version attribute touched, no path twice, index keys valid)
+/// and renders it, with the version bump when the entity has a version attribute.
+pub(crate) fn render_update<E: Entity>(
+    ph: &mut Placeholders,
+    update: &Update<E>,
+) -> Result<String> {
+    let schema = E::schema();
+    if update.is_empty() {
+        return Err(Error::validation(
+            schema.entity,
+            "update",
+            "the update has no actions",
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for action in &update.actions {
+        let path = action.path();
+        let root = path.root();
+        if schema.is_key_attribute(root) {
+            return Err(Error::validation(
+                schema.entity,
+                root,
+                "key attributes cannot be updated; delete and put the item instead",
+            ));
+        }
+        if schema.version == Some(root) {
+            return Err(Error::validation(
+                schema.entity,
+                root,
+                "the version attribute is managed by dynamite and cannot be updated directly",
+            ));
+        }
+        if !seen.insert(path.to_string()) {
+            return Err(Error::validation(
+                schema.entity,
+                path.to_string(),
+                "the update changes this attribute twice; DynamoDB rejects overlapping paths",
+            ));
+        }
+        if let (Action::Set(_, Ok(value)), 1) = (action, path.segments().len()) {
+            let index_key = schema
+                .indexes
+                .iter()
+                .flat_map(|i| std::iter::once(&i.partition_key).chain(i.sort_key.as_ref()))
+                .find(|k| k.name == root);
+            if let Some(key) = index_key {
+                crate::entity::check_key_value(schema, key, Some(value))?;
+            }
+        }
+    }
+    let mut expression = update
+        .render(ph)
+        .map_err(|(path, e)| Error::validation(schema.entity, path.to_string(), e))?;
+    if let Some(version) = schema.version {
+        let v = ph.name(version);
+        let zero = ph.value(AttributeValue::N("0".into()));
+        let one = ph.value(AttributeValue::N("1".into()));
+        let bump = format!("{v} = if_not_exists({v}, {zero}) + {one}");
+        expression = match expression.strip_prefix("SET ") {
+            Some(rest) => format!("SET {bump}, {rest}"),
+            None => format!("SET {bump} {expression}"),
+        };
+    }
+    Ok(expression)
+}

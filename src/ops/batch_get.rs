@@ -1,0 +1,611 @@
+//! BatchGetItem: any number of keys, deduplicated, in chunks of 100, a bounded number of
+//! requests in flight, unprocessed keys retried with the retry policy, results in input order.
+
+use std::any::{Any, TypeId};
+use std::collections::{HashMap, HashSet};
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnConsumedCapacity};
+use futures::{Stream, StreamExt, TryStreamExt};
+
+use super::Target;
+use crate::attr::Path;
+use crate::expr::{self, Placeholders};
+use crate::retry::Attempts;
+use crate::{Attr, Client, Entity, Error, Item, Key, Result, RetryPolicy};
+
+/// DynamoDB's limit of keys per BatchGetItem request.
+pub const MAX_KEYS_PER_REQUEST: usize = 100;
+/// Requests in flight at once by default.
+pub const DEFAULT_CONCURRENCY: usize = 8;
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A stable string for a key item, for deduplication and matching answers to keys.
+pub(crate) fn key_string(key: &Item) -> String {
+    let mut parts: Vec<(&String, &AttributeValue)> = key.iter().collect();
+    parts.sort_by(|a, b| a.0.cmp(b.0));
+    let mut out = String::new();
+    for (name, value) in parts {
+        out.push_str(name);
+        out.push('=');
+        match value {
+            AttributeValue::S(s) => {
+                out.push('S');
+                out.push_str(s);
+            }
+            AttributeValue::N(n) => {
+                out.push('N');
+                out.push_str(n);
+            }
+            AttributeValue::B(b) => {
+                out.push('B');
+                for byte in b.as_ref() {
+                    out.push_str(&format!("{byte:02x}"));
+                }
+            }
+            other => out.push_str(&format!("{other:?}")),
+        }
+        out.push('\u{0}');
+    }
+    out
+}
+
+/// One table's part of a batch read, with everything a request needs.
+#[derive(Clone)]
+pub(crate) struct TableRead<'a> {
+    pub table: String,
+    pub entity: &'static str,
+    /// The table's key attribute names, to match answers to keys.
+    pub key_names: Vec<&'static str>,
+    pub projection: Option<String>,
+    pub names: Option<HashMap<String, String>>,
+    pub consistent: bool,
+    pub retry: Option<&'a RetryPolicy>,
+}
+
+/// Counts of a batch operation, for reporting.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchStats {
+    /// Requests sent (each BatchGetItem / BatchWriteItem call, retries included).
+    pub requests: usize,
+    /// Rounds that re-sent unprocessed keys or items.
+    pub unprocessed_retries: usize,
+}
+
+impl<'a> TableRead<'a> {
+    /// Reads one chunk of at most 100 distinct keys; the items found (any order).
+    pub(crate) async fn read_chunk(
+        &self,
+        client: &Client,
+        keys: Vec<Item>,
+    ) -> Result<(Vec<Item>, BatchStats)> {
+        let policy = self.retry.unwrap_or_else(|| client.retry_policy());
+        let mut attempts = Attempts::new(policy);
+        let mut stats = BatchStats::default();
+        let mut found = Vec::with_capacity(keys.len());
+        let mut pending = keys;
+        loop {
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(pending.clone()))
+                .set_projection_expression(self.projection.clone())
+                .set_expression_attribute_names(self.names.clone())
+                .consistent_read(self.consistent)
+                .build()
+                .expect("keys are set");
+            let target = Target {
+                operation: "BatchGetItem",
+                table: &self.table,
+                entity: self.entity,
+                retry: self.retry,
+            };
+            stats.requests += 1;
+            let out = client
+                .execute(target, || {
+                    client
+                        .sdk()
+                        .batch_get_item()
+                        .request_items(&self.table, request.clone())
+                        .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                        .send()
+                })
+                .await
+                .map_err(|e| Error::UnprocessedKeys {
+                    keys: pending
+                        .iter()
+                        .map(|k| (self.table.clone(), k.clone()))
+                        .collect(),
+                    cause: Some(Box::new(e)),
+                })?;
+            if let Some(mut responses) = out.responses {
+                found.extend(responses.remove(&self.table).unwrap_or_default());
+            }
+            let unprocessed = out
+                .unprocessed_keys
+                .and_then(|mut u| u.remove(&self.table))
+                .map(|k| k.keys)
+                .unwrap_or_default();
+            if unprocessed.is_empty() {
+                return Ok((found, stats));
+            }
+            if unprocessed.len() < pending.len() {
+                attempts.progressed();
+            }
+            pending = unprocessed;
+            match attempts.next_delay() {
+                Some(delay) => {
+                    stats.unprocessed_retries += 1;
+                    attempts
+                        .wait(delay, "BatchGetItem", "UnprocessedKeys")
+                        .await;
+                }
+                None => {
+                    return Err(Error::UnprocessedKeys {
+                        keys: pending
+                            .into_iter()
+                            .map(|k| (self.table.clone(), k))
+                            .collect(),
+                        cause: None,
+                    })
+                }
+            }
+        }
+    }
+
+    /// Reads distinct `keys` with `concurrency` requests in flight; answers aligned with
+    /// `keys` (`None`: no such item).
+    pub(crate) async fn read_all(
+        &self,
+        client: &Client,
+        keys: Vec<Item>,
+        concurrency: usize,
+    ) -> Result<(Vec<Option<Item>>, BatchStats)> {
+        let chunks: Vec<Vec<Item>> = keys
+            .chunks(MAX_KEYS_PER_REQUEST)
+            .map(<[Item]>::to_vec)
+            .collect();
+        let results: Vec<(Vec<Item>, BatchStats)> = futures::stream::iter(chunks)
+            .map(|chunk| self.read_chunk(client, chunk))
+            .buffer_unordered(concurrency.max(1))
+            .try_collect()
+            .await?;
+        let mut stats = BatchStats::default();
+        let mut by_key: HashMap<String, Item> = HashMap::with_capacity(keys.len());
+        for (items, s) in results {
+            stats.requests += s.requests;
+            stats.unprocessed_retries += s.unprocessed_retries;
+            for item in items {
+                by_key.insert(key_string(&self.key_of(&item)), item);
+            }
+        }
+        let aligned = keys.iter().map(|k| by_key.remove(&key_string(k))).collect();
+        Ok((aligned, stats))
+    }
+
+    fn key_of(&self, item: &Item) -> Item {
+        self.key_names
+            .iter()
+            .filter_map(|k| item.get(*k).map(|v| ((*k).to_owned(), v.clone())))
+            .collect()
+    }
+}
+
+/// What a batch get found.
+#[derive(Debug, Clone)]
+pub struct BatchGetOutput<E> {
+    /// The items found, in the order of the input keys (each key once).
+    pub items: Vec<E>,
+    /// The keys with no item, in input order.
+    pub missing: Vec<Key<E>>,
+    /// Requests made and unprocessed-key retries.
+    pub stats: BatchStats,
+}
+
+/// Reads many items of `E` by key. Built by [`Entity::batch_get`].
+///
+/// ```no_run
+/// # use dynamite::Entity;
+/// # #[derive(dynamite::Entity, serde::Serialize, serde::Deserialize)]
+/// # #[dynamite(table = "users")]
+/// # struct User { #[dynamite(partition_key)] id: String, name: String }
+/// # async fn demo(db: &dynamite::Client) -> dynamite::Result<()> {
+/// let keys = (0..1000).map(|i| User::key(format!("u{i}")));
+/// let found = User::batch_get(db, keys).await?;
+/// println!("{} found, {} missing", found.items.len(), found.missing.len());
+/// # Ok(()) }
+/// ```
+#[must_use = "a BatchGet does nothing until awaited"]
+pub struct BatchGet<'a, E: Entity> {
+    client: &'a Client,
+    keys: Box<dyn Iterator<Item = Key<E>> + Send + 'a>,
+    consistent: bool,
+    projection: Vec<Path>,
+    concurrency: usize,
+    retry: Option<RetryPolicy>,
+}
+
+impl<'a, E: Entity> BatchGet<'a, E> {
+    pub(crate) fn new<I>(client: &'a Client, keys: I) -> Self
+    where
+        I: IntoIterator<Item = Key<E>>,
+        I::IntoIter: Send + 'a,
+    {
+        BatchGet {
+            client,
+            keys: Box::new(keys.into_iter()),
+            consistent: false,
+            projection: Vec::new(),
+            concurrency: DEFAULT_CONCURRENCY,
+            retry: None,
+        }
+    }
+
+    /// Strongly consistent reads.
+    pub fn consistent(mut self) -> Self {
+        self.consistent = true;
+        self
+    }
+
+    /// Read only these attributes (the keys are always read). The entity must still be
+    /// readable from them.
+    pub fn select<T>(mut self, attrs: impl IntoIterator<Item = Attr<E, T>>) -> Self {
+        self.projection.extend(attrs.into_iter().map(|a| a.path()));
+        self
+    }
+
+    /// Requests in flight at once (default 8).
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n.max(1);
+        self
+    }
+
+    /// Retries this call with `policy` instead of the client's.
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(policy);
+        self
+    }
+
+    fn table_read(&self) -> TableRead<'_> {
+        table_read::<E>(
+            self.client,
+            &self.projection,
+            self.consistent,
+            self.retry.as_ref(),
+        )
+    }
+
+    /// Runs it: every key read once, items in input order, missing keys reported.
+    pub async fn send(mut self) -> Result<BatchGetOutput<E>> {
+        let mut seen = HashSet::new();
+        let mut keys: Vec<Key<E>> = Vec::new();
+        let mut items: Vec<Item> = Vec::new();
+        for key in self.keys.by_ref() {
+            let item = key.to_item()?;
+            if seen.insert(key_string(&item)) {
+                keys.push(key);
+                items.push(item);
+            }
+        }
+        let read = self.table_read();
+        let (found, stats) = read.read_all(self.client, items, self.concurrency).await?;
+        let mut out = BatchGetOutput {
+            items: Vec::with_capacity(found.len()),
+            missing: Vec::new(),
+            stats,
+        };
+        for (key, item) in keys.into_iter().zip(found) {
+            match item {
+                Some(item) => out.items.push(E::from_item(item)?),
+                None => out.missing.push(key),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Reads lazily, chunk by chunk (keys are pulled from the iterator as needed), for key
+    /// sets too large to hold: each key once, in input order, with `None` for a missing item.
+    /// At most `concurrency` chunks are in flight or buffered.
+    pub fn stream(self) -> impl Stream<Item = Result<(Key<E>, Option<E>)>> + Send + 'a {
+        let BatchGet {
+            client,
+            keys,
+            consistent,
+            projection,
+            concurrency,
+            retry,
+        } = self;
+        let read = std::sync::Arc::new(table_read_owned::<E>(
+            client,
+            &projection,
+            consistent,
+            retry,
+        ));
+        let mut seen = HashSet::new();
+        let chunks = futures::stream::iter(keys)
+            .filter_map(move |key| {
+                let r = key
+                    .to_item()
+                    .map(|item| seen.insert(key_string(&item)).then_some((key, item)));
+                futures::future::ready(r.transpose())
+            })
+            .chunks(MAX_KEYS_PER_REQUEST);
+        chunks
+            .map(move |chunk: Vec<Result<(Key<E>, Item)>>| {
+                let read = read.clone();
+                let fut: BoxFuture<'a, Result<Vec<(Key<E>, Option<E>)>>> = Box::pin(async move {
+                    let chunk: Vec<(Key<E>, Item)> = chunk.into_iter().collect::<Result<_>>()?;
+                    let (keys, items): (Vec<Key<E>>, Vec<Item>) = chunk.into_iter().unzip();
+                    let (found, _) = read.as_read().read_all(client, items, 1).await?;
+                    keys.into_iter()
+                        .zip(found)
+                        .map(|(k, item)| Ok((k, item.map(E::from_item).transpose()?)))
+                        .collect()
+                });
+                fut
+            })
+            .buffered(concurrency)
+            .map_ok(|chunk| futures::stream::iter(chunk.into_iter().map(Ok)))
+            .try_flatten()
+    }
+}
+
+/// A `TableRead` that owns its retry policy (for 'static-ish streams).
+struct OwnedTableRead {
+    read: TableRead<'static>,
+    retry: Option<RetryPolicy>,
+}
+
+impl OwnedTableRead {
+    fn as_read(&self) -> TableRead<'_> {
+        TableRead {
+            retry: self.retry.as_ref(),
+            ..self.read.clone()
+        }
+    }
+}
+
+fn table_read_owned<E: Entity>(
+    client: &Client,
+    projection: &[Path],
+    consistent: bool,
+    retry: Option<RetryPolicy>,
+) -> OwnedTableRead {
+    let read = table_read::<E>(client, projection, consistent, None);
+    OwnedTableRead {
+        read: TableRead {
+            retry: None,
+            ..read
+        },
+        retry,
+    }
+}
+
+pub(crate) fn table_read<'r, E: Entity>(
+    client: &Client,
+    projection: &[Path],
+    consistent: bool,
+    retry: Option<&'r RetryPolicy>,
+) -> TableRead<'r> {
+    let schema = E::schema();
+    let key_names: Vec<&'static str> = [
+        Some(schema.partition_key.name),
+        schema.sort_key.map(|k| k.name),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let (projection, names) = if projection.is_empty() {
+        (None, None)
+    } else {
+        let mut ph = Placeholders::default();
+        let mut paths = projection.to_vec();
+        for k in &key_names {
+            paths.push(Attr::<E, ()>::new(k).path());
+        }
+        (expr::projection(&mut ph, &paths), ph.names())
+    };
+    TableRead {
+        table: client.table_name(schema.table),
+        entity: schema.entity,
+        key_names,
+        projection,
+        names,
+        consistent,
+        retry,
+    }
+}
+
+impl<'a, E: Entity> IntoFuture for BatchGet<'a, E> {
+    type Output = Result<BatchGetOutput<E>>;
+    type IntoFuture = BoxFuture<'a, Self::Output>;
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.send())
+    }
+}
+
+/// Reads items of several entities (tables) in one call. Built by [`Client::batch_get`].
+///
+/// ```no_run
+/// # use dynamite::Entity;
+/// # #[derive(dynamite::Entity, serde::Serialize, serde::Deserialize)]
+/// # #[dynamite(table = "users")]
+/// # struct User { #[dynamite(partition_key)] id: String }
+/// # #[derive(dynamite::Entity, serde::Serialize, serde::Deserialize)]
+/// # #[dynamite(table = "orders")]
+/// # struct Order { #[dynamite(partition_key)] id: String }
+/// # async fn demo(db: &dynamite::Client) -> dynamite::Result<()> {
+/// let mut out = db.batch_get()
+///     .add::<User>([User::key("u1"), User::key("u2")])
+///     .add::<Order>([Order::key("o1")])
+///     .await?;
+/// let users = out.take::<User>()?;
+/// let orders = out.take::<Order>()?;
+/// # Ok(()) }
+/// ```
+#[must_use = "a MultiBatchGet does nothing until awaited"]
+pub struct MultiBatchGet<'a> {
+    client: &'a Client,
+    parts: Vec<Part>,
+    concurrency: usize,
+    retry: Option<RetryPolicy>,
+    error: Option<Error>,
+}
+
+struct Part {
+    type_id: TypeId,
+    read: TableRead<'static>,
+    keys: Vec<Item>,
+    /// Decodes the aligned answers into a `BatchGetOutput<E>`.
+    finish: fn(Vec<Item>, Vec<Option<Item>>, BatchStats) -> Result<Box<dyn Any + Send>>,
+}
+
+fn finish<E: Entity>(
+    keys: Vec<Item>,
+    found: Vec<Option<Item>>,
+    stats: BatchStats,
+) -> Result<Box<dyn Any + Send>> {
+    let schema = E::schema();
+    let mut out = BatchGetOutput::<E> {
+        items: Vec::new(),
+        missing: Vec::new(),
+        stats,
+    };
+    for (key, item) in keys.into_iter().zip(found) {
+        match item {
+            Some(item) => out.items.push(E::from_item(item)?),
+            None => {
+                let pk = key
+                    .get(schema.partition_key.name)
+                    .cloned()
+                    .expect("key has its partition key");
+                let sk = schema.sort_key.and_then(|k| key.get(k.name).cloned());
+                out.missing.push(Key::from_values(pk, sk));
+            }
+        }
+    }
+    Ok(Box::new(out))
+}
+
+impl<'a> MultiBatchGet<'a> {
+    pub(crate) fn new(client: &'a Client) -> Self {
+        MultiBatchGet {
+            client,
+            parts: Vec::new(),
+            concurrency: DEFAULT_CONCURRENCY,
+            retry: None,
+            error: None,
+        }
+    }
+
+    /// Adds keys of entity `E` (deduplicated with the ones already added for `E`).
+    pub fn add<E: Entity>(mut self, keys: impl IntoIterator<Item = Key<E>>) -> Self {
+        let position = match self
+            .parts
+            .iter()
+            .position(|p| p.type_id == TypeId::of::<E>())
+        {
+            Some(i) => i,
+            None => {
+                self.parts.push(Part {
+                    type_id: TypeId::of::<E>(),
+                    read: table_read::<E>(self.client, &[], false, None),
+                    keys: Vec::new(),
+                    finish: finish::<E>,
+                });
+                self.parts.len() - 1
+            }
+        };
+        for key in keys {
+            match key.to_item() {
+                Ok(item) => {
+                    let part = &mut self.parts[position];
+                    let ks = key_string(&item);
+                    if !part.keys.iter().any(|k| key_string(k) == ks) {
+                        part.keys.push(item);
+                    }
+                }
+                Err(e) => {
+                    self.error.get_or_insert(e);
+                }
+            }
+        }
+        self
+    }
+
+    /// Requests in flight at once per table (default 8).
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n.max(1);
+        self
+    }
+
+    /// Retries this call with `policy` instead of the client's.
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(policy);
+        self
+    }
+
+    /// Runs it.
+    pub async fn send(self) -> Result<MultiBatchGetOutput> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        let client = self.client;
+        let concurrency = self.concurrency;
+        let retry = self.retry.as_ref();
+        let results =
+            futures::future::try_join_all(self.parts.into_iter().map(|part| async move {
+                let read = TableRead {
+                    retry,
+                    ..part.read.clone()
+                };
+                let (found, stats) = read
+                    .read_all(client, part.keys.clone(), concurrency)
+                    .await?;
+                Ok::<_, Error>((part.type_id, (part.finish)(part.keys, found, stats)?))
+            }))
+            .await?;
+        Ok(MultiBatchGetOutput {
+            parts: results.into_iter().collect(),
+        })
+    }
+}
+
+impl<'a> IntoFuture for MultiBatchGet<'a> {
+    type Output = Result<MultiBatchGetOutput>;
+    type IntoFuture = BoxFuture<'a, Self::Output>;
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.send())
+    }
+}
+
+/// The results of a [`MultiBatchGet`], typed per entity.
+pub struct MultiBatchGetOutput {
+    parts: HashMap<TypeId, Box<dyn Any + Send>>,
+}
+
+impl std::fmt::Debug for MultiBatchGetOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MultiBatchGetOutput")
+            .field("entities", &self.parts.len())
+            .finish()
+    }
+}
+
+impl MultiBatchGetOutput {
+    /// Takes the results for entity `E`; an error if no keys of `E` were added (or they were
+    /// taken already).
+    pub fn take<E: Entity>(&mut self) -> Result<BatchGetOutput<E>> {
+        self.parts
+            .remove(&TypeId::of::<E>())
+            .and_then(|b| b.downcast::<BatchGetOutput<E>>().ok())
+            .map(|b| *b)
+            .ok_or_else(|| {
+                Error::validation(
+                    E::schema().entity,
+                    "take",
+                    "no keys of this entity were added to the batch (or its results were taken already)",
+                )
+            })
+    }
+}

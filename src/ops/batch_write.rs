@@ -1,0 +1,413 @@
+//! BatchWriteItem: puts and deletes of any entities, any count, chunks of 25, bounded
+//! concurrency, everything validated before the first request, unprocessed items retried, and
+//! whatever could not be applied handed back in [`Error::Unprocessed`].
+
+use std::collections::HashMap;
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+
+use aws_sdk_dynamodb::types::{
+    AttributeValue, DeleteRequest, PutRequest, ReturnConsumedCapacity, WriteRequest,
+};
+use futures::StreamExt;
+
+use super::batch_get::{key_string, BatchStats};
+use super::Target;
+use crate::retry::Attempts;
+use crate::{Client, Entity, Error, Item, Key, Result, RetryPolicy};
+
+/// DynamoDB's limit of operations per BatchWriteItem request.
+pub const MAX_WRITES_PER_REQUEST: usize = 25;
+
+/// One put or delete of a batch write, on its table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WriteOp {
+    table: String,
+    entity: &'static str,
+    key: Item,
+    kind: WriteKind,
+}
+
+/// What a [`WriteOp`] does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WriteKind {
+    /// Put this item.
+    Put(Item),
+    /// Delete the item with the op's key.
+    Delete,
+}
+
+impl WriteOp {
+    /// The table (with the client's prefix).
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// The entity type name.
+    pub fn entity(&self) -> &'static str {
+        self.entity
+    }
+
+    /// The primary key the operation writes.
+    pub fn key(&self) -> &Item {
+        &self.key
+    }
+
+    /// Put or delete.
+    pub fn kind(&self) -> &WriteKind {
+        &self.kind
+    }
+
+    fn request(&self) -> WriteRequest {
+        match &self.kind {
+            WriteKind::Put(item) => WriteRequest::builder()
+                .put_request(
+                    PutRequest::builder()
+                        .set_item(Some(item.clone()))
+                        .build()
+                        .expect("item is set"),
+                )
+                .build(),
+            WriteKind::Delete => WriteRequest::builder()
+                .delete_request(
+                    DeleteRequest::builder()
+                        .set_key(Some(self.key.clone()))
+                        .build()
+                        .expect("key is set"),
+                )
+                .build(),
+        }
+    }
+
+    fn id(&self) -> String {
+        let mut id = self.table.clone();
+        id.push('\u{1}');
+        id.push_str(&key_string(&self.key));
+        id
+    }
+}
+
+/// What a batch write did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchWriteOutput {
+    /// Puts applied.
+    pub puts: usize,
+    /// Deletes applied.
+    pub deletes: usize,
+    /// Operations dropped because a later operation in the same call wrote the same key.
+    pub superseded: usize,
+    /// Requests made and unprocessed-item retries.
+    pub stats: BatchStats,
+}
+
+/// Puts and deletes, on one or several entities. Built by [`Entity::batch_write`] or
+/// [`Client::batch_write`].
+///
+/// Two operations on the same key in one call: **the last one wins** (the earlier one is not
+/// sent, and counted in [`BatchWriteOutput::superseded`]) — DynamoDB would reject the whole
+/// request instead. Batch writes cannot carry conditions, so version attributes are written as
+/// the next version but not checked.
+///
+/// ```no_run
+/// # use dynamite::Entity;
+/// # #[derive(dynamite::Entity, serde::Serialize, serde::Deserialize)]
+/// # #[dynamite(table = "users")]
+/// # struct User { #[dynamite(partition_key)] id: String }
+/// # async fn demo(db: &dynamite::Client, users: Vec<User>) -> dynamite::Result<()> {
+/// let out = User::batch_write(db).put_all(&users).delete(User::key("gone")).await?;
+/// println!("{} puts, {} requests", out.puts, out.stats.requests);
+/// # Ok(()) }
+/// ```
+#[must_use = "a BatchWrite does nothing until awaited"]
+pub struct BatchWrite<'a> {
+    client: &'a Client,
+    ops: Vec<WriteOp>,
+    error: Option<Error>,
+    concurrency: usize,
+    retry: Option<RetryPolicy>,
+}
+
+impl<'a> BatchWrite<'a> {
+    pub(crate) fn new(client: &'a Client) -> Self {
+        BatchWrite {
+            client,
+            ops: Vec::new(),
+            error: None,
+            concurrency: super::batch_get::DEFAULT_CONCURRENCY,
+            retry: None,
+        }
+    }
+
+    /// Puts `entity` (checked now: conversion, key, item size; the first problem is returned
+    /// by `send` before any request).
+    pub fn put<E: Entity>(mut self, entity: &E) -> Self {
+        match prepare_put(self.client, entity) {
+            Ok(op) => self.ops.push(op),
+            Err(e) => {
+                self.error.get_or_insert(e);
+            }
+        }
+        self
+    }
+
+    /// Puts every entity.
+    pub fn put_all<'e, E: Entity>(mut self, entities: impl IntoIterator<Item = &'e E>) -> Self {
+        for e in entities {
+            self = self.put(e);
+        }
+        self
+    }
+
+    /// Deletes the item with `key`.
+    pub fn delete<E: Entity>(mut self, key: Key<E>) -> Self {
+        match key.to_item() {
+            Ok(item) => self.ops.push(WriteOp {
+                table: self.client.table_name(E::schema().table),
+                entity: E::schema().entity,
+                key: item,
+                kind: WriteKind::Delete,
+            }),
+            Err(e) => {
+                self.error.get_or_insert(e);
+            }
+        }
+        self
+    }
+
+    /// Deletes the items with these keys.
+    pub fn delete_all<E: Entity>(mut self, keys: impl IntoIterator<Item = Key<E>>) -> Self {
+        for k in keys {
+            self = self.delete(k);
+        }
+        self
+    }
+
+    /// Adds operations handed back by [`Error::Unprocessed`], to try them again.
+    pub fn resume(mut self, ops: impl IntoIterator<Item = WriteOp>) -> Self {
+        self.ops.extend(ops);
+        self
+    }
+
+    /// Requests in flight at once (default 8).
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n.max(1);
+        self
+    }
+
+    /// Retries this call with `policy` instead of the client's.
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(policy);
+        self
+    }
+
+    /// Number of operations added so far.
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// `true` when no operation was added.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    /// Runs it.
+    pub async fn send(self) -> Result<BatchWriteOutput> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        // Last one wins: keep each key's last operation, in the order of those last operations.
+        let total = self.ops.len();
+        let mut last: HashMap<String, usize> = HashMap::with_capacity(total);
+        for (i, op) in self.ops.iter().enumerate() {
+            last.insert(op.id(), i);
+        }
+        let ops: Vec<WriteOp> = self
+            .ops
+            .into_iter()
+            .enumerate()
+            .filter(|(i, op)| last.get(&op.id()) == Some(i))
+            .map(|(_, op)| op)
+            .collect();
+        let superseded = total - ops.len();
+
+        let client = self.client;
+        let retry = self.retry.as_ref();
+        let chunks: Vec<Vec<WriteOp>> = ops
+            .chunks(MAX_WRITES_PER_REQUEST)
+            .map(<[WriteOp]>::to_vec)
+            .collect();
+        let results: Vec<ChunkResult> = futures::stream::iter(chunks)
+            .map(|chunk| write_chunk(client, chunk, retry))
+            .buffer_unordered(self.concurrency)
+            .collect()
+            .await;
+
+        let mut out = BatchWriteOutput {
+            superseded,
+            ..Default::default()
+        };
+        let mut failed: Vec<WriteOp> = Vec::new();
+        let mut cause: Option<Error> = None;
+        for r in results {
+            out.puts += r.puts;
+            out.deletes += r.deletes;
+            out.stats.requests += r.stats.requests;
+            out.stats.unprocessed_retries += r.stats.unprocessed_retries;
+            failed.extend(r.not_applied);
+            if cause.is_none() {
+                cause = r.error;
+            }
+        }
+        if failed.is_empty() {
+            Ok(out)
+        } else {
+            Err(Error::Unprocessed {
+                operations: failed,
+                applied: out.puts + out.deletes,
+                cause: cause.map(Box::new),
+            })
+        }
+    }
+}
+
+fn prepare_put<E: Entity>(client: &Client, entity: &E) -> Result<WriteOp> {
+    let schema = E::schema();
+    let mut item = entity.to_item()?;
+    if let Some(attr) = schema.version {
+        let next = entity.version().unwrap_or(0) + 1;
+        item.insert(attr.to_owned(), AttributeValue::N(next.to_string()));
+    }
+    super::validate_item::<E>(&item)?;
+    let key = entity.primary_key().to_item()?;
+    Ok(WriteOp {
+        table: client.table_name(schema.table),
+        entity: schema.entity,
+        key,
+        kind: WriteKind::Put(item),
+    })
+}
+
+struct ChunkResult {
+    puts: usize,
+    deletes: usize,
+    stats: BatchStats,
+    not_applied: Vec<WriteOp>,
+    error: Option<Error>,
+}
+
+/// Writes at most 25 operations, retrying unprocessed ones.
+async fn write_chunk(
+    client: &Client,
+    chunk: Vec<WriteOp>,
+    retry: Option<&RetryPolicy>,
+) -> ChunkResult {
+    let policy = retry.unwrap_or_else(|| client.retry_policy());
+    let mut attempts = Attempts::new(policy);
+    let mut result = ChunkResult {
+        puts: 0,
+        deletes: 0,
+        stats: BatchStats::default(),
+        not_applied: Vec::new(),
+        error: None,
+    };
+    let mut pending = chunk;
+    loop {
+        let mut by_table: HashMap<String, Vec<WriteRequest>> = HashMap::new();
+        for op in &pending {
+            by_table
+                .entry(op.table.clone())
+                .or_default()
+                .push(op.request());
+        }
+        let label = pending
+            .first()
+            .map(|op| (op.table.clone(), op.entity))
+            .unwrap_or_default();
+        let target = Target {
+            operation: "BatchWriteItem",
+            table: &label.0,
+            entity: label.1,
+            retry,
+        };
+        result.stats.requests += 1;
+        let sent = client
+            .execute(target, || {
+                client
+                    .sdk()
+                    .batch_write_item()
+                    .set_request_items(Some(by_table.clone()))
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                    .send()
+            })
+            .await;
+        let out = match sent {
+            Ok(out) => out,
+            Err(e) => {
+                result.not_applied = pending;
+                result.error = Some(e);
+                return result;
+            }
+        };
+        // Match unprocessed requests back to their operations.
+        let mut unprocessed_ids: std::collections::HashSet<String> =
+            std::collections::HashSet::new();
+        for (table, requests) in out.unprocessed_items.unwrap_or_default() {
+            for request in requests {
+                let key = match (&request.put_request, &request.delete_request) {
+                    (Some(put), _) => pending
+                        .iter()
+                        .find(|op| {
+                            op.table == table
+                                && matches!(&op.kind, WriteKind::Put(item) if item == &put.item)
+                        })
+                        .map(|op| op.key.clone()),
+                    (None, Some(del)) => Some(del.key.clone()),
+                    (None, None) => None,
+                };
+                if let Some(key) = key {
+                    let mut id = table.clone();
+                    id.push('\u{1}');
+                    id.push_str(&key_string(&key));
+                    unprocessed_ids.insert(id);
+                }
+            }
+        }
+        let before = pending.len();
+        let (left, done): (Vec<WriteOp>, Vec<WriteOp>) = pending
+            .into_iter()
+            .partition(|op| unprocessed_ids.contains(&op.id()));
+        for op in &done {
+            match op.kind {
+                WriteKind::Put(_) => result.puts += 1,
+                WriteKind::Delete => result.deletes += 1,
+            }
+        }
+        if left.is_empty() {
+            return result;
+        }
+        if left.len() < before {
+            attempts.progressed();
+        }
+        match attempts.next_delay() {
+            Some(delay) => {
+                result.stats.unprocessed_retries += 1;
+                attempts
+                    .wait(delay, "BatchWriteItem", "UnprocessedItems")
+                    .await;
+                pending = left;
+            }
+            None => {
+                result.not_applied = left;
+                return result;
+            }
+        }
+    }
+}
+
+impl<'a> IntoFuture for BatchWrite<'a> {
+    type Output = Result<BatchWriteOutput>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send + 'a>>;
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.send())
+    }
+}
