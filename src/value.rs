@@ -179,23 +179,89 @@ macro_rules! wide_int {
 wide_int!(i128, u128);
 
 fn parse_int<T: std::str::FromStr>(n: &str) -> Result<T, ConvertError> {
-    n.parse::<T>().or_else(|_| {
-        // DynamoDB normalises numbers; an integer may come back as "1E+3" from other writers.
-        let f: f64 = n
-            .parse()
-            .map_err(|_| ConvertError(format!("`{n}` is not a number")))?;
-        if f.fract() == 0.0 {
-            format!("{f:.0}").parse::<T>().ok()
-        } else {
-            None
+    match n.parse::<T>() {
+        Ok(v) => Ok(v),
+        Err(_) => parse_int_spelled(n),
+    }
+}
+
+/// An integer spelled with an exponent or a fraction of zeros ("1E+3", "10.0"), as other
+/// writers may store it: converted exactly, digit by digit (not through `f64`, which would
+/// silently change integers above 2^53).
+#[cold]
+fn parse_int_spelled<T: std::str::FromStr>(n: &str) -> Result<T, ConvertError> {
+    let does_not_fit = || {
+        ConvertError(format!(
+            "number {n} does not fit {}",
+            std::any::type_name::<T>()
+        ))
+    };
+    match integer_digits(n) {
+        None => Err(ConvertError(format!("`{n}` is not a number"))),
+        Some(None) => Err(does_not_fit()),
+        Some(Some(digits)) => digits.parse::<T>().map_err(|_| does_not_fit()),
+    }
+}
+
+/// The plain integer text of the number `n`: `None` if `n` is not a number, `Some(None)` if it
+/// is not an integer or has more digits than any integer type holds.
+fn integer_digits(n: &str) -> Option<Option<String>> {
+    let (negative, unsigned) = match n.as_bytes().first() {
+        Some(b'-') => (true, &n[1..]),
+        Some(b'+') => (false, &n[1..]),
+        _ => (false, n),
+    };
+    let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
+        Some(i) => (&unsigned[..i], Some(&unsigned[i + 1..])),
+        None => (unsigned, None),
+    };
+    let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if int_part.len() + frac_part.len() == 0 || !all_digits(int_part) || !all_digits(frac_part) {
+        return None;
+    }
+    let exponent: i64 = match exponent {
+        None => 0,
+        Some(e) => {
+            let digits = e.strip_prefix(['+', '-']).unwrap_or(e);
+            if digits.is_empty() || !all_digits(digits) {
+                return None;
+            }
+            // Beyond any integer type either way; only the sign and zero-ness matter then.
+            e.parse().unwrap_or(if e.starts_with('-') {
+                i64::MIN / 2
+            } else {
+                i64::MAX / 2
+            })
         }
-        .ok_or_else(|| {
-            ConvertError(format!(
-                "number {n} does not fit {}",
-                std::any::type_name::<T>()
-            ))
-        })
-    })
+    };
+    let digits = format!("{int_part}{frac_part}");
+    let significant = digits.trim_start_matches('0');
+    if significant.is_empty() {
+        return Some(Some("0".to_owned()));
+    }
+    // Digits of `significant` before the decimal point.
+    let point = int_part.len() as i64 - (digits.len() - significant.len()) as i64 + exponent;
+    // u128::MAX has 39 digits.
+    if point <= 0 || point > 39 {
+        return Some(None);
+    }
+    let point = point as usize;
+    let mut out = String::with_capacity(point + 1);
+    if negative {
+        out.push('-');
+    }
+    if point >= significant.len() {
+        out.push_str(significant);
+        out.extend(std::iter::repeat_n('0', point - significant.len()));
+    } else {
+        let (whole, fraction) = significant.split_at(point);
+        if fraction.bytes().any(|b| b != b'0') {
+            return Some(None);
+        }
+        out.push_str(whole);
+    }
+    Some(Some(out))
 }
 
 macro_rules! float {
@@ -637,7 +703,7 @@ impl<T: KeyAttribute> IndexKeyAttribute for Option<T> {
 /// Types a TTL attribute can have: an integer of epoch seconds, optionally in an `Option`.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be a TTL attribute",
-    label = "the TTL attribute holds epoch seconds: use i64, u64 (or an Option of one)"
+    label = "the TTL attribute holds epoch seconds: use i64, u64 or u32 (or an Option of one)"
 )]
 pub trait TtlAttribute {
     #[doc(hidden)]

@@ -43,8 +43,8 @@ pub struct Field<'a> {
     pub attr_name: String,
     /// Where the name came from, for error spans.
     pub name_span: Span,
-    /// `#[serde(alias = "...")]` names accepted on read.
-    pub aliases: Vec<String>,
+    /// `#[serde(alias = "...")]` names accepted on read, as written (for error spans).
+    pub aliases: Vec<LitStr>,
     pub roles: Vec<Role>,
     pub default: FieldDefault,
     /// `#[serde(skip)]`: neither written nor read.

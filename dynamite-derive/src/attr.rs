@@ -53,11 +53,13 @@ pub fn parse<'a>(cx: &Ctxt, input: &'a DeriveInput) -> Option<Container<'a>> {
             let result = attr.parse_nested_meta(|meta| {
                 if meta.path.is_ident("table") {
                     let lit: LitStr = meta.value()?.parse()?;
-                    if lit.value().is_empty() {
-                        cx.error_spanned_by(&lit, "table name must not be empty");
-                    } else if container.table.is_some() {
+                    if container.table.is_some() {
                         cx.error_spanned_by(&meta.path, "duplicate `table`");
                     } else {
+                        if lit.value().is_empty() {
+                            cx.error_spanned_by(&lit, "table name must not be empty");
+                        }
+                        // Kept even when empty, so no "missing table name" follows.
                         container.table = Some(lit);
                     }
                     Ok(())
@@ -277,7 +279,7 @@ fn parse_field_serde(cx: &Ctxt, meta: &ParseNestedMeta, field: &mut Field) -> sy
                 }
             }
         }
-        "alias" => field.aliases.push(rename_value(meta)?.value()),
+        "alias" => field.aliases.push(rename_value(meta)?),
         "default" => {
             if meta.input.peek(syn::Token![=]) {
                 let lit: LitStr = meta.value()?.parse()?;

@@ -1,6 +1,7 @@
 //! Cross-field checks: keys, indexes, projections and attribute names must describe one valid
 //! DynamoDB table. Each problem is reported at the token that caused it.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
 use proc_macro2::Span;
@@ -46,22 +47,34 @@ pub fn check(cx: &Ctxt, cont: &Container) -> Option<Resolved> {
     // Per declared index: (partition, sort) fields.
     let mut index_keys: Vec<(Option<usize>, Option<usize>)> =
         vec![(None, None); cont.indexes.len()];
+    // `index_key(index = ...)` resolves to the first declaration of a name; a later duplicate
+    // is reported here and left out of the checks below, so it causes no further errors.
     let mut index_by_name: HashMap<String, usize> = HashMap::new();
+    let mut duplicate_index = vec![false; cont.indexes.len()];
     for (i, index) in cont.indexes.iter().enumerate() {
-        if index_by_name.insert(index.name.value(), i).is_some() {
-            cx.error_spanned_by(
-                &index.name,
-                format!("duplicate index `{}`", index.name.value()),
-            );
-            failed = true;
+        match index_by_name.entry(index.name.value()) {
+            Entry::Vacant(slot) => {
+                slot.insert(i);
+            }
+            Entry::Occupied(_) => {
+                cx.error_spanned_by(
+                    &index.name,
+                    format!("duplicate index `{}`", index.name.value()),
+                );
+                duplicate_index[i] = true;
+                failed = true;
+            }
         }
     }
 
     let set_once = |slot: &mut Option<usize>, field: usize, span: Span, what: &str| {
-        if slot.is_some() {
+        if let Some(first) = *slot {
             cx.syn_error(syn::Error::new(
                 span,
-                format!("only one field can be the {what}"),
+                format!(
+                    "only one field can be the {what}: field `{}` already is",
+                    cont.fields[first].ident
+                ),
             ));
             false
         } else {
@@ -138,6 +151,19 @@ pub fn check(cx: &Ctxt, cont: &Container) -> Option<Resolved> {
         );
         failed = true;
     }
+    // `Option` is for sparse index keys; DynamoDB rejects an item without its primary key.
+    for (slot, what) in [(partition_key, "partition key"), (sort_key, "sort key")] {
+        if let Some(i) = slot {
+            let ty = cont.fields[i].ty;
+            if is_option(ty) {
+                cx.error_spanned_by(
+                    ty,
+                    format!("the table's {what} cannot be an `Option`: every item must have its primary key (an `Option` is allowed for index keys, which makes the index sparse)"),
+                );
+                failed = true;
+            }
+        }
+    }
     for special in [version, ttl].into_iter().flatten() {
         if Some(special) == partition_key || Some(special) == sort_key {
             cx.error_spanned_by(
@@ -149,18 +175,25 @@ pub fn check(cx: &Ctxt, cont: &Container) -> Option<Resolved> {
     }
 
     // Attribute names must be unique, aliases included.
-    let mut seen: HashMap<&str, usize> = HashMap::new();
+    let mut seen: HashMap<String, usize> = HashMap::new();
     for (i, field) in cont.fields.iter().enumerate() {
         if field.skip {
             continue;
         }
-        for name in std::iter::once(&field.attr_name).chain(field.aliases.iter()) {
-            if let Some(&other) = seen.get(name.as_str()) {
+        let aliases = field
+            .aliases
+            .iter()
+            .map(|alias| (alias.value(), alias.span(), "alias"));
+        for (name, span, what) in
+            std::iter::once((field.attr_name.clone(), field.name_span, "attribute name"))
+                .chain(aliases)
+        {
+            if let Some(&other) = seen.get(&name) {
                 if other != i {
                     cx.syn_error(syn::Error::new(
-                        field.name_span,
+                        span,
                         format!(
-                            "attribute name `{name}` is already used by field `{}`",
+                            "{what} `{name}` is already used by field `{}`",
                             cont.fields[other].ident
                         ),
                     ));
@@ -193,8 +226,12 @@ pub fn check(cx: &Ctxt, cont: &Container) -> Option<Resolved> {
             )
         })
         .collect();
+    let mut index_consts: HashMap<String, &LitStr> = HashMap::new();
     let mut indexes = Vec::new();
     for (idx, decl) in cont.indexes.iter().enumerate() {
+        if duplicate_index[idx] {
+            continue;
+        }
         let (pk, sk) = index_keys[idx];
         let name = decl.name.value();
         let partition = match decl.kind {
@@ -224,7 +261,11 @@ pub fn check(cx: &Ctxt, cont: &Container) -> Option<Resolved> {
             ProjectionDecl::Include(idents) => {
                 let mut names = Vec::new();
                 for ident in idents {
-                    match cont.fields.iter().find(|f| f.ident == ident && !f.skip) {
+                    match cont.fields.iter().find(|f| f.ident == ident) {
+                        Some(f) if f.skip => cx.error_spanned_by(
+                            ident,
+                            format!("index `{name}` projects `{ident}`, but that field has #[serde(skip)] and is not stored"),
+                        ),
                         Some(f) => names.push(f.attr_name.clone()),
                         None => cx.error_spanned_by(
                             ident,
@@ -241,6 +282,13 @@ pub fn check(cx: &Ctxt, cont: &Container) -> Option<Resolved> {
                 &decl.name,
                 format!("index handle `{const_name}` would clash with the attribute handle of field `{field}`; rename the index"),
             );
+        } else if let Some(other) = index_consts.get(&const_name) {
+            cx.error_spanned_by(
+                &decl.name,
+                format!("index handle `{const_name}` would clash with the handle of index `{}`; rename one of them", other.value()),
+            );
+        } else {
+            index_consts.insert(const_name.clone(), &decl.name);
         }
         if let Some(pk) = partition {
             indexes.push(ResolvedIndex {
@@ -267,4 +315,17 @@ pub fn check(cx: &Ctxt, cont: &Container) -> Option<Resolved> {
         ttl,
         version,
     })
+}
+
+/// `Option<..>` as written (`Option`, `std::option::Option`, ...); an alias is caught later by
+/// the `KeyAttribute` bound instead.
+fn is_option(ty: &syn::Type) -> bool {
+    match ty {
+        syn::Type::Path(p) if p.qself.is_none() => p.path.segments.last().is_some_and(|s| {
+            s.ident == "Option" && matches!(s.arguments, syn::PathArguments::AngleBracketed(_))
+        }),
+        syn::Type::Group(g) => is_option(&g.elem),
+        syn::Type::Paren(p) => is_option(&p.elem),
+        _ => false,
+    }
 }

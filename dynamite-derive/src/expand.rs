@@ -4,7 +4,7 @@
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::DeriveInput;
+use syn::{DeriveInput, LitStr};
 
 use crate::ast::{Container, Field, FieldDefault, IndexKind};
 use crate::check::{self, Resolved, ResolvedProjection};
@@ -110,11 +110,11 @@ fn generate(cont: &Container, res: &Resolved) -> TokenStream {
     let decode_fields = fields.iter().map(|f| decode_field(&entity_name, f));
     let field_idents = fields.iter().map(|f| f.ident);
     let unknown_check = cont.deny_unknown_fields.then(|| {
-        let known: Vec<&str> = fields
+        let known: Vec<String> = fields
             .iter()
             .filter(|f| !f.skip)
             .flat_map(|f| {
-                std::iter::once(f.attr_name.as_str()).chain(f.aliases.iter().map(String::as_str))
+                std::iter::once(f.attr_name.clone()).chain(f.aliases.iter().map(LitStr::value))
             })
             .collect();
         quote! {
@@ -299,7 +299,7 @@ fn decode_field(entity: &str, f: &Field) -> TokenStream {
     }
     let ty = f.ty;
     let name = &f.attr_name;
-    let aliases = &f.aliases;
+    let aliases: Vec<String> = f.aliases.iter().map(LitStr::value).collect();
     let missing = match &f.default {
         FieldDefault::Default => quote!(::core::default::Default::default()),
         FieldDefault::Path(path) => quote!(#path()),

@@ -1,0 +1,11 @@
+use dynamite::Entity;
+use serde::{Deserialize, Serialize};
+
+#[derive(Entity, Serialize, Deserialize)]
+#[dynamite(table = "users", billing = "on_demand")]
+struct User {
+    #[dynamite(partition_key)]
+    id: String,
+}
+
+fn main() {}
