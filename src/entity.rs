@@ -35,6 +35,13 @@ pub trait Entity: Sized + Send + Sync + 'static {
         None
     }
 
+    /// A clone, when the entity implements `Clone` (the derive fills this in); lets cache hits
+    /// return entities without decoding.
+    #[doc(hidden)]
+    fn __clone_for_cache(&self) -> Option<Self> {
+        None
+    }
+
     /// Reads the item with `key`.
     fn get(client: &Client, key: Key<Self>) -> GetItem<'_, Self> {
         GetItem::new(client, key)
@@ -116,6 +123,25 @@ pub struct TableSchema {
     pub version: Option<&'static str>,
     /// Every attribute name the entity writes, in field order.
     pub attributes: &'static [&'static str],
+    /// A fingerprint of the item shape (attribute names, types, keys), carried by cached
+    /// values so that another version of the entity never misreads them.
+    pub fingerprint: u64,
+    /// `#[dynamite(cache(...))]`, when given.
+    pub cache: Option<CacheSettings>,
+}
+
+/// Per-entity cache settings: `#[dynamite(cache(ttl = "30s", negative_ttl = "5s", queries))]`,
+/// or `cache(off)` to never cache the entity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheSettings {
+    /// `false` for `cache(off)`.
+    pub enabled: bool,
+    /// Time to live of this entity's item entries, in ms (the client's default otherwise).
+    pub ttl_ms: Option<u64>,
+    /// Cache "not found" for this long, in ms.
+    pub negative_ttl_ms: Option<u64>,
+    /// Cache query results of `find` (opt-in).
+    pub queries: bool,
 }
 
 impl TableSchema {

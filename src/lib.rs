@@ -94,7 +94,9 @@ pub mod __private;
 pub use attr::{Attr, IndexHandle, Path, PathSegment, Value};
 pub use client::{Client, ClientBuilder};
 pub use dynamite_derive::Entity;
-pub use entity::{Entity, IndexKind, IndexSchema, Key, KeySchema, Projection, TableSchema};
+pub use entity::{
+    CacheSettings, Entity, IndexKind, IndexSchema, Key, KeySchema, Projection, TableSchema,
+};
 pub use error::{BoxError, Error, Result};
 pub use expr::{AttributeType, Condition, Update};
 pub use page::{Cursor, Page};

@@ -168,8 +168,50 @@ fn index_label(index: &IndexSchema) -> String {
     format!("{kind} {}", index.name)
 }
 
+/// DynamoDB refuses a Query whose filter reads the partition or sort key of the table or index
+/// queried: such conditions must be the key condition, and only one per key can be.
+fn check_query_filter(schema: &TableSchema, planned: &Planned) -> Result<()> {
+    if planned.operation != Operation::Query {
+        return Ok(());
+    }
+    let (pk, sk) = match planned.index {
+        Some(i) => (i.partition_key, i.sort_key),
+        None => (schema.partition_key, schema.sort_key),
+    };
+    for node in &planned.filter_nodes {
+        let mut paths = Vec::new();
+        node.paths(&mut paths);
+        if let Some(key) = paths
+            .iter()
+            .map(|p| p.root())
+            .find(|r| *r == pk.name || sk.is_some_and(|k| k.name == *r))
+        {
+            let source = planned
+                .index
+                .map_or("the table".to_owned(), |i| format!("index `{}`", i.name));
+            return Err(Error::InvalidQuery {
+                entity: schema.entity,
+                reason: format!(
+                    "`{}` reads `{key}`, a key attribute of {source}, but cannot be its key condition \
+                     (one `=` on the partition key and one of =, <, <=, >, >=, BETWEEN, begins_with on \
+                     the sort key); DynamoDB does not allow key attributes in a Query filter — \
+                     combine them into one key condition, or use scan()",
+                    node.describe()
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Plans a find over entity `E`.
 pub(crate) fn plan<E: Entity>(input: &PlanInput<'_>) -> Result<Planned> {
+    let planned = plan_source::<E>(input)?;
+    check_query_filter(E::schema(), &planned)?;
+    Ok(planned)
+}
+
+fn plan_source<E: Entity>(input: &PlanInput<'_>) -> Result<Planned> {
     let schema = E::schema();
     let invalid = |reason: String| Error::InvalidQuery {
         entity: schema.entity,
@@ -396,12 +438,16 @@ pub(crate) fn index_holds(
     index: &IndexSchema,
     needed: Option<&[String]>,
 ) -> bool {
+    // An index holds the table's keys, its own keys, and its projection.
+    let is_key = |name: &str| {
+        schema.is_key_attribute(name)
+            || index.partition_key.name == name
+            || index.sort_key.is_some_and(|k| k.name == name)
+    };
     let projected = |name: &str| match index.projection {
         Projection::All => true,
-        Projection::KeysOnly => schema.all_key_attributes().iter().any(|k| k.name == name),
-        Projection::Include(extra) => {
-            extra.contains(&name) || schema.all_key_attributes().iter().any(|k| k.name == name)
-        }
+        Projection::KeysOnly => is_key(name),
+        Projection::Include(extra) => extra.contains(&name) || is_key(name),
     };
     match needed {
         None => {

@@ -123,3 +123,35 @@ pub fn deny_unknown(entity: &str, item: &Item, known: &[&str]) -> Result<(), Err
         }),
     }
 }
+
+pub trait CloneNative<T> {
+    fn __dynamite_clone(&self) -> Option<T>;
+}
+impl<T: Clone> CloneNative<T> for &Wrap<'_, T> {
+    #[inline]
+    fn __dynamite_clone(&self) -> Option<T> {
+        Some(self.0.clone())
+    }
+}
+
+pub trait CloneNone<T> {
+    fn __dynamite_clone(&self) -> Option<T>;
+}
+impl<T> CloneNone<T> for Wrap<'_, T> {
+    #[inline]
+    fn __dynamite_clone(&self) -> Option<T> {
+        None
+    }
+}
+
+/// The TTL attribute's name, once its type is checked.
+pub const fn ttl_attribute<T: crate::TtlAttribute + ?Sized>(name: &'static str) -> &'static str {
+    name
+}
+
+/// The version attribute's name, once its type is checked.
+pub const fn version_attribute<T: crate::VersionAttribute + ?Sized>(
+    name: &'static str,
+) -> &'static str {
+    name
+}

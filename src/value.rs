@@ -705,10 +705,7 @@ impl<T: KeyAttribute> IndexKeyAttribute for Option<T> {
     message = "`{Self}` cannot be a TTL attribute",
     label = "the TTL attribute holds epoch seconds: use i64, u64 or u32 (or an Option of one)"
 )]
-pub trait TtlAttribute {
-    #[doc(hidden)]
-    const CHECK: () = ();
-}
+pub trait TtlAttribute {}
 impl TtlAttribute for i64 {}
 impl TtlAttribute for u64 {}
 impl TtlAttribute for u32 {}
@@ -726,8 +723,6 @@ impl TtlAttribute for Option<u32> {}
     label = "the version attribute is a counter: use u64, u32, i64 (or an Option of one)"
 )]
 pub trait VersionAttribute {
-    #[doc(hidden)]
-    const CHECK: () = ();
     /// The stored version this value stands for; `None` for a new entity.
     fn current(&self) -> Option<u64>;
 }

@@ -12,6 +12,16 @@ pub struct Container<'a> {
     pub fields: Vec<Field<'a>>,
     /// `#[serde(deny_unknown_fields)]`.
     pub deny_unknown_fields: bool,
+    /// `#[dynamite(cache(...))]`.
+    pub cache: Option<CacheDecl>,
+}
+
+/// `#[dynamite(cache(ttl = "30s", queries, negative_ttl = "5s"))]` or `cache(off)`.
+pub struct CacheDecl {
+    pub off: bool,
+    pub ttl_ms: Option<u64>,
+    pub negative_ttl_ms: Option<u64>,
+    pub queries: bool,
 }
 
 /// An index declared on the struct with `#[dynamite(global_index(...))]` or `local_index(...)`.

@@ -5,7 +5,7 @@ use syn::meta::ParseNestedMeta;
 use syn::{Data, DeriveInput, Fields, Ident, LitStr};
 
 use crate::ast::{
-    Container, Field, FieldDefault, IndexDecl, IndexKind, KeyPart, ProjectionDecl, Role,
+    CacheDecl, Container, Field, FieldDefault, IndexDecl, IndexKind, KeyPart, ProjectionDecl, Role,
 };
 use crate::case::RenameRule;
 use crate::ctxt::Ctxt;
@@ -45,6 +45,7 @@ pub fn parse<'a>(cx: &Ctxt, input: &'a DeriveInput) -> Option<Container<'a>> {
         indexes: Vec::new(),
         fields: Vec::new(),
         deny_unknown_fields: false,
+        cache: None,
     };
     let mut rename_all = RenameRule::None;
 
@@ -66,12 +67,15 @@ pub fn parse<'a>(cx: &Ctxt, input: &'a DeriveInput) -> Option<Container<'a>> {
                 } else if meta.path.is_ident("global_index") || meta.path.is_ident("index") {
                     container.indexes.push(parse_index(cx, &meta, IndexKind::Global)?);
                     Ok(())
+                } else if meta.path.is_ident("cache") {
+                    container.cache = Some(parse_cache(&meta)?);
+                    Ok(())
                 } else if meta.path.is_ident("local_index") {
                     container.indexes.push(parse_index(cx, &meta, IndexKind::Local)?);
                     Ok(())
                 } else {
                     Err(meta.error(format!(
-                        "unknown dynamite option `{}`; expected one of: table, global_index, index, local_index",
+                        "unknown dynamite option `{}`; expected one of: table, global_index, index, local_index, cache",
                         path_name(&meta.path)
                     )))
                 }
@@ -142,6 +146,56 @@ pub fn parse<'a>(cx: &Ctxt, input: &'a DeriveInput) -> Option<Container<'a>> {
         container.fields.push(parsed);
     }
     Some(container)
+}
+
+fn parse_cache(meta: &ParseNestedMeta) -> syn::Result<CacheDecl> {
+    let mut decl = CacheDecl {
+        off: false,
+        ttl_ms: None,
+        negative_ttl_ms: None,
+        queries: false,
+    };
+    meta.parse_nested_meta(|inner| {
+        if inner.path.is_ident("off") {
+            decl.off = true;
+        } else if inner.path.is_ident("queries") {
+            decl.queries = true;
+        } else if inner.path.is_ident("ttl") {
+            decl.ttl_ms = Some(parse_duration(&inner.value()?.parse()?)?);
+        } else if inner.path.is_ident("negative_ttl") {
+            decl.negative_ttl_ms = Some(parse_duration(&inner.value()?.parse()?)?);
+        } else {
+            return Err(inner.error(format!(
+                "unknown cache option `{}`; expected ttl = \"..\", negative_ttl = \"..\", queries or off",
+                path_name(&inner.path)
+            )));
+        }
+        Ok(())
+    })?;
+    Ok(decl)
+}
+
+/// `"250ms"`, `"30s"`, `"5m"`, `"1h"` -> milliseconds.
+fn parse_duration(lit: &LitStr) -> syn::Result<u64> {
+    let text = lit.value();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let factor = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        _ => 0,
+    };
+    match number.parse::<u64>() {
+        Ok(n) if factor > 0 => Ok(n.saturating_mul(factor)),
+        _ => Err(syn::Error::new(
+            lit.span(),
+            "expected a duration like \"250ms\", \"30s\", \"5m\" or \"1h\"",
+        )),
+    }
 }
 
 fn parse_index(cx: &Ctxt, meta: &ParseNestedMeta, kind: IndexKind) -> syn::Result<IndexDecl> {

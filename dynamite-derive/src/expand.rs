@@ -83,19 +83,16 @@ fn generate(cont: &Container, res: &Resolved) -> TokenStream {
             let f = &fields[i];
             let name = &f.attr_name;
             let ty = f.ty;
-            let trait_ident = format_ident!("{}", trait_name);
-            // Referencing the trait checks the field type at its own span.
+            let checker = format_ident!("{}", trait_name);
+            // The const fn's trait bound checks the field type at its own span.
             quote_spanned! {ty.span()=>
-                ::core::option::Option::Some({
-                    let _ = <#ty as ::dynamite::#trait_ident>::CHECK;
-                    #name
-                })
+                ::core::option::Option::Some(::dynamite::__private::#checker::<#ty>(#name))
             }
         }
         None => quote!(::core::option::Option::None),
     };
-    let ttl = special(res.ttl, "TtlAttribute");
-    let version = special(res.version, "VersionAttribute");
+    let ttl = special(res.ttl, "ttl_attribute");
+    let version = special(res.version, "version_attribute");
     let attribute_names: Vec<&str> = fields
         .iter()
         .filter(|f| !f.skip)
@@ -103,6 +100,28 @@ fn generate(cont: &Container, res: &Resolved) -> TokenStream {
         .collect();
 
     let field_count = attribute_names.len();
+    let fingerprint = fingerprint(cont, res);
+    let cache = match &cont.cache {
+        None => quote!(::core::option::Option::None),
+        Some(c) => {
+            let enabled = !c.off;
+            let queries = c.queries;
+            let opt = |v: Option<u64>| match v {
+                Some(ms) => quote!(::core::option::Option::Some(#ms)),
+                None => quote!(::core::option::Option::None),
+            };
+            let ttl = opt(c.ttl_ms);
+            let negative = opt(c.negative_ttl_ms);
+            quote! {
+                ::core::option::Option::Some(::dynamite::CacheSettings {
+                    enabled: #enabled,
+                    ttl_ms: #ttl,
+                    negative_ttl_ms: #negative,
+                    queries: #queries,
+                })
+            }
+        }
+    };
     let encode_fields = fields
         .iter()
         .filter(|f| !f.skip)
@@ -228,6 +247,8 @@ fn generate(cont: &Container, res: &Resolved) -> TokenStream {
                     ttl: #ttl,
                     version: #version,
                     attributes: &[#(#attribute_names),*],
+                    fingerprint: #fingerprint,
+                    cache: #cache,
                 };
                 &SCHEMA
             }
@@ -251,6 +272,13 @@ fn generate(cont: &Container, res: &Resolved) -> TokenStream {
 
             fn primary_key(&self) -> ::dynamite::Key<Self> {
                 ::dynamite::Key::from_values(#pk_value, #sk_value)
+            }
+
+            #[doc(hidden)]
+            fn __clone_for_cache(&self) -> ::core::option::Option<Self> {
+                #[allow(unused_imports)]
+                use ::dynamite::__private::{CloneNative as _, CloneNone as _};
+                (&&::dynamite::__private::Wrap(self)).__dynamite_clone()
             }
 
             #version_fn
@@ -321,4 +349,33 @@ fn decode_field(entity: &str, f: &Field) -> TokenStream {
 
 fn is_string(ty: &syn::Type) -> bool {
     matches!(ty, syn::Type::Path(p) if p.qself.is_none() && p.path.segments.last().is_some_and(|s| s.ident == "String" && s.arguments.is_empty()))
+}
+
+/// A stable fingerprint of what an item of this entity looks like: table, keys, and every
+/// field's attribute name, Rust type and roles (FNV-1a). Cached values carry it, so entries
+/// written by another version of the entity are never read as this one.
+fn fingerprint(cont: &Container, res: &Resolved) -> u64 {
+    let mut text = format!(
+        "{}|{}|{}|{:?}",
+        cont.ident,
+        res.table.value(),
+        res.partition_key,
+        res.sort_key
+    );
+    for f in &cont.fields {
+        let ty = f.ty;
+        text.push_str(&format!(
+            "|{}:{}:{}:{}",
+            f.attr_name,
+            quote!(#ty),
+            f.skip,
+            f.roles.len()
+        ));
+    }
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
 }

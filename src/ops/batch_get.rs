@@ -21,6 +21,10 @@ pub const MAX_KEYS_PER_REQUEST: usize = 100;
 pub const DEFAULT_CONCURRENCY: usize = 8;
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+/// Keys with what was found for them.
+type KeyedItems<E> = Vec<(Key<E>, Option<E>)>;
+/// Turns one entity's aligned answers into its typed output.
+type Finish = fn(Vec<Item>, Vec<Option<Item>>, BatchStats) -> Result<Box<dyn Any + Send>>;
 
 /// A stable string for a key item, for deduplication and matching answers to keys.
 pub(crate) fn key_string(key: &Item) -> String {
@@ -333,7 +337,7 @@ impl<'a, E: Entity> BatchGet<'a, E> {
         chunks
             .map(move |chunk: Vec<Result<(Key<E>, Item)>>| {
                 let read = read.clone();
-                let fut: BoxFuture<'a, Result<Vec<(Key<E>, Option<E>)>>> = Box::pin(async move {
+                let fut: BoxFuture<'a, Result<KeyedItems<E>>> = Box::pin(async move {
                     let chunk: Vec<(Key<E>, Item)> = chunk.into_iter().collect::<Result<_>>()?;
                     let (keys, items): (Vec<Key<E>>, Vec<Item>) = chunk.into_iter().unzip();
                     let (found, _) = read.as_read().read_all(client, items, 1).await?;
@@ -457,7 +461,7 @@ struct Part {
     read: TableRead<'static>,
     keys: Vec<Item>,
     /// Decodes the aligned answers into a `BatchGetOutput<E>`.
-    finish: fn(Vec<Item>, Vec<Option<Item>>, BatchStats) -> Result<Box<dyn Any + Send>>,
+    finish: Finish,
 }
 
 fn finish<E: Entity>(
@@ -499,6 +503,7 @@ impl<'a> MultiBatchGet<'a> {
     }
 
     /// Adds keys of entity `E` (deduplicated with the ones already added for `E`).
+    #[allow(clippy::should_implement_trait)]
     pub fn add<E: Entity>(mut self, keys: impl IntoIterator<Item = Key<E>>) -> Self {
         let position = match self
             .parts

@@ -332,11 +332,16 @@ impl<'a, E: Entity, O: Send + 'static> Find<'a, E, O> {
                 .map(|p| p.root().to_owned())
                 .collect()
         });
+        // An index holds only its projection. Whole entities (or a selection the index does
+        // not hold) are read again from the table. A projection type without a selection reads
+        // what the index holds.
         let fetch_base = match planned.index {
-            Some(index)
-                if index.kind == IndexKind::Global && planned.operation != Operation::GetItem =>
-            {
-                !self.projected && !plan::index_holds(schema, index, selected.as_deref())
+            Some(index) if planned.operation != Operation::GetItem => {
+                if self.projected && selected.is_none() {
+                    false
+                } else {
+                    !plan::index_holds(schema, index, selected.as_deref())
+                }
             }
             _ => false,
         };
@@ -406,7 +411,12 @@ impl<'a, E: Entity, O: Send + 'static> Find<'a, E, O> {
             .into_iter()
             .flatten()
             {
-                paths.push(Attr::<E, ()>::new(k).path());
+                if !paths
+                    .iter()
+                    .any(|p| p.root() == k && p.segments().len() == 1)
+                {
+                    paths.push(Attr::<E, ()>::new(k).path());
+                }
             }
             let expr = expr::projection(&mut bph, &paths);
             Some((expr, bph.names()))
@@ -587,7 +597,8 @@ impl<'a, E: Entity, O: Send + 'static> Find<'a, E, O> {
 
     /// The matching items page by page (each page as [`page`](Self::page) returns it).
     pub fn pages(self) -> impl Stream<Item = Result<Page<O>>> + Send + 'a {
-        let limit = self.limit;
+        // For pages(), the limit is the page size; the stream runs to the end of the data.
+        let limit: Option<usize> = None;
         let page_limit = self.limit;
         let reader = match self.reader() {
             Ok(r) => Arc::new(r),

@@ -1,0 +1,193 @@
+//! [`MokaLayer`]: the in-process L1, on `moka::sync::Cache`, bounded in bytes.
+
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use moka::notification::RemovalCause;
+
+use super::{CacheEntry, CacheError, CacheKey, CacheLayer, FillToken, LayerStats, Lookup, StatsCounter};
+
+/// Scope generations are kept in this many stripes; invalidating a scope bumps its stripe, so
+/// (rarely) other scopes of the same stripe lose their entries too. Correct, and bounded in memory.
+const STRIPES: usize = 4096;
+
+#[derive(Clone)]
+struct Stored {
+    entry: CacheEntry,
+    stamp: u64,
+    ttl: Duration,
+}
+
+struct PerEntryTtl;
+
+impl moka::Expiry<String, Stored> for PerEntryTtl {
+    fn expire_after_create(&self, _key: &String, value: &Stored, _now: Instant) -> Option<Duration> {
+        Some(value.ttl)
+    }
+}
+
+/// The in-process cache layer: capacity in bytes (a weigher), per-entry time to live, optional
+/// time to idle. Entries keep their decoded value, so a hit returns a clone of the entity
+/// without decoding.
+///
+/// ```
+/// let l1 = dynamite::cache::MokaLayer::builder()
+///     .max_bytes(64 * 1024 * 1024)
+///     .time_to_idle(std::time::Duration::from_secs(120))
+///     .build();
+/// ```
+pub struct MokaLayer {
+    cache: moka::sync::Cache<String, Stored>,
+    stripes: Arc<[AtomicU64]>,
+    hasher: std::collections::hash_map::RandomState,
+    stats: Arc<StatsCounter>,
+}
+
+impl std::fmt::Debug for MokaLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MokaLayer")
+            .field("entries", &self.cache.entry_count())
+            .field("bytes", &self.cache.weighted_size())
+            .finish()
+    }
+}
+
+/// Builds a [`MokaLayer`].
+#[must_use]
+#[derive(Debug, Clone)]
+pub struct MokaLayerBuilder {
+    max_bytes: u64,
+    time_to_idle: Option<Duration>,
+}
+
+impl MokaLayerBuilder {
+    /// Capacity in bytes of keys and encoded values (64 MiB by default).
+    pub fn max_bytes(mut self, bytes: u64) -> Self {
+        self.max_bytes = bytes;
+        self
+    }
+
+    /// Drop entries not read for this long.
+    pub fn time_to_idle(mut self, d: Duration) -> Self {
+        self.time_to_idle = Some(d);
+        self
+    }
+
+    /// The layer.
+    pub fn build(self) -> MokaLayer {
+        let stats = Arc::new(StatsCounter::default());
+        let evictions = stats.clone();
+        let mut builder = moka::sync::Cache::builder()
+            .max_capacity(self.max_bytes)
+            .weigher(|k: &String, v: &Stored| u32::try_from(k.len() + v.entry.size()).unwrap_or(u32::MAX))
+            .expire_after(PerEntryTtl)
+            .eviction_listener(move |_k, _v, cause| {
+                if cause == RemovalCause::Size {
+                    evictions.eviction();
+                }
+            });
+        if let Some(tti) = self.time_to_idle {
+            builder = builder.time_to_idle(tti);
+        }
+        MokaLayer {
+            cache: builder.build(),
+            stripes: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
+            hasher: Default::default(),
+            stats,
+        }
+    }
+}
+
+impl MokaLayer {
+    /// A layer holding at most `max_bytes` of keys and values.
+    pub fn new(max_bytes: u64) -> Self {
+        Self::builder().max_bytes(max_bytes).build()
+    }
+
+    /// A builder.
+    pub fn builder() -> MokaLayerBuilder {
+        MokaLayerBuilder {
+            max_bytes: 64 * 1024 * 1024,
+            time_to_idle: None,
+        }
+    }
+
+    fn stripe(&self, scope: &str) -> &AtomicU64 {
+        let mut h = self.hasher.build_hasher();
+        scope.hash(&mut h);
+        &self.stripes[(h.finish() as usize) % STRIPES]
+    }
+
+    /// Runs pending maintenance (evictions), for tests and measurements.
+    pub fn run_pending_tasks(&self) {
+        self.cache.run_pending_tasks();
+    }
+
+    /// Entries held (approximate until maintenance ran).
+    pub fn entry_count(&self) -> u64 {
+        self.cache.entry_count()
+    }
+
+    /// Synchronous lookup (the async trait method calls this).
+    pub fn get_now(&self, key: &CacheKey) -> Lookup {
+        let generation = self.stripe(&key.scope).load(Ordering::Acquire);
+        match self.cache.get(&key.entry) {
+            Some(stored) if stored.stamp == generation => {
+                self.stats.hit();
+                Lookup::Hit(stored.entry)
+            }
+            _ => {
+                self.stats.miss();
+                Lookup::Miss(FillToken::new(generation))
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl CacheLayer for MokaLayer {
+    fn name(&self) -> String {
+        "moka".to_owned()
+    }
+
+    async fn get(&self, key: &CacheKey) -> Result<Lookup, CacheError> {
+        Ok(self.get_now(key))
+    }
+
+    async fn put(&self, key: &CacheKey, entry: CacheEntry, ttl: Duration, token: &FillToken) -> Result<(), CacheError> {
+        let generation = self.stripe(&key.scope).load(Ordering::Acquire);
+        if generation != token.generation() {
+            return Ok(()); // invalidated while the value was being read
+        }
+        self.cache.insert(
+            key.entry.clone(),
+            Stored {
+                entry,
+                stamp: generation,
+                ttl,
+            },
+        );
+        Ok(())
+    }
+
+    async fn invalidate(&self, scope: &str) -> Result<(), CacheError> {
+        self.stripe(scope).fetch_add(1, Ordering::AcqRel);
+        self.stats.invalidation();
+        Ok(())
+    }
+
+    async fn clear(&self) -> Result<(), CacheError> {
+        for s in self.stripes.iter() {
+            s.fetch_add(1, Ordering::AcqRel);
+        }
+        self.cache.invalidate_all();
+        Ok(())
+    }
+
+    fn stats(&self) -> Vec<(String, LayerStats)> {
+        vec![(self.name(), self.stats.snapshot())]
+    }
+}
