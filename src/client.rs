@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use crate::RetryPolicy;
+use crate::cache::stack::ClientCache;
+use crate::cache::{CacheConfig, CacheLayer, LayerStats};
+use crate::{Entity, Key, RetryPolicy};
 
 /// The dynamite client: an SDK client plus dynamite's settings.
 ///
@@ -28,6 +30,7 @@ struct Inner {
     table_prefix: String,
     cursor_key: Option<Vec<u8>>,
     retry: RetryPolicy,
+    cache: Option<Arc<ClientCache>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -53,6 +56,8 @@ impl Client {
             cursor_key: None,
             retry: RetryPolicy::standard(),
             keep_sdk_retries: false,
+            cache: None,
+            cache_config: CacheConfig::default(),
         }
     }
 
@@ -99,6 +104,43 @@ impl Client {
         crate::ops::TransactGet::new(self)
     }
 
+    /// The cache, when the client has one.
+    pub(crate) fn cache(&self) -> Option<&ClientCache> {
+        self.inner.cache.as_deref()
+    }
+
+    /// Hits, misses, evictions and faults of each cache layer (top first), and the number of
+    /// corrupt entries read (treated as misses).
+    pub fn cache_stats(&self) -> CacheStats {
+        match self.cache() {
+            Some(cache) => CacheStats {
+                layers: cache.layer().stats(),
+                corrupt_entries: cache.corrupt_entries(),
+            },
+            None => CacheStats::default(),
+        }
+    }
+
+    /// Drops every cache entry, in every layer.
+    pub async fn clear_cache(&self) {
+        if let Some(cache) = self.cache() {
+            if let Err(e) = cache.layer().clear().await {
+                tracing::warn!(error = %e, "cache clear failed");
+            }
+        }
+    }
+
+    /// Loads the items with `keys` into the cache ahead of traffic (one batch read for the
+    /// keys not cached yet); how many were loaded or already cached.
+    pub async fn warm<E: Entity>(
+        &self,
+        keys: impl IntoIterator<Item = Key<E>>,
+    ) -> crate::Result<usize> {
+        let keys: Vec<Key<E>> = keys.into_iter().collect();
+        let out = E::batch_get(self, keys).send().await?;
+        Ok(out.items.len())
+    }
+
     /// The key cursors are signed with, if any.
     pub(crate) fn cursor_key(&self) -> Option<&[u8]> {
         self.inner.cursor_key.as_deref()
@@ -121,6 +163,8 @@ pub struct ClientBuilder {
     cursor_key: Option<Vec<u8>>,
     retry: RetryPolicy,
     keep_sdk_retries: bool,
+    cache: Option<Arc<dyn CacheLayer>>,
+    cache_config: CacheConfig,
 }
 
 impl std::fmt::Debug for ClientBuilder {
@@ -138,6 +182,20 @@ impl ClientBuilder {
     /// The retry policy for every request ([`RetryPolicy::standard`] by default).
     pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
         self.retry = policy;
+        self
+    }
+
+    /// Reads items (and, where opted in, query results) through `cache` — a
+    /// [`MokaLayer`](crate::cache::MokaLayer), a `RedisLayer`, a [`Tiered`](crate::cache::Tiered)
+    /// stack, or any [`CacheLayer`]. Writes through the client invalidate it.
+    pub fn cache(mut self, cache: impl CacheLayer) -> Self {
+        self.cache = Some(Arc::new(cache));
+        self
+    }
+
+    /// Time-to-live settings of the cache.
+    pub fn cache_config(mut self, config: CacheConfig) -> Self {
+        self.cache_config = config;
         self
     }
 
@@ -180,9 +238,29 @@ impl ClientBuilder {
             inner: Arc::new(Inner {
                 sdk,
                 retry: self.retry,
+                cache: self
+                    .cache
+                    .map(|layer| Arc::new(ClientCache::new(layer, self.cache_config))),
                 table_prefix: self.table_prefix,
                 cursor_key: self.cursor_key,
             }),
         }
+    }
+}
+
+/// Cache counters, from [`Client::cache_stats`].
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct CacheStats {
+    /// Each layer's counters, top first.
+    pub layers: Vec<(String, LayerStats)>,
+    /// Entries that could not be decoded (treated as misses).
+    pub corrupt_entries: u64,
+}
+
+impl CacheStats {
+    /// The counters of the layer called `name`.
+    pub fn layer(&self, name: &str) -> Option<&LayerStats> {
+        self.layers.iter().find(|(n, _)| n == name).map(|(_, s)| s)
     }
 }

@@ -249,15 +249,22 @@ impl<E: Entity> Key<E> {
     /// The key as an item (`{pk: .., sk: ..}`), after checking it against the schema: both
     /// parts present as the table needs, of the right type, and not empty.
     pub fn to_item(&self) -> Result<Item> {
+        self.check()?;
         let schema = E::schema();
         let mut item = Item::with_capacity(2);
-        check_key_value(schema, &schema.partition_key, Some(&self.partition))?;
         item.insert(schema.partition_key.name.to_owned(), self.partition.clone());
+        if let (Some(sk), Some(value)) = (&schema.sort_key, &self.sort) {
+            item.insert(sk.name.to_owned(), value.clone());
+        }
+        Ok(item)
+    }
+
+    /// Checks the key against the schema (no allocation).
+    pub fn check(&self) -> Result<()> {
+        let schema = E::schema();
+        check_key_value(schema, &schema.partition_key, Some(&self.partition))?;
         match (&schema.sort_key, &self.sort) {
-            (Some(sk), value) => {
-                check_key_value(schema, sk, value.as_ref())?;
-                item.insert(sk.name.to_owned(), value.clone().expect("checked"));
-            }
+            (Some(sk), value) => check_key_value(schema, sk, value.as_ref())?,
             (None, Some(_)) => {
                 return Err(Error::validation(
                     schema.entity,
@@ -270,7 +277,7 @@ impl<E: Entity> Key<E> {
             }
             (None, None) => {}
         }
-        Ok(item)
+        Ok(())
     }
 }
 

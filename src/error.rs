@@ -71,6 +71,8 @@ pub enum Error {
         table: String,
         /// The service or transport error code, when there is one (e.g. `ResourceNotFoundException`).
         code: Option<String>,
+        /// The HTTP status of the response, when there was one.
+        status: Option<u16>,
         /// The SDK error.
         #[source]
         source: BoxError,

@@ -76,6 +76,7 @@
 #![warn(missing_docs)]
 
 mod attr;
+pub mod cache;
 mod client;
 mod entity;
 mod error;
@@ -92,7 +93,7 @@ pub mod value;
 pub mod __private;
 
 pub use attr::{Attr, IndexHandle, Path, PathSegment, Value};
-pub use client::{Client, ClientBuilder};
+pub use client::{CacheStats, Client, ClientBuilder};
 pub use dynamite_derive::Entity;
 pub use entity::{
     CacheSettings, Entity, IndexKind, IndexSchema, Key, KeySchema, Projection, TableSchema,

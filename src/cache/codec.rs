@@ -234,7 +234,11 @@ impl<'a> Reader<'a> {
             }
             b'b' => {
                 let n = self.len()?;
-                AttributeValue::Bs((0..n).map(|_| self.raw().map(Blob::new)).collect::<Option<_>>()?)
+                AttributeValue::Bs(
+                    (0..n)
+                        .map(|_| self.raw().map(Blob::new))
+                        .collect::<Option<_>>()?,
+                )
             }
             _ => return None,
         })
@@ -246,22 +250,36 @@ mod tests {
     use super::*;
 
     fn item() -> Item {
-        let nested: Item = [("k".to_string(), AttributeValue::L(vec![AttributeValue::Bool(true), AttributeValue::Null(true)]))].into();
+        let nested: Item = [(
+            "k".to_string(),
+            AttributeValue::L(vec![AttributeValue::Bool(true), AttributeValue::Null(true)]),
+        )]
+        .into();
         [
             ("s".to_string(), AttributeValue::S("héllo".into())),
             ("n".to_string(), AttributeValue::N("-1.5E+3".into())),
             ("b".to_string(), AttributeValue::B(Blob::new(vec![0, 255]))),
             ("m".to_string(), AttributeValue::M(nested)),
-            ("ss".to_string(), AttributeValue::Ss(vec!["a".into(), "b".into()])),
+            (
+                "ss".to_string(),
+                AttributeValue::Ss(vec!["a".into(), "b".into()]),
+            ),
             ("ns".to_string(), AttributeValue::Ns(vec!["1".into()])),
-            ("bs".to_string(), AttributeValue::Bs(vec![Blob::new(vec![1])])),
+            (
+                "bs".to_string(),
+                AttributeValue::Bs(vec![Blob::new(vec![1])]),
+            ),
         ]
         .into()
     }
 
     #[test]
     fn round_trips() {
-        for value in [Cached::Item(item()), Cached::Absent, Cached::Page(vec![item(), Item::new()], Some(item()))] {
+        for value in [
+            Cached::Item(item()),
+            Cached::Absent,
+            Cached::Page(vec![item(), Item::new()], Some(item())),
+        ] {
             let bytes = encode(7, &value);
             assert_eq!(decode(7, &bytes), Some(value));
         }

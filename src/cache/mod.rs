@@ -128,7 +128,10 @@ impl FillToken {
 
     /// A token made of one token per inner layer (used by [`Tiered`]).
     pub fn composite(parts: Vec<FillToken>) -> Self {
-        FillToken { generation: 0, parts }
+        FillToken {
+            generation: 0,
+            parts,
+        }
     }
 
     /// The inner layers' tokens.
@@ -262,7 +265,13 @@ pub trait CacheLayer: Send + Sync + 'static {
     async fn get(&self, key: &CacheKey) -> Result<Lookup, CacheError>;
 
     /// Stores an entry for `ttl`, unless its scope was invalidated since `token` was issued.
-    async fn put(&self, key: &CacheKey, entry: CacheEntry, ttl: Duration, token: &FillToken) -> Result<(), CacheError>;
+    async fn put(
+        &self,
+        key: &CacheKey,
+        entry: CacheEntry,
+        ttl: Duration,
+        token: &FillToken,
+    ) -> Result<(), CacheError>;
 
     /// Drops every entry of `scope`.
     async fn invalidate(&self, scope: &str) -> Result<(), CacheError>;
@@ -283,6 +292,27 @@ pub trait CacheLayer: Send + Sync + 'static {
     async fn invalidate_local(&self, scope: &str) -> Result<(), CacheError> {
         self.invalidate(scope).await
     }
+}
+
+pub(crate) use keys::key_text;
+
+/// A short stable hash of a projection (expression and names), for entry keys.
+pub(crate) fn projection_hash(
+    expression: &str,
+    names: Option<&std::collections::HashMap<String, String>>,
+) -> u64 {
+    let mut text = expression.to_owned();
+    if let Some(names) = names {
+        let mut pairs: Vec<_> = names.iter().collect();
+        pairs.sort();
+        for (k, v) in pairs {
+            text.push('|');
+            text.push_str(k);
+            text.push('=');
+            text.push_str(v);
+        }
+    }
+    keys::fnv1a(text.as_bytes()) | 1
 }
 
 /// How the client uses its cache.

@@ -1,6 +1,6 @@
 //! [`MokaLayer`]: the in-process L1, on `moka::sync::Cache`, bounded in bytes.
 
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use moka::notification::RemovalCause;
 
-use super::{CacheEntry, CacheError, CacheKey, CacheLayer, FillToken, LayerStats, Lookup, StatsCounter};
+use super::{
+    CacheEntry, CacheError, CacheKey, CacheLayer, FillToken, LayerStats, Lookup, StatsCounter,
+};
 
 /// Scope generations are kept in this many stripes; invalidating a scope bumps its stripe, so
 /// (rarely) other scopes of the same stripe lose their entries too. Correct, and bounded in memory.
@@ -24,7 +26,12 @@ struct Stored {
 struct PerEntryTtl;
 
 impl moka::Expiry<String, Stored> for PerEntryTtl {
-    fn expire_after_create(&self, _key: &String, value: &Stored, _now: Instant) -> Option<Duration> {
+    fn expire_after_create(
+        &self,
+        _key: &String,
+        value: &Stored,
+        _now: Instant,
+    ) -> Option<Duration> {
         Some(value.ttl)
     }
 }
@@ -82,7 +89,9 @@ impl MokaLayerBuilder {
         let evictions = stats.clone();
         let mut builder = moka::sync::Cache::builder()
             .max_capacity(self.max_bytes)
-            .weigher(|k: &String, v: &Stored| u32::try_from(k.len() + v.entry.size()).unwrap_or(u32::MAX))
+            .weigher(|k: &String, v: &Stored| {
+                u32::try_from(k.len() + v.entry.size()).unwrap_or(u32::MAX)
+            })
             .expire_after(PerEntryTtl)
             .eviction_listener(move |_k, _v, cause| {
                 if cause == RemovalCause::Size {
@@ -116,9 +125,7 @@ impl MokaLayer {
     }
 
     fn stripe(&self, scope: &str) -> &AtomicU64 {
-        let mut h = self.hasher.build_hasher();
-        scope.hash(&mut h);
-        &self.stripes[(h.finish() as usize) % STRIPES]
+        &self.stripes[(self.hasher.hash_one(scope) as usize) % STRIPES]
     }
 
     /// Runs pending maintenance (evictions), for tests and measurements.
@@ -157,7 +164,13 @@ impl CacheLayer for MokaLayer {
         Ok(self.get_now(key))
     }
 
-    async fn put(&self, key: &CacheKey, entry: CacheEntry, ttl: Duration, token: &FillToken) -> Result<(), CacheError> {
+    async fn put(
+        &self,
+        key: &CacheKey,
+        entry: CacheEntry,
+        ttl: Duration,
+        token: &FillToken,
+    ) -> Result<(), CacheError> {
         let generation = self.stripe(&key.scope).load(Ordering::Acquire);
         if generation != token.generation() {
             return Ok(()); // invalidated while the value was being read

@@ -26,7 +26,9 @@ pub struct Tiered {
 
 impl std::fmt::Debug for Tiered {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.layers.iter().map(|l| l.name())).finish()
+        f.debug_list()
+            .entries(self.layers.iter().map(|l| l.name()))
+            .finish()
     }
 }
 
@@ -41,12 +43,21 @@ impl Tiered {
     #[must_use]
     pub fn layer(mut self, layer: impl CacheLayer) -> Self {
         let layer: Arc<dyn CacheLayer> = Arc::new(layer);
-        if let (Some(mut rx), Ok(handle)) = (layer.remote_invalidations(), tokio::runtime::Handle::try_current()) {
+        if let (Some(mut rx), Ok(handle)) = (
+            layer.remote_invalidations(),
+            tokio::runtime::Handle::try_current(),
+        ) {
             let above: Vec<Arc<dyn CacheLayer>> = self.layers.clone();
             if !above.is_empty() {
                 handle.spawn(async move {
                     loop {
                         match rx.recv().await {
+                            // "*": the publisher cleared everything, or messages were missed.
+                            Ok(scope) if scope == "*" => {
+                                for l in &above {
+                                    let _ = l.clear().await;
+                                }
+                            }
                             Ok(scope) => {
                                 for l in &above {
                                     let _ = l.invalidate_local(&scope).await;
@@ -90,7 +101,14 @@ fn unfillable() -> FillToken {
 #[async_trait]
 impl CacheLayer for Tiered {
     fn name(&self) -> String {
-        format!("tiered({})", self.layers.iter().map(|l| l.name()).collect::<Vec<_>>().join(" > "))
+        format!(
+            "tiered({})",
+            self.layers
+                .iter()
+                .map(|l| l.name())
+                .collect::<Vec<_>>()
+                .join(" > ")
+        )
     }
 
     async fn get(&self, key: &CacheKey) -> Result<Lookup, CacheError> {
@@ -116,7 +134,13 @@ impl CacheLayer for Tiered {
         Ok(Lookup::Miss(FillToken::composite(tokens)))
     }
 
-    async fn put(&self, key: &CacheKey, entry: CacheEntry, ttl: Duration, token: &FillToken) -> Result<(), CacheError> {
+    async fn put(
+        &self,
+        key: &CacheKey,
+        entry: CacheEntry,
+        ttl: Duration,
+        token: &FillToken,
+    ) -> Result<(), CacheError> {
         let mut first_error = None;
         for (layer, part) in self.layers.iter().zip(token.parts()) {
             if *part == unfillable() {
@@ -162,6 +186,9 @@ impl CacheLayer for Tiered {
     }
 
     fn remote_invalidations(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
-        self.layers.iter().rev().find_map(|l| l.remote_invalidations())
+        self.layers
+            .iter()
+            .rev()
+            .find_map(|l| l.remote_invalidations())
     }
 }

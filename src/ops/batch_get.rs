@@ -11,6 +11,7 @@ use futures::{Stream, StreamExt, TryStreamExt};
 
 use super::Target;
 use crate::attr::Path;
+use crate::cache::stack::{ClientCache, Found};
 use crate::expr::{self, Placeholders};
 use crate::retry::Attempts;
 use crate::{Attr, Client, Entity, Error, Item, Key, Result, RetryPolicy};
@@ -104,9 +105,10 @@ impl<'a> TableRead<'a> {
                 entity: self.entity,
                 retry: self.retry,
             };
-            stats.requests += 1;
+            let sent = std::sync::atomic::AtomicUsize::new(0);
             let out = client
                 .execute(target, || {
+                    sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     client
                         .sdk()
                         .batch_get_item()
@@ -114,14 +116,15 @@ impl<'a> TableRead<'a> {
                         .return_consumed_capacity(ReturnConsumedCapacity::Total)
                         .send()
                 })
-                .await
-                .map_err(|e| Error::UnprocessedKeys {
-                    keys: pending
-                        .iter()
-                        .map(|k| (self.table.clone(), k.clone()))
-                        .collect(),
-                    cause: Some(Box::new(e)),
-                })?;
+                .await;
+            stats.requests += sent.into_inner();
+            let out = out.map_err(|e| Error::UnprocessedKeys {
+                keys: pending
+                    .iter()
+                    .map(|k| (self.table.clone(), k.clone()))
+                    .collect(),
+                cause: Some(Box::new(e)),
+            })?;
             if let Some(mut responses) = out.responses {
                 found.extend(responses.remove(&self.table).unwrap_or_default());
             }
@@ -169,11 +172,13 @@ impl<'a> TableRead<'a> {
             .chunks(MAX_KEYS_PER_REQUEST)
             .map(<[Item]>::to_vec)
             .collect();
-        let results: Vec<(Vec<Item>, BatchStats)> = futures::stream::iter(chunks)
+        // Every chunk runs to its end, so a failure reports all the keys not read.
+        let outcomes: Vec<Result<(Vec<Item>, BatchStats)>> = futures::stream::iter(chunks)
             .map(|chunk| self.read_chunk(client, chunk))
             .buffer_unordered(concurrency.max(1))
-            .try_collect()
-            .await?;
+            .collect()
+            .await;
+        let results = merge_outcomes(outcomes)?;
         let mut stats = BatchStats::default();
         let mut by_key: HashMap<String, Item> = HashMap::with_capacity(keys.len());
         for (items, s) in results {
@@ -187,11 +192,44 @@ impl<'a> TableRead<'a> {
         Ok((aligned, stats))
     }
 
-    fn key_of(&self, item: &Item) -> Item {
+    pub(crate) fn key_of(&self, item: &Item) -> Item {
         self.key_names
             .iter()
             .filter_map(|k| item.get(*k).map(|v| ((*k).to_owned(), v.clone())))
             .collect()
+    }
+}
+
+/// The successes, or one error listing every key not read (with the first cause).
+fn merge_outcomes<T>(outcomes: Vec<Result<T>>) -> Result<Vec<T>> {
+    let mut ok = Vec::with_capacity(outcomes.len());
+    let mut unread: Vec<(String, Item)> = Vec::new();
+    let mut first_cause: Option<Box<Error>> = None;
+    let mut other: Option<Error> = None;
+    for outcome in outcomes {
+        match outcome {
+            Ok(v) => ok.push(v),
+            Err(Error::UnprocessedKeys { keys, cause }) => {
+                unread.extend(keys);
+                if first_cause.is_none() {
+                    first_cause = cause;
+                }
+            }
+            Err(e) => {
+                other.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(e) = other {
+        return Err(e);
+    }
+    if unread.is_empty() {
+        Ok(ok)
+    } else {
+        Err(Error::UnprocessedKeys {
+            keys: unread,
+            cause: first_cause,
+        })
     }
 }
 
@@ -227,6 +265,7 @@ pub struct BatchGet<'a, E: Entity> {
     projection: Vec<Path>,
     concurrency: usize,
     retry: Option<RetryPolicy>,
+    use_cache: bool,
 }
 
 impl<'a, E: Entity> BatchGet<'a, E> {
@@ -242,7 +281,14 @@ impl<'a, E: Entity> BatchGet<'a, E> {
             projection: Vec::new(),
             concurrency: DEFAULT_CONCURRENCY,
             retry: None,
+            use_cache: true,
         }
+    }
+
+    /// Reads DynamoDB directly, not the client's cache.
+    pub fn no_cache(mut self) -> Self {
+        self.use_cache = false;
+        self
     }
 
     /// Strongly consistent reads.
@@ -292,6 +338,14 @@ impl<'a, E: Entity> BatchGet<'a, E> {
             }
         }
         let read = self.table_read();
+        let schema = E::schema();
+        if let Some(cache) = self
+            .client
+            .cache()
+            .filter(|_| self.use_cache && !self.consistent && ClientCache::enabled_for(schema))
+        {
+            return send_cached(self.client, self.concurrency, cache, &read, keys, items).await;
+        }
         let (found, stats) = read.read_all(self.client, items, self.concurrency).await?;
         let mut out = BatchGetOutput {
             items: Vec::with_capacity(found.len()),
@@ -318,6 +372,7 @@ impl<'a, E: Entity> BatchGet<'a, E> {
             projection,
             concurrency,
             retry,
+            use_cache: _,
         } = self;
         let read = std::sync::Arc::new(table_read_owned::<E>(
             client,
@@ -352,6 +407,66 @@ impl<'a, E: Entity> BatchGet<'a, E> {
             .map_ok(|chunk| futures::stream::iter(chunk.into_iter().map(Ok)))
             .try_flatten()
     }
+}
+
+/// Through the cache: hits answer, only the misses are read from DynamoDB (and cached).
+async fn send_cached<E: Entity>(
+    client: &Client,
+    concurrency: usize,
+    cache: &ClientCache,
+    read: &TableRead<'_>,
+    keys: Vec<Key<E>>,
+    items: Vec<Item>,
+) -> Result<BatchGetOutput<E>> {
+    let projection = read
+        .projection
+        .as_deref()
+        .map_or(0, |p| crate::cache::projection_hash(p, read.names.as_ref()));
+    let cache_keys: Vec<_> = keys
+        .iter()
+        .map(|k| ClientCache::item_key(&read.table, k, projection))
+        .collect();
+    let mut lookups: Vec<Found<Option<E>>> = Vec::with_capacity(cache_keys.len());
+    for chunk in cache_keys.chunks(32) {
+        let mut pending = Vec::with_capacity(chunk.len());
+        for ck in chunk {
+            pending.push(cache.lookup_item::<E>(ck));
+        }
+        lookups.extend(futures::future::join_all(pending).await);
+    }
+    let mut answers: Vec<Option<Option<E>>> = Vec::with_capacity(keys.len());
+    let mut misses = Vec::new();
+    for (i, found) in lookups.into_iter().enumerate() {
+        match found {
+            Found::Hit(value) => answers.push(Some(value)),
+            Found::Miss(token) => {
+                answers.push(None);
+                misses.push((i, token));
+            }
+        }
+    }
+    let miss_items: Vec<Item> = misses.iter().map(|(i, _)| items[*i].clone()).collect();
+    let (found, stats) = read.read_all(client, miss_items, concurrency).await?;
+    for ((i, token), item) in misses.into_iter().zip(found) {
+        if let Some(token) = token {
+            cache
+                .fill_item::<E>(&cache_keys[i], item.as_ref(), &token)
+                .await;
+        }
+        answers[i] = Some(item.map(E::from_item).transpose()?);
+    }
+    let mut out = BatchGetOutput {
+        items: Vec::with_capacity(keys.len()),
+        missing: Vec::new(),
+        stats,
+    };
+    for (key, answer) in keys.into_iter().zip(answers) {
+        match answer.flatten() {
+            Some(entity) => out.items.push(entity),
+            None => out.missing.push(key),
+        }
+    }
+    Ok(out)
 }
 
 /// A `TableRead` that owns its retry policy (for 'static-ish streams).
@@ -558,18 +673,18 @@ impl<'a> MultiBatchGet<'a> {
         let client = self.client;
         let concurrency = self.concurrency;
         let retry = self.retry.as_ref();
-        let results =
-            futures::future::try_join_all(self.parts.into_iter().map(|part| async move {
-                let read = TableRead {
-                    retry,
-                    ..part.read.clone()
-                };
-                let (found, stats) = read
-                    .read_all(client, part.keys.clone(), concurrency)
-                    .await?;
-                Ok::<_, Error>((part.type_id, (part.finish)(part.keys, found, stats)?))
-            }))
-            .await?;
+        let outcomes = futures::future::join_all(self.parts.into_iter().map(|part| async move {
+            let read = TableRead {
+                retry,
+                ..part.read.clone()
+            };
+            let (found, stats) = read
+                .read_all(client, part.keys.clone(), concurrency)
+                .await?;
+            Ok::<_, Error>((part.type_id, (part.finish)(part.keys, found, stats)?))
+        }))
+        .await;
+        let results = merge_outcomes(outcomes)?;
         Ok(MultiBatchGetOutput {
             parts: results.into_iter().collect(),
         })

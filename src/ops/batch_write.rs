@@ -25,6 +25,8 @@ pub struct WriteOp {
     table: String,
     entity: &'static str,
     key: Item,
+    /// The key in cache-key form (partition, sort), for invalidation.
+    key_text: String,
     kind: WriteKind,
 }
 
@@ -164,6 +166,7 @@ impl<'a> BatchWrite<'a> {
             Ok(item) => self.ops.push(WriteOp {
                 table: self.client.table_name(E::schema().table),
                 entity: E::schema().entity,
+                key_text: crate::cache::key_text(key.partition(), key.sort()),
                 key: item,
                 kind: WriteKind::Delete,
             }),
@@ -278,10 +281,12 @@ fn prepare_put<E: Entity>(client: &Client, entity: &E) -> Result<WriteOp> {
         item.insert(attr.to_owned(), AttributeValue::N(next.to_string()));
     }
     super::validate_item::<E>(&item)?;
-    let key = entity.primary_key().to_item()?;
+    let primary = entity.primary_key();
+    let key = primary.to_item()?;
     Ok(WriteOp {
         table: client.table_name(schema.table),
         entity: schema.entity,
+        key_text: crate::cache::key_text(primary.partition(), primary.sort()),
         key,
         kind: WriteKind::Put(item),
     })
@@ -329,9 +334,10 @@ async fn write_chunk(
             entity: label.1,
             retry,
         };
-        result.stats.requests += 1;
+        let attempts_sent = std::sync::atomic::AtomicUsize::new(0);
         let sent = client
             .execute(target, || {
+                attempts_sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 client
                     .sdk()
                     .batch_write_item()
@@ -340,6 +346,20 @@ async fn write_chunk(
                     .send()
             })
             .await;
+        result.stats.requests += attempts_sent.into_inner();
+        // Drop the cache entries of every item this round may have written.
+        if let Some(cache) = client.cache() {
+            let mut by_table: HashMap<&str, Vec<&str>> = HashMap::new();
+            for op in &pending {
+                by_table
+                    .entry(op.table.as_str())
+                    .or_default()
+                    .push(op.key_text.as_str());
+            }
+            for (table, texts) in by_table {
+                cache.invalidate_keys(table, texts.into_iter()).await;
+            }
+        }
         let out = match sent {
             Ok(out) => out,
             Err(e) => {

@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 use super::batch_get::TableRead;
 use super::Target;
 use crate::attr::Path;
+use crate::cache::stack::{ClientCache, Found};
 use crate::expr::condition::Node;
 use crate::expr::{self, Placeholders};
 use crate::page::{self, Cursor, Page};
@@ -93,6 +94,7 @@ pub struct Find<'a, E: Entity, O = E> {
     decode: fn(Item) -> Result<O>,
     projected: bool,
     retry: Option<RetryPolicy>,
+    cache_queries: Option<bool>,
     _entity: PhantomData<fn() -> E>,
 }
 
@@ -132,6 +134,7 @@ impl<'a, E: Entity> Find<'a, E, E> {
             decode: decode_entity::<E>,
             projected: false,
             retry: None,
+            cache_queries: None,
             _entity: PhantomData,
         }
     }
@@ -158,6 +161,7 @@ impl<'a, E: Entity> Find<'a, E, E> {
             decode: decode_serde::<E, P>,
             projected: true,
             retry: self.retry,
+            cache_queries: self.cache_queries,
             _entity: PhantomData,
         }
     }
@@ -534,21 +538,81 @@ impl<'a, E: Entity, O: Send + 'static> Find<'a, E, O> {
             let stream = reader.parallel(n, self.concurrency, self.limit);
             return stream.collect::<Vec<_>>().await.into_iter().collect();
         }
-        let mut out = Vec::new();
-        let mut start = reader.start.clone();
-        loop {
-            let want = self.limit.map(|n| n - out.len());
-            if want == Some(0) {
-                break;
-            }
-            let (items, next) = reader.read(start, want, None, false).await?;
-            out.extend(items);
-            match next {
-                Some(key) => start = Some(key),
-                None => break,
-            }
+        let start = reader.start.clone();
+        let limit = self.limit;
+        let (raw, _) = self
+            .through_cache(&reader, "all", reader.read_to_end(start, limit))
+            .await?;
+        reader.decode_all(raw)
+    }
+
+    /// Whether this find's results go through the client's query cache.
+    fn query_cache(&self) -> Option<&'a crate::cache::stack::ClientCache> {
+        let schema = E::schema();
+        let opted_in = self
+            .cache_queries
+            .unwrap_or_else(|| schema.cache.is_some_and(|c| c.queries));
+        self.client.cache().filter(|_| {
+            opted_in
+                && !self.consistent
+                && self.segments.is_none()
+                && ClientCache::enabled_for(schema)
+        })
+    }
+
+    /// Serves `read` from the query cache when this find uses it (keyed by the query's
+    /// fingerprint, how it is read, its start and its limits), or runs it and caches the result.
+    async fn through_cache(
+        &self,
+        reader: &Reader<'a, O>,
+        how: &str,
+        read: impl Future<Output = Result<(Vec<Item>, Option<Item>)>>,
+    ) -> Result<(Vec<Item>, Option<Item>)> {
+        let Some(cache) = self.query_cache() else {
+            return read.await;
+        };
+        let schema = E::schema();
+        let start = reader
+            .start
+            .as_ref()
+            .map(|k| {
+                let mut parts: Vec<String> = k.iter().map(|(n, v)| format!("{n}={v:?}")).collect();
+                parts.sort();
+                parts.join("&")
+            })
+            .unwrap_or_default();
+        let query = format!(
+            "{}|{how}|{:?}|{:?}|{}",
+            reader.prepared.fingerprint,
+            self.limit,
+            self.page_size,
+            crate::page::fingerprint(&start)
+        );
+        let key = ClientCache::query_key(&reader.prepared.table, schema, &query);
+        let token = match cache.lookup_page(schema, &key).await {
+            Found::Hit(page) => return Ok(page),
+            Found::Miss(token) => token,
+        };
+        let (items, resume) = read.await?;
+        if let Some(token) = token {
+            cache
+                .fill_page(schema, &key, &items, resume.as_ref(), &token)
+                .await;
         }
-        Ok(out)
+        Ok((items, resume))
+    }
+
+    /// Reads query results through the client's cache (when it has one), whatever the
+    /// entity's setting. Writes through the client to the table drop them.
+    pub fn cached(mut self) -> Self {
+        self.cache_queries = Some(true);
+        self
+    }
+
+    /// Reads DynamoDB, not the query cache, whatever the entity's setting.
+    pub fn no_cache(mut self) -> Self {
+        self.cache_queries = Some(false);
+        self
     }
 
     /// The first matching item.
@@ -574,11 +638,15 @@ impl<'a, E: Entity, O: Send + 'static> Find<'a, E, O> {
             });
         }
         let reader = this.reader()?;
-        let (items, next) = reader
-            .read(reader.start.clone(), this.limit, None, this.limit.is_none())
+        let (raw, next) = this
+            .through_cache(
+                &reader,
+                "page",
+                reader.read_raw(reader.start.clone(), this.limit, None, this.limit.is_none()),
+            )
             .await?;
         Ok(Page {
-            items,
+            items: reader.decode_all(raw)?,
             next: next.map(|key| reader.cursor(&key)),
         })
     }
@@ -828,11 +896,28 @@ impl<'a, O: Send + 'static> Reader<'a, O> {
     /// `one_page`), or the data ends. Returns the decoded items and the key to resume after.
     async fn read(
         &self,
-        mut start: Option<Item>,
+        start: Option<Item>,
         want: Option<usize>,
         segment: Option<(i32, i32)>,
         one_page: bool,
     ) -> Result<PageRead<O>> {
+        let (raw, resume) = self.read_raw(start, want, segment, one_page).await?;
+        Ok((self.decode_all(raw)?, resume))
+    }
+
+    fn decode_all(&self, raw: Vec<Item>) -> Result<Vec<O>> {
+        raw.into_iter().map(self.decode).collect()
+    }
+
+    /// [`read`](Self::read) before decoding: the raw items (full items when the index does
+    /// not hold them) and the key to resume after.
+    async fn read_raw(
+        &self,
+        mut start: Option<Item>,
+        want: Option<usize>,
+        segment: Option<(i32, i32)>,
+        one_page: bool,
+    ) -> Result<(Vec<Item>, Option<Item>)> {
         let mut raw: Vec<Item> = Vec::new();
         let resume = loop {
             let still = want.map(|w| w - raw.len());
@@ -873,11 +958,28 @@ impl<'a, O: Send + 'static> Reader<'a, O> {
         } else {
             raw
         };
-        let items = raw
-            .into_iter()
-            .map(self.decode)
-            .collect::<Result<Vec<O>>>()?;
-        Ok((items, resume))
+        Ok((raw, resume))
+    }
+
+    /// Reads from `start` to the limit or the end (for `all()`).
+    async fn read_to_end(
+        &self,
+        mut start: Option<Item>,
+        limit: Option<usize>,
+    ) -> Result<(Vec<Item>, Option<Item>)> {
+        let mut out = Vec::new();
+        loop {
+            let want = limit.map(|n| n - out.len());
+            if want == Some(0) {
+                return Ok((out, None));
+            }
+            let (items, next) = self.read_raw(start, want, None, false).await?;
+            out.extend(items);
+            match next {
+                Some(key) => start = Some(key),
+                None => return Ok((out, None)),
+            }
+        }
     }
 
     /// The key attributes of an item: where a cursor resumes.

@@ -7,6 +7,7 @@ use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
 
 use super::Target;
 use crate::attr::Path;
+use crate::cache::stack::ClientCache;
 use crate::expr::{self, Placeholders};
 use crate::{Attr, Client, Entity, Key, Result, RetryPolicy};
 
@@ -28,6 +29,7 @@ pub struct GetItem<'a, E: Entity> {
     consistent: bool,
     projection: Vec<Path>,
     retry: Option<RetryPolicy>,
+    use_cache: bool,
 }
 
 impl<'a, E: Entity> GetItem<'a, E> {
@@ -38,7 +40,14 @@ impl<'a, E: Entity> GetItem<'a, E> {
             consistent: false,
             projection: Vec::new(),
             retry: None,
+            use_cache: true,
         }
+    }
+
+    /// Reads DynamoDB directly, not the client's cache (the result is not cached either).
+    pub fn no_cache(mut self) -> Self {
+        self.use_cache = false;
+        self
     }
 
     /// Retries this call with `policy` instead of the client's.
@@ -68,16 +77,44 @@ impl<'a, E: Entity> GetItem<'a, E> {
     }
 
     /// Runs the request.
+    ///
+    /// With a cache on the client, an eventually consistent read goes through it (consistent
+    /// reads always read DynamoDB): concurrent misses of one item make one request.
     pub async fn send(self) -> Result<Option<E>> {
         let schema = E::schema();
-        let key = self.key.to_item()?;
+        self.key.check()?;
         let table = self.client.table_name(schema.table);
         let mut ph = Placeholders::default();
         let projection = expr::projection(&mut ph, &self.projection);
         let names = ph.names();
+        if let Some(cache) = self
+            .client
+            .cache()
+            .filter(|_| self.use_cache && !self.consistent && ClientCache::enabled_for(schema))
+        {
+            let projection_hash = projection
+                .as_deref()
+                .map_or(0, |p| crate::cache::projection_hash(p, names.as_ref()));
+            let cache_key = ClientCache::item_key(&table, &self.key, projection_hash);
+            return cache
+                .get_item::<E, _, _>(cache_key, || self.load(&table, projection, names))
+                .await;
+        }
+        let item = self.load(&table, projection, names).await?;
+        super::decode_optional(item)
+    }
+
+    async fn load(
+        &self,
+        table: &str,
+        projection: Option<String>,
+        names: Option<std::collections::HashMap<String, String>>,
+    ) -> Result<Option<crate::Item>> {
+        let schema = E::schema();
+        let key = self.key.to_item()?;
         let target = Target {
             operation: "GetItem",
-            table: &table,
+            table,
             entity: schema.entity,
             retry: self.retry.as_ref(),
         };
@@ -87,7 +124,7 @@ impl<'a, E: Entity> GetItem<'a, E> {
                 self.client
                     .sdk()
                     .get_item()
-                    .table_name(&table)
+                    .table_name(table)
                     .set_key(Some(key.clone()))
                     .consistent_read(self.consistent)
                     .set_projection_expression(projection.clone())
@@ -96,7 +133,7 @@ impl<'a, E: Entity> GetItem<'a, E> {
                     .send()
             })
             .await?;
-        super::decode_optional(output.item)
+        Ok(output.item.filter(|i| !i.is_empty()))
     }
 }
 

@@ -246,6 +246,22 @@ impl Client {
     }
 }
 
+impl Client {
+    /// Drops the cache entries of the items with these keys (whole items work too) and the
+    /// query results of `table`, in every layer. No-op without a cache.
+    pub(crate) async fn invalidate_after_write<'k, E: Entity>(
+        &self,
+        table: &str,
+        keys: impl IntoIterator<Item = &'k Item>,
+    ) {
+        if let Some(cache) = self.cache() {
+            cache
+                .invalidate_items(table, E::schema(), keys.into_iter())
+                .await;
+        }
+    }
+}
+
 fn map_sdk_error<E: OperationError>(target: &Target<'_>, err: SdkError<E, HttpResponse>) -> Error {
     if let SdkError::ServiceError(service) = &err {
         if let Some(reasons) = service.err().cancellation_reasons() {
@@ -269,10 +285,16 @@ fn map_sdk_error<E: OperationError>(target: &Target<'_>, err: SdkError<E, HttpRe
         SdkError::ResponseError(_) => Some("ResponseError".to_owned()),
         _ => None,
     };
+    let status = match &err {
+        SdkError::ServiceError(service) => Some(service.raw().status().as_u16()),
+        SdkError::ResponseError(response) => Some(response.raw().status().as_u16()),
+        _ => None,
+    };
     Error::Sdk {
         operation: target.operation,
         table: target.table.to_owned(),
         code,
+        status,
         source: Box::new(err),
     }
 }

@@ -50,6 +50,8 @@ struct TxOp {
     operation: &'static str,
     table: String,
     key: Item,
+    /// The key in cache-key form, for invalidation.
+    key_text: String,
     item: TransactWriteItem,
 }
 
@@ -168,6 +170,13 @@ impl<'a> TransactWrite<'a> {
             self.ops.len(),
         )?;
         let items: Vec<TransactWriteItem> = self.ops.iter().map(|op| op.item.clone()).collect();
+        // One token for every attempt: a retried transaction whose first answer was lost is
+        // then applied once (the SDK would make a new token per send).
+        let token = self.token.clone().unwrap_or_else(|| {
+            std::iter::repeat_with(fastrand::alphanumeric)
+                .take(36)
+                .collect()
+        });
         let label = self
             .ops
             .first()
@@ -186,11 +195,22 @@ impl<'a> TransactWrite<'a> {
                     .sdk()
                     .transact_write_items()
                     .set_transact_items(Some(items.clone()))
-                    .set_client_request_token(self.token.clone())
+                    .client_request_token(&token)
                     .return_consumed_capacity(ReturnConsumedCapacity::Total)
                     .send()
             })
             .await;
+        if let Some(cache) = self.client.cache() {
+            for op in self
+                .ops
+                .iter()
+                .filter(|op| op.operation != "ConditionCheck")
+            {
+                cache
+                    .invalidate_keys(&op.table, std::iter::once(op.key_text.as_str()))
+                    .await;
+            }
+        }
         match result {
             Ok(_) => Ok(()),
             Err(Error::TransactionCanceled { reasons }) => Err(Error::TransactionCanceled {
@@ -295,9 +315,11 @@ fn put_op<E: Entity>(
         .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
         .build()
         .expect("table and item are set");
+    let primary = entity.primary_key();
     Ok(TxOp {
         operation: "Put",
-        key: entity.primary_key().to_item()?,
+        key_text: crate::cache::key_text(primary.partition(), primary.sort()),
+        key: primary.to_item()?,
         table,
         item: TransactWriteItem::builder().put(put).build(),
     })
@@ -310,6 +332,7 @@ fn update_op<E: Entity>(
     condition: Option<&Condition<E>>,
 ) -> Result<TxOp> {
     let schema = E::schema();
+    let key_text = crate::cache::key_text(key.partition(), key.sort());
     let key = key.to_item()?;
     let mut ph = Placeholders::default();
     let expression = render_update(&mut ph, update)?;
@@ -327,6 +350,7 @@ fn update_op<E: Entity>(
         .expect("table, key and expression are set");
     Ok(TxOp {
         operation: "Update",
+        key_text,
         key,
         table,
         item: TransactWriteItem::builder().update(sdk_update).build(),
@@ -339,6 +363,7 @@ fn delete_op<E: Entity>(
     condition: Option<&Condition<E>>,
 ) -> Result<TxOp> {
     let schema = E::schema();
+    let key_text = crate::cache::key_text(key.partition(), key.sort());
     let key = key.to_item()?;
     let mut ph = Placeholders::default();
     let cond = super::write_condition(&mut ph, condition, None)?;
@@ -354,6 +379,7 @@ fn delete_op<E: Entity>(
         .expect("table and key are set");
     Ok(TxOp {
         operation: "Delete",
+        key_text,
         key,
         table,
         item: TransactWriteItem::builder().delete(delete).build(),
@@ -362,6 +388,7 @@ fn delete_op<E: Entity>(
 
 fn check_op<E: Entity>(client: &Client, key: Key<E>, condition: &Condition<E>) -> Result<TxOp> {
     let schema = E::schema();
+    let key_text = crate::cache::key_text(key.partition(), key.sort());
     let key = key.to_item()?;
     let mut ph = Placeholders::default();
     let expression = super::render_condition::<E>(&mut ph, condition)?;
@@ -377,6 +404,7 @@ fn check_op<E: Entity>(client: &Client, key: Key<E>, condition: &Condition<E>) -
         .expect("table, key and condition are set");
     Ok(TxOp {
         operation: "ConditionCheck",
+        key_text,
         key,
         table,
         item: TransactWriteItem::builder().condition_check(check).build(),

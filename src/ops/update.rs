@@ -235,6 +235,11 @@ impl<'a, E: Entity, R> UpdateItem<'a, E, R> {
                     .send()
             })
             .await;
+        // Whatever the outcome (a failed request may still have been applied), the item's
+        // cache entries and the table's query results go, before the write returns.
+        self.client
+            .invalidate_after_write::<E>(&table, [&key])
+            .await;
         match result {
             Ok(output) => Ok(output.attributes),
             Err(err) => Err(super::refine_condition_error::<E>(

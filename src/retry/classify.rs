@@ -48,10 +48,12 @@ const SERVER: &[&str] = &[
 /// (dispatch failures, timeouts, unreadable responses). Everything else — failed conditions,
 /// validation errors, access denied, missing tables, version conflicts — fails at once.
 pub fn classify(error: &Error) -> RetryKind {
-    let Error::Sdk { code, .. } = error else {
+    let Error::Sdk { code, status, .. } = error else {
         return RetryKind::NotRetryable;
     };
     match code.as_deref() {
+        Some(c) if THROTTLING.contains(&c) => RetryKind::Throttled,
+        _ if status.is_some_and(|s| s >= 500) => RetryKind::ServerError,
         Some(c) if THROTTLING.contains(&c) => RetryKind::Throttled,
         Some(c) if SERVER.contains(&c) => RetryKind::ServerError,
         Some("DispatchFailure" | "TimeoutError" | "ResponseError") => RetryKind::Transport,
@@ -69,6 +71,7 @@ mod tests {
             operation: "GetItem",
             table: "t".into(),
             code: Some(code.into()),
+            status: None,
             source: "x".into(),
         }
     }

@@ -1,0 +1,269 @@
+//! How the client uses its cache: lookups with single flight, fills, invalidation on writes.
+//! The only place operations talk to the cache.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::codec::{self, Cached};
+use super::keys;
+use super::{CacheConfig, CacheEntry, CacheKey, CacheLayer, FillToken, Lookup};
+use crate::{Entity, Item, Key, Result, TableSchema};
+
+type Flight = Arc<tokio::sync::OnceCell<Option<Item>>>;
+
+/// The client's cache: its layer (often a [`Tiered`](super::Tiered)) and settings.
+pub(crate) struct ClientCache {
+    layer: Arc<dyn CacheLayer>,
+    pub(crate) config: CacheConfig,
+    /// Loads in flight, by entry key and write epoch.
+    inflight: Mutex<HashMap<(String, u64), Flight>>,
+    /// Bumped by every write through this client: a load started before a write is never
+    /// joined by a read that starts after it.
+    epoch: AtomicU64,
+    /// Corrupt entries seen (decoding failed), across layers.
+    corrupt: AtomicU64,
+}
+
+/// What a lookup found.
+pub(crate) enum Found<T> {
+    /// Answered by the cache.
+    Hit(T),
+    /// Not cached; fill with the token (`None`: the cache failed, do not fill).
+    Miss(Option<FillToken>),
+}
+
+impl ClientCache {
+    pub(crate) fn new(layer: Arc<dyn CacheLayer>, config: CacheConfig) -> Self {
+        ClientCache {
+            layer,
+            config,
+            inflight: Mutex::new(HashMap::new()),
+            epoch: AtomicU64::new(0),
+            corrupt: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn layer(&self) -> &Arc<dyn CacheLayer> {
+        &self.layer
+    }
+
+    pub(crate) fn corrupt_entries(&self) -> u64 {
+        self.corrupt.load(Ordering::Relaxed)
+    }
+
+    /// Whether `E`'s items are cached at all.
+    pub(crate) fn enabled_for(schema: &TableSchema) -> bool {
+        schema.cache.is_none_or(|c| c.enabled)
+    }
+
+    fn item_ttl(&self, schema: &TableSchema) -> Duration {
+        schema
+            .cache
+            .and_then(|c| c.ttl_ms)
+            .map_or(self.config.item_ttl, Duration::from_millis)
+    }
+
+    fn negative_ttl(&self, schema: &TableSchema) -> Option<Duration> {
+        schema
+            .cache
+            .and_then(|c| c.negative_ttl_ms)
+            .map(Duration::from_millis)
+            .or(self.config.negative_ttl)
+    }
+
+    /// The key of `key`'s entry with `projection` (0: whole item).
+    pub(crate) fn item_key<E: Entity>(table: &str, key: &Key<E>, projection: u64) -> CacheKey {
+        let text = keys::key_text(key.partition(), key.sort());
+        CacheKey {
+            entry: keys::item_entry(table, E::schema(), projection, &text),
+            scope: keys::item_scope(table, &text),
+        }
+    }
+
+    /// Looks up an item; decodes it (or clones the decoded copy). Faults and corrupt entries
+    /// are misses.
+    pub(crate) async fn lookup_item<E: Entity>(&self, key: &CacheKey) -> Found<Option<E>> {
+        let entry = match self.layer.get(key).await {
+            Ok(Lookup::Hit(entry)) => entry,
+            Ok(Lookup::Miss(token)) => return Found::Miss(Some(token)),
+            Err(e) => {
+                tracing::warn!(error = %e, "cache lookup failed; reading DynamoDB");
+                return Found::Miss(None);
+            }
+        };
+        if let Some(decoded) = entry.decoded() {
+            if let Some(entity) = decoded.downcast_ref::<E>().and_then(E::__clone_for_cache) {
+                return Found::Hit(Some(entity));
+            }
+        }
+        match codec::decode(E::schema().fingerprint, entry.bytes()) {
+            Some(Cached::Absent) => Found::Hit(None),
+            Some(Cached::Item(item)) => match E::from_item(item) {
+                Ok(entity) => {
+                    if let Some(copy) = entity.__clone_for_cache() {
+                        entry.attach(Arc::new(copy));
+                    }
+                    Found::Hit(Some(entity))
+                }
+                Err(e) => self.corrupt_entry(key, &e.to_string()),
+            },
+            _ => self.corrupt_entry(key, "not a cache entry of this format and schema"),
+        }
+    }
+
+    fn corrupt_entry<T>(&self, key: &CacheKey, why: &str) -> Found<T> {
+        self.corrupt.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(entry = %key.entry, why, "corrupt cache entry treated as a miss");
+        // Not filled over: the token is unknown, and the next write or expiry replaces it.
+        Found::Miss(None)
+    }
+
+    /// Stores an item (or its absence, when negative caching is on).
+    pub(crate) async fn fill_item<E: Entity>(
+        &self,
+        key: &CacheKey,
+        item: Option<&Item>,
+        token: &FillToken,
+    ) {
+        let schema = E::schema();
+        let (value, ttl) = match item {
+            Some(item) => (Cached::Item(item.clone()), self.item_ttl(schema)),
+            None => match self.negative_ttl(schema) {
+                Some(ttl) => (Cached::Absent, ttl),
+                None => return,
+            },
+        };
+        let entry = CacheEntry::from_bytes(codec::encode(schema.fingerprint, &value));
+        if let Err(e) = self.layer.put(key, entry, ttl, token).await {
+            tracing::warn!(error = %e, "cache fill failed");
+        }
+    }
+
+    /// Reads through the cache: a hit answers; a miss runs `load` once for all concurrent
+    /// callers of the same entry (single flight) and fills the cache.
+    pub(crate) async fn get_item<E, F, Fut>(&self, key: CacheKey, load: F) -> Result<Option<E>>
+    where
+        E: Entity,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<Item>>>,
+    {
+        let token = match self.lookup_item::<E>(&key).await {
+            Found::Hit(value) => return Ok(value),
+            Found::Miss(token) => token,
+        };
+        let flight_key = (key.entry.clone(), self.epoch.load(Ordering::Acquire));
+        let cell: Flight = self
+            .inflight
+            .lock()
+            .expect("inflight map")
+            .entry(flight_key.clone())
+            .or_default()
+            .clone();
+        let mut led = false;
+        let result = cell
+            .get_or_try_init(|| {
+                led = true;
+                async {
+                    let item = load().await?;
+                    if let Some(token) = &token {
+                        self.fill_item::<E>(&key, item.as_ref(), token).await;
+                    }
+                    Ok::<_, crate::Error>(item)
+                }
+            })
+            .await;
+        if led {
+            self.inflight
+                .lock()
+                .expect("inflight map")
+                .remove(&flight_key);
+        }
+        match result? {
+            Some(item) => E::from_item(item.clone()).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// After a write of `keys` on `table`: drop their entries and the table's query results,
+    /// in every layer, before the write returns.
+    pub(crate) async fn invalidate_items<'k>(
+        &self,
+        table: &str,
+        schema: &TableSchema,
+        items: impl Iterator<Item = &'k Item>,
+    ) {
+        let texts: Vec<String> = items
+            .filter_map(|item| keys::key_text_of(schema, item))
+            .collect();
+        self.invalidate_keys(table, texts.iter().map(String::as_str))
+            .await;
+    }
+
+    /// The same, from key texts ([`keys::key_text`]).
+    pub(crate) async fn invalidate_keys<'k>(
+        &self,
+        table: &str,
+        texts: impl Iterator<Item = &'k str>,
+    ) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        for text in texts {
+            if let Err(e) = self.layer.invalidate(&keys::item_scope(table, text)).await {
+                tracing::warn!(error = %e, "cache invalidation failed");
+            }
+        }
+        if let Err(e) = self.layer.invalidate(&keys::table_scope(table)).await {
+            tracing::warn!(error = %e, "cache invalidation failed");
+        }
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The key of a query result entry.
+    pub(crate) fn query_key(table: &str, schema: &TableSchema, query: &str) -> CacheKey {
+        CacheKey {
+            entry: keys::query_entry(table, schema, query),
+            scope: keys::table_scope(table),
+        }
+    }
+
+    /// A cached query result: raw items and the key to resume after.
+    pub(crate) async fn lookup_page(
+        &self,
+        schema: &TableSchema,
+        key: &CacheKey,
+    ) -> Found<(Vec<Item>, Option<Item>)> {
+        match self.layer.get(key).await {
+            Ok(Lookup::Hit(entry)) => match codec::decode(schema.fingerprint, entry.bytes()) {
+                Some(Cached::Page(items, resume)) => Found::Hit((items, resume)),
+                _ => self.corrupt_entry(key, "not a query entry of this format and schema"),
+            },
+            Ok(Lookup::Miss(token)) => Found::Miss(Some(token)),
+            Err(e) => {
+                tracing::warn!(error = %e, "cache lookup failed; reading DynamoDB");
+                Found::Miss(None)
+            }
+        }
+    }
+
+    /// Stores a query result.
+    pub(crate) async fn fill_page(
+        &self,
+        schema: &TableSchema,
+        key: &CacheKey,
+        items: &[Item],
+        resume: Option<&Item>,
+        token: &FillToken,
+    ) {
+        let value = Cached::Page(items.to_vec(), resume.cloned());
+        let entry = CacheEntry::from_bytes(codec::encode(schema.fingerprint, &value));
+        if let Err(e) = self
+            .layer
+            .put(key, entry, self.config.query_ttl, token)
+            .await
+        {
+            tracing::warn!(error = %e, "cache fill failed");
+        }
+    }
+}
