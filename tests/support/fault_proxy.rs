@@ -1,0 +1,850 @@
+//! A fault-injection HTTP proxy for integration tests.
+//!
+//! It sits between an `aws_sdk_dynamodb` client and the local DynamoDB server (moto) and, per a
+//! script of rules, either forwards a request unchanged, forwards it late or trimmed, or answers
+//! it with a synthetic DynamoDB error — so retry, back-off and unprocessed-item handling can be
+//! tested deterministically against a real server.
+//!
+//! ```ignore
+//! #[path = "support/fault_proxy.rs"]
+//! mod fault_proxy;
+//! use fault_proxy::{Fault, FaultProxy, Match};
+//!
+//! let proxy = FaultProxy::start(&std::env::var("AWS_ENDPOINT_URL_DYNAMODB").unwrap()).await;
+//! let shared = aws_config::defaults(BehaviorVersion::latest())
+//!     .endpoint_url(proxy.endpoint()) // set in code, so it beats AWS_ENDPOINT_URL_DYNAMODB
+//!     .load()
+//!     .await;
+//! let client = aws_sdk_dynamodb::Client::new(&shared);
+//! proxy.script(Match::Operation("BatchWriteItem"), Fault::Throttling, 2);
+//! ```
+//!
+//! The proxy speaks just enough HTTP/1.1 for the SDK: request line, headers (case-insensitive),
+//! a `Content-Length` or chunked body, `Expect: 100-continue`, and keep-alive (many requests per
+//! client connection). Every forwarded request goes to the upstream on a fresh connection with
+//! `Connection: close`; the upstream response (`Content-Length`, chunked, or read to EOF) is
+//! relayed back with a `Content-Length`. Requests are not re-signed: the Host header and, for
+//! [`Fault::UnprocessedHalf`], the body change under the SigV4 signature, which moto does not
+//! check (a real AWS endpoint would).
+#![allow(dead_code)]
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Map, Value};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::{JoinHandle, JoinSet};
+
+/// Which requests a rule applies to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Match {
+    /// Every request (but see [`Fault::UnprocessedHalf`] / [`Fault::UnprocessedAll`], which only
+    /// ever match batch operations).
+    Any,
+    /// Requests for one operation, named as in `X-Amz-Target` after the dot: `"BatchWriteItem"`.
+    Operation(&'static str),
+}
+
+impl Match {
+    fn matches(&self, operation: &str) -> bool {
+        match self {
+            Match::Any => true,
+            Match::Operation(name) => *name == operation,
+        }
+    }
+}
+
+/// What the proxy does to a matching request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// 400 `ThrottlingException` (retryable, throttling).
+    Throttling,
+    /// 400 `ProvisionedThroughputExceededException` (retryable, throttling).
+    ProvisionedThroughputExceeded,
+    /// 400 `RequestLimitExceeded` (retryable, throttling).
+    RequestLimitExceeded,
+    /// 500 `InternalServerError` (retryable, transient).
+    InternalServerError,
+    /// 503 `ServiceUnavailable` (retryable, transient).
+    ServiceUnavailable,
+    /// 400 `ValidationException` (not retryable).
+    ValidationError,
+    /// 400 `AccessDeniedException` (not retryable).
+    AccessDenied,
+    /// Sleep (real time), then forward unchanged.
+    Delay(Duration),
+    /// Read the request, then close the connection without answering.
+    DropConnection,
+    /// `BatchWriteItem` / `BatchGetItem` only: forward only the first half (rounded up) of each
+    /// table's items / keys, in order, and answer with the upstream response plus the other half
+    /// appended to `UnprocessedItems` / `UnprocessedKeys`.
+    UnprocessedHalf,
+    /// `BatchWriteItem` / `BatchGetItem` only: answer 200 with every item / key unprocessed,
+    /// forwarding nothing.
+    UnprocessedAll,
+}
+
+impl Fault {
+    /// A short name, as recorded in [`Seen::fault`]: `"Throttling"`, `"Delay"`, ...
+    pub fn name(&self) -> &'static str {
+        match self {
+            Fault::Throttling => "Throttling",
+            Fault::ProvisionedThroughputExceeded => "ProvisionedThroughputExceeded",
+            Fault::RequestLimitExceeded => "RequestLimitExceeded",
+            Fault::InternalServerError => "InternalServerError",
+            Fault::ServiceUnavailable => "ServiceUnavailable",
+            Fault::ValidationError => "ValidationError",
+            Fault::AccessDenied => "AccessDenied",
+            Fault::Delay(_) => "Delay",
+            Fault::DropConnection => "DropConnection",
+            Fault::UnprocessedHalf => "UnprocessedHalf",
+            Fault::UnprocessedAll => "UnprocessedAll",
+        }
+    }
+
+    /// For the error faults: the error code the SDK reports (`meta().code()`), e.g.
+    /// `"ThrottlingException"`. `None` for the others.
+    pub fn code(&self) -> Option<&'static str> {
+        self.error()
+            .map(|(_, type_, _)| type_.rsplit('#').next().unwrap_or(type_))
+    }
+
+    /// For the error faults: the HTTP status the synthetic response carries.
+    pub fn status(&self) -> Option<u16> {
+        self.error().map(|(status, _, _)| status)
+    }
+
+    /// (status, `__type`, message) of the synthetic error response, as DynamoDB words them.
+    fn error(&self) -> Option<(u16, &'static str, &'static str)> {
+        Some(match self {
+            Fault::Throttling => (
+                400,
+                "com.amazonaws.dynamodb.v20120810#ThrottlingException",
+                "Throughput exceeds the current capacity for one or more global secondary indexes. (injected by fault proxy)",
+            ),
+            Fault::ProvisionedThroughputExceeded => (
+                400,
+                "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
+                "The level of configured provisioned throughput for the table was exceeded. (injected by fault proxy)",
+            ),
+            Fault::RequestLimitExceeded => (
+                400,
+                "com.amazonaws.dynamodb.v20120810#RequestLimitExceeded",
+                "Throughput exceeds the current throughput limit for your account. (injected by fault proxy)",
+            ),
+            Fault::InternalServerError => (
+                500,
+                "com.amazonaws.dynamodb.v20120810#InternalServerError",
+                "Internal server error (injected by fault proxy)",
+            ),
+            Fault::ServiceUnavailable => (
+                503,
+                "com.amazonaws.dynamodb.v20120810#ServiceUnavailable",
+                "The service is currently unavailable or busy. (injected by fault proxy)",
+            ),
+            Fault::ValidationError => (
+                400,
+                "com.amazon.coral.validate#ValidationException",
+                "One or more parameter values were invalid (injected by fault proxy)",
+            ),
+            Fault::AccessDenied => (
+                400,
+                "com.amazon.coral.service#AccessDeniedException",
+                "User is not authorized to perform this action (injected by fault proxy)",
+            ),
+            _ => return None,
+        })
+    }
+
+    /// Whether the fault can apply to a request for `operation`; rules whose fault cannot are
+    /// skipped (and not used up).
+    fn applies_to(&self, operation: &str) -> bool {
+        match self {
+            Fault::UnprocessedHalf | Fault::UnprocessedAll => {
+                operation == BATCH_WRITE || operation == BATCH_GET
+            }
+            _ => true,
+        }
+    }
+}
+
+const BATCH_WRITE: &str = "BatchWriteItem";
+const BATCH_GET: &str = "BatchGetItem";
+
+/// One request the proxy received.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    /// The operation from `X-Amz-Target` (`"PutItem"`), or `""` when the header is missing.
+    pub operation: String,
+    /// [`Fault::name`] of the fault applied, `None` when forwarded untouched.
+    pub fault: Option<String>,
+    /// When the request had been read in full.
+    pub at: Instant,
+    /// The request body as the client sent it (`Value::Null` when not JSON).
+    pub body: Value,
+}
+
+struct Rule {
+    on: Match,
+    fault: Fault,
+    left: usize,
+}
+
+#[derive(Default)]
+struct State {
+    rules: Vec<Rule>,
+    seen: Vec<Seen>,
+    connections: usize,
+}
+
+/// The proxy. Dropping it stops accepting and closes every connection it holds.
+pub struct FaultProxy {
+    addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+    accept: JoinHandle<()>,
+}
+
+impl FaultProxy {
+    /// Binds `127.0.0.1:0` and starts serving in the current Tokio runtime. `upstream` is the real
+    /// server, `http://host:port` (plain HTTP only).
+    pub async fn start(upstream: &str) -> FaultProxy {
+        let upstream = Arc::new(parse_upstream(upstream));
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("fault proxy: bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("fault proxy: local address");
+        let state = Arc::new(Mutex::new(State::default()));
+        let accept = tokio::spawn(accept_loop(listener, upstream, state.clone()));
+        FaultProxy {
+            addr,
+            state,
+            accept,
+        }
+    }
+
+    /// The URL to give the SDK: `http://127.0.0.1:PORT`.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Appends a rule: the next `times` requests it matches get `fault`, then it is used up.
+    /// Rules are tried in the order they were added; the first live one that matches wins.
+    /// `times == 0` adds nothing; `usize::MAX` is as good as forever.
+    pub fn script(&self, on: Match, fault: Fault, times: usize) {
+        if times > 0 {
+            self.lock().rules.push(Rule {
+                on,
+                fault,
+                left: times,
+            });
+        }
+    }
+
+    /// Every request seen so far, in arrival order.
+    pub fn requests(&self) -> Vec<Seen> {
+        self.lock().seen.clone()
+    }
+
+    /// How many requests for `operation` (`"BatchWriteItem"`) were seen, faulted or not.
+    pub fn count(&self, operation: &str) -> usize {
+        self.lock()
+            .seen
+            .iter()
+            .filter(|seen| seen.operation == operation)
+            .count()
+    }
+
+    /// How many client connections the proxy has accepted (the SDK pools and reuses them).
+    pub fn connections(&self) -> usize {
+        self.lock().connections
+    }
+
+    /// How many rules are not used up yet.
+    pub fn pending(&self) -> usize {
+        self.lock().rules.len()
+    }
+
+    /// Forgets every rule and the request log (the connection count stays).
+    pub fn clear(&self) {
+        let mut state = self.lock();
+        state.rules.clear();
+        state.seen.clear();
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        lock(&self.state)
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        // The accept task owns the connection tasks (a JoinSet), so this ends them too.
+        self.accept.abort();
+    }
+}
+
+impl std::fmt::Debug for FaultProxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FaultProxy")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    // A panicking test thread must not turn every later call into a second panic.
+    state
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// `host:port` of the upstream.
+struct Upstream {
+    authority: String,
+}
+
+fn parse_upstream(url: &str) -> Upstream {
+    let rest = if let Some(rest) = url.strip_prefix("http://") {
+        rest
+    } else if url.starts_with("https://") {
+        panic!("fault proxy: only plain http upstreams are supported, got {url}");
+    } else {
+        url
+    };
+    let authority = rest.split('/').next().unwrap_or(rest);
+    assert!(!authority.is_empty(), "fault proxy: bad upstream {url:?}");
+    let authority = if authority
+        .rsplit_once(':')
+        .is_some_and(|(_, port)| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()))
+    {
+        authority.to_string()
+    } else {
+        format!("{authority}:80")
+    };
+    Upstream { authority }
+}
+
+async fn accept_loop(listener: TcpListener, upstream: Arc<Upstream>, state: Arc<Mutex<State>>) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let _ = stream.set_nodelay(true);
+                    lock(&state).connections += 1;
+                    connections.spawn(serve(stream, upstream.clone(), state.clone()));
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// One client connection
+// ---------------------------------------------------------------------------------------------
+
+struct Request {
+    method: String,
+    target: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Request {
+    fn header(&self, name: &str) -> Option<&str> {
+        header(&self.headers, name)
+    }
+
+    fn operation(&self) -> String {
+        let target = self.header("x-amz-target").unwrap_or("");
+        target.rsplit('.').next().unwrap_or(target).to_string()
+    }
+
+    fn wants_close(&self) -> bool {
+        has_token(self.header("connection"), "close")
+    }
+}
+
+struct Response {
+    status: u16,
+    reason: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+async fn serve(mut stream: TcpStream, upstream: Arc<Upstream>, state: Arc<Mutex<State>>) {
+    let mut buf = Vec::new();
+    loop {
+        let request = match read_request(&mut stream, &mut buf).await {
+            Ok(Some(request)) => request,
+            Ok(None) | Err(_) => return,
+        };
+        let operation = request.operation();
+        let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
+
+        let fault = {
+            let mut state = lock(&state);
+            let fault = take_fault(&mut state.rules, &operation);
+            state.seen.push(Seen {
+                operation: operation.clone(),
+                fault: fault.as_ref().map(|f| f.name().to_string()),
+                at: Instant::now(),
+                body: body.clone(),
+            });
+            fault
+        };
+
+        let response = match fault {
+            None => forward_or_502(&upstream, &request, &request.body).await,
+            Some(Fault::Delay(delay)) => {
+                tokio::time::sleep(delay).await;
+                forward_or_502(&upstream, &request, &request.body).await
+            }
+            Some(Fault::DropConnection) => return,
+            Some(Fault::UnprocessedHalf) => {
+                unprocessed_half(&upstream, &request, &operation, &body).await
+            }
+            Some(Fault::UnprocessedAll) => unprocessed_all(&operation, &body),
+            Some(error) => {
+                let (status, type_, message) = error.error().expect("error fault");
+                synthetic(status, &json!({ "__type": type_, "message": message }))
+            }
+        };
+
+        let close = request.wants_close();
+        if write_response(&mut stream, &response, close).await.is_err() || close {
+            return;
+        }
+    }
+}
+
+/// The fault of the first live rule that matches, using one application of it up.
+fn take_fault(rules: &mut Vec<Rule>, operation: &str) -> Option<Fault> {
+    let index = rules.iter().position(|rule| {
+        rule.left > 0 && rule.on.matches(operation) && rule.fault.applies_to(operation)
+    })?;
+    let rule = &mut rules[index];
+    rule.left -= 1;
+    let fault = rule.fault.clone();
+    if rule.left == 0 {
+        rules.remove(index);
+    }
+    Some(fault)
+}
+
+async fn forward_or_502(upstream: &Upstream, request: &Request, body: &[u8]) -> Response {
+    match forward(upstream, request, body).await {
+        Ok(response) => response,
+        Err(err) => {
+            eprintln!(
+                "fault proxy: forwarding to {} failed: {err}",
+                upstream.authority
+            );
+            synthetic(
+                502,
+                &json!({
+                    "__type": "FaultProxyUpstreamError",
+                    "message": format!("fault proxy could not reach {}: {err}", upstream.authority),
+                }),
+            )
+        }
+    }
+}
+
+static REQUEST_IDS: AtomicU64 = AtomicU64::new(1);
+
+/// A response made up by the proxy, shaped like DynamoDB's.
+fn synthetic(status: u16, body: &Value) -> Response {
+    let id = REQUEST_IDS.fetch_add(1, Ordering::Relaxed);
+    Response {
+        status,
+        reason: reason(status).to_string(),
+        headers: vec![
+            ("Content-Type".into(), "application/x-amz-json-1.0".into()),
+            ("x-amzn-RequestId".into(), format!("FAULTPROXY{id:026}")),
+        ],
+        body: serde_json::to_vec(body).expect("json"),
+    }
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        400 => "Bad Request",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        _ => "",
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Batch faults
+// ---------------------------------------------------------------------------------------------
+
+/// Splits a batch request's `RequestItems` per table into the first half (rounded up), which is
+/// forwarded, and the rest. Returns (request body to forward, the rest as a `RequestItems` map).
+fn split_half(operation: &str, body: &Value) -> Option<(Value, Map<String, Value>)> {
+    let items = body.get("RequestItems")?.as_object()?;
+    let mut forwarded = Map::new();
+    let mut rest = Map::new();
+    for (table, entry) in items {
+        match operation {
+            BATCH_WRITE => {
+                let writes = entry.as_array()?;
+                let keep = writes.len().div_ceil(2);
+                forwarded.insert(table.clone(), Value::Array(writes[..keep].to_vec()));
+                if keep < writes.len() {
+                    rest.insert(table.clone(), Value::Array(writes[keep..].to_vec()));
+                }
+            }
+            BATCH_GET => {
+                let keys = entry.get("Keys")?.as_array()?;
+                let keep = keys.len().div_ceil(2);
+                let mut first = entry.clone();
+                first["Keys"] = Value::Array(keys[..keep].to_vec());
+                forwarded.insert(table.clone(), first);
+                if keep < keys.len() {
+                    let mut second = entry.clone();
+                    second["Keys"] = Value::Array(keys[keep..].to_vec());
+                    rest.insert(table.clone(), second);
+                }
+            }
+            _ => return None,
+        }
+    }
+    let mut forward = body.clone();
+    forward["RequestItems"] = Value::Object(forwarded);
+    Some((forward, rest))
+}
+
+async fn unprocessed_half(
+    upstream: &Upstream,
+    request: &Request,
+    operation: &str,
+    body: &Value,
+) -> Response {
+    let Some((forward_body, rest)) = split_half(operation, body) else {
+        // Not a well-formed batch request: let the server say what is wrong with it.
+        return forward_or_502(upstream, request, &request.body).await;
+    };
+    let forward_bytes = serde_json::to_vec(&forward_body).expect("json");
+    let mut response = forward_or_502(upstream, request, &forward_bytes).await;
+    if response.status != 200 {
+        return response;
+    }
+    let Ok(Value::Object(mut answer)) = serde_json::from_slice::<Value>(&response.body) else {
+        return response;
+    };
+    let field = if operation == BATCH_WRITE {
+        "UnprocessedItems"
+    } else {
+        "UnprocessedKeys"
+    };
+    let unprocessed = answer
+        .entry(field)
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !unprocessed.is_object() {
+        *unprocessed = Value::Object(Map::new());
+    }
+    let unprocessed = unprocessed.as_object_mut().expect("object");
+    for (table, extra) in rest {
+        match (operation, unprocessed.get_mut(&table)) {
+            (BATCH_WRITE, Some(Value::Array(existing))) => {
+                existing.extend(extra.as_array().cloned().unwrap_or_default());
+            }
+            (BATCH_GET, Some(existing)) if existing.get("Keys").is_some_and(Value::is_array) => {
+                let keys = existing["Keys"].as_array_mut().expect("array");
+                keys.extend(extra["Keys"].as_array().cloned().unwrap_or_default());
+            }
+            _ => {
+                unprocessed.insert(table, extra);
+            }
+        }
+    }
+    response.body = serde_json::to_vec(&Value::Object(answer)).expect("json");
+    // The body changed: a checksum of the old one would be a lie.
+    response
+        .headers
+        .retain(|(name, _)| !name.eq_ignore_ascii_case("x-amz-crc32"));
+    response
+}
+
+fn unprocessed_all(operation: &str, body: &Value) -> Response {
+    let items = body
+        .get("RequestItems")
+        .cloned()
+        .unwrap_or_else(|| Value::Object(Map::new()));
+    let answer = if operation == BATCH_WRITE {
+        json!({ "UnprocessedItems": items })
+    } else {
+        let responses: Map<String, Value> = items
+            .as_object()
+            .map(|tables| tables.keys().map(|t| (t.clone(), json!([]))).collect())
+            .unwrap_or_default();
+        json!({ "Responses": responses, "UnprocessedKeys": items })
+    };
+    synthetic(200, &answer)
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP/1.1, by hand
+// ---------------------------------------------------------------------------------------------
+
+const MAX_HEAD: usize = 64 * 1024;
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+fn has_token(value: Option<&str>, token: &str) -> bool {
+    value.is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+}
+
+fn bad_data(message: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, message.into())
+}
+
+/// Reads more bytes into `buf`; returns how many (0 at EOF).
+async fn fill<S: AsyncRead + Unpin>(stream: &mut S, buf: &mut Vec<u8>) -> io::Result<usize> {
+    let mut chunk = [0u8; 16 * 1024];
+    let n = stream.read(&mut chunk).await?;
+    buf.extend_from_slice(&chunk[..n]);
+    Ok(n)
+}
+
+async fn fill_to<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    buf: &mut Vec<u8>,
+    len: usize,
+) -> io::Result<()> {
+    while buf.len() < len {
+        if fill(stream, buf).await? == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+    }
+    Ok(())
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The head (start line and headers) of the next message, without the blank line; `None` on a
+/// clean EOF between messages.
+async fn read_head<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    buf: &mut Vec<u8>,
+) -> io::Result<Option<(String, Vec<(String, String)>)>> {
+    loop {
+        // Tolerate stray CRLFs between messages (RFC 9112 §2.2).
+        while buf.starts_with(b"\r\n") {
+            buf.drain(..2);
+        }
+        if let Some(end) = find(buf, b"\r\n\r\n") {
+            let head: Vec<u8> = buf.drain(..end + 4).collect();
+            let head = String::from_utf8_lossy(&head[..end]).into_owned();
+            let mut lines = head.split("\r\n");
+            let start = lines.next().unwrap_or("").to_string();
+            let mut headers = Vec::new();
+            for line in lines {
+                let (name, value) = line
+                    .split_once(':')
+                    .ok_or_else(|| bad_data(format!("bad header line {line:?}")))?;
+                headers.push((name.trim().to_string(), value.trim().to_string()));
+            }
+            return Ok(Some((start, headers)));
+        }
+        if buf.len() > MAX_HEAD {
+            return Err(bad_data("header section too large"));
+        }
+        if fill(stream, buf).await? == 0 {
+            return if buf.is_empty() {
+                Ok(None)
+            } else {
+                Err(io::ErrorKind::UnexpectedEof.into())
+            };
+        }
+    }
+}
+
+async fn read_line<S: AsyncRead + Unpin>(stream: &mut S, buf: &mut Vec<u8>) -> io::Result<String> {
+    loop {
+        if let Some(end) = find(buf, b"\r\n") {
+            let line: Vec<u8> = buf.drain(..end + 2).collect();
+            return Ok(String::from_utf8_lossy(&line[..end]).into_owned());
+        }
+        if buf.len() > MAX_HEAD {
+            return Err(bad_data("line too long"));
+        }
+        if fill(stream, buf).await? == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+    }
+}
+
+/// A message body framed by `headers`: chunked, `Content-Length`, or (when `eof_framed`, i.e.
+/// for responses) everything up to EOF.
+async fn read_body<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    buf: &mut Vec<u8>,
+    headers: &[(String, String)],
+    eof_framed: bool,
+) -> io::Result<Vec<u8>> {
+    if has_token(header(headers, "transfer-encoding"), "chunked") {
+        let mut body = Vec::new();
+        loop {
+            let line = read_line(stream, buf).await?;
+            let size = line.split(';').next().unwrap_or("").trim();
+            let size = usize::from_str_radix(size, 16)
+                .map_err(|_| bad_data(format!("bad chunk size {line:?}")))?;
+            if size == 0 {
+                // Trailers, up to the blank line.
+                while !read_line(stream, buf).await?.is_empty() {}
+                return Ok(body);
+            }
+            fill_to(stream, buf, size + 2).await?;
+            body.extend(buf.drain(..size));
+            if !buf.starts_with(b"\r\n") {
+                return Err(bad_data("chunk not followed by CRLF"));
+            }
+            buf.drain(..2);
+        }
+    } else if let Some(len) = header(headers, "content-length") {
+        let len: usize = len
+            .parse()
+            .map_err(|_| bad_data(format!("bad Content-Length {len:?}")))?;
+        fill_to(stream, buf, len).await?;
+        Ok(buf.drain(..len).collect())
+    } else if eof_framed {
+        while fill(stream, buf).await? > 0 {}
+        Ok(std::mem::take(buf))
+    } else {
+        Ok(Vec::new())
+    }
+}
+
+async fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<Option<Request>> {
+    let Some((start, headers)) = read_head(stream, buf).await? else {
+        return Ok(None);
+    };
+    let mut parts = start.split_whitespace();
+    let (Some(method), Some(target), Some(_version)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad_data(format!("bad request line {start:?}")));
+    };
+    if has_token(header(&headers, "expect"), "100-continue") {
+        // Harmless if the client did not wait and the body is already on its way.
+        stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await?;
+        stream.flush().await?;
+    }
+    let body = read_body(stream, buf, &headers, false).await?;
+    Ok(Some(Request {
+        method: method.to_string(),
+        target: target.to_string(),
+        headers,
+        body,
+    }))
+}
+
+/// Headers that describe one hop's connection or framing; never copied across the proxy.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "content-length",
+    "te",
+    "trailer",
+    "upgrade",
+    "expect",
+];
+
+fn is_hop_by_hop(name: &str) -> bool {
+    HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
+}
+
+/// Sends `request` (with `body` in place of its own) to the upstream on a new connection and
+/// reads the whole response.
+async fn forward(upstream: &Upstream, request: &Request, body: &[u8]) -> io::Result<Response> {
+    let mut stream = TcpStream::connect(&upstream.authority).await?;
+    let _ = stream.set_nodelay(true);
+    let mut head = format!("{} {} HTTP/1.1\r\n", request.method, request.target);
+    head.push_str(&format!("Host: {}\r\n", upstream.authority));
+    for (name, value) in &request.headers {
+        // Accept-Encoding goes too: bodies the proxy rewrites must come back uncompressed.
+        if is_hop_by_hop(name)
+            || name.eq_ignore_ascii_case("host")
+            || name.eq_ignore_ascii_case("accept-encoding")
+        {
+            continue;
+        }
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str(&format!(
+        "Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    ));
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(body).await?;
+    stream.flush().await?;
+
+    let mut buf = Vec::new();
+    loop {
+        let (start, headers) = read_head(&mut stream, &mut buf)
+            .await?
+            .ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))?;
+        let mut parts = start.splitn(3, ' ');
+        let _version = parts.next();
+        let status: u16 = parts
+            .next()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| bad_data(format!("bad status line {start:?}")))?;
+        let reason = parts.next().unwrap_or("").to_string();
+        if (100..200).contains(&status) {
+            continue; // interim response; the real one follows
+        }
+        let body = if status == 204 || status == 304 || request.method.eq_ignore_ascii_case("HEAD")
+        {
+            Vec::new()
+        } else {
+            read_body(&mut stream, &mut buf, &headers, true).await?
+        };
+        return Ok(Response {
+            status,
+            reason,
+            headers,
+            body,
+        });
+    }
+}
+
+async fn write_response<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    response: &Response,
+    close: bool,
+) -> io::Result<()> {
+    let mut head = format!("HTTP/1.1 {} {}\r\n", response.status, response.reason);
+    for (name, value) in &response.headers {
+        if !is_hop_by_hop(name) {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+    }
+    head.push_str(&format!("Content-Length: {}\r\n", response.body.len()));
+    if close {
+        head.push_str("Connection: close\r\n");
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(&response.body).await?;
+    stream.flush().await
+}
