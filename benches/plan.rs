@@ -69,7 +69,12 @@ fn bench(c: &mut Criterion) {
         })
     });
     group.bench_function("scan_required_error", |b| {
-        b.iter(|| User::find(&db).filter(User::AGE.gt(black_box(30))).explain().unwrap_err())
+        b.iter(|| {
+            User::find(&db)
+                .filter(User::AGE.gt(black_box(30)))
+                .explain()
+                .unwrap_err()
+        })
     });
     group.finish();
 }
