@@ -3,11 +3,20 @@
 //! re-sent). Prints medians over several rounds and the ratios.
 //!
 //! `scripts/with-services -- cargo run --release --example batch_bench`
+//!
+//! It runs twice: straight to the server on loopback, and through a loopback proxy that adds a
+//! fixed delay to every request (5 ms by default, `SIMULATED_RTT_MS`), standing in for the round
+//! trip to a real DynamoDB endpoint. On loopback, moto handles one request at a time, so the
+//! server's own per-key work bounds every client; the delayed run shows what batching and
+//! concurrency buy when the round trip dominates, as it does against DynamoDB.
 
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use dynamite::{Client, Entity, Item};
+
+#[path = "../tests/support/fault_proxy.rs"]
+mod fault_proxy;
 use serde::{Deserialize, Serialize};
 
 #[derive(Entity, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -20,7 +29,7 @@ struct Thing {
 }
 
 const KEYS: usize = 1_000;
-const ROUNDS: usize = 5;
+const ROUNDS: usize = 3;
 
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
@@ -64,8 +73,8 @@ async fn raw_sdk_batch_get(sdk: &aws_sdk_dynamodb::Client, table: &str, ids: &[S
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let db = Client::from_env().await;
-    Thing::ensure_table(&db).await?;
+    let setup = Client::from_env().await;
+    Thing::ensure_table(&setup).await?;
     let things: Vec<Thing> = (0..KEYS)
         .map(|i| Thing {
             id: format!("t{i:05}"),
@@ -73,19 +82,56 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             size: i as u32,
         })
         .collect();
-    Thing::batch_write(&db).put_all(&things).await?;
+    Thing::batch_write(&setup).put_all(&things).await?;
     let ids: Vec<String> = things.iter().map(|t| t.id.clone()).collect();
-    let table = db.table_name(Thing::schema().table);
-
     // Requests in flight for batch_get (the library's default is 8).
     let concurrency: usize = std::env::var("BATCH_CONCURRENCY")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(8);
+
+    println!("{KEYS} keys, median of {ROUNDS} rounds, same server, one run:");
+    measure("loopback", &setup, &ids, concurrency).await?;
+
+    let rtt: u64 = std::env::var("SIMULATED_RTT_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let upstream = std::env::var("AWS_ENDPOINT_URL_DYNAMODB")?;
+    let proxy = fault_proxy::FaultProxy::start(&upstream).await;
+    proxy.script(
+        fault_proxy::Match::Any,
+        fault_proxy::Fault::Delay(Duration::from_millis(rtt)),
+        usize::MAX,
+    );
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(proxy.endpoint())
+        .load()
+        .await;
+    let delayed = Client::new(aws_sdk_dynamodb::Client::new(&config));
+    measure(
+        &format!("+{rtt} ms per request"),
+        &delayed,
+        &ids,
+        concurrency,
+    )
+    .await?;
+
+    Thing::delete_table(&setup).await?;
+    Ok(())
+}
+
+async fn measure(
+    label: &str,
+    db: &Client,
+    ids: &[String],
+    concurrency: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let table = db.table_name(Thing::schema().table);
     let (mut batch, mut sequential, mut raw) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
         let start = Instant::now();
-        let out = Thing::batch_get(&db, ids.iter().map(Thing::key))
+        let out = Thing::batch_get(db, ids.iter().map(Thing::key))
             .concurrency(concurrency)
             .await?;
         batch.push(start.elapsed());
@@ -93,19 +139,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
         let start = Instant::now();
         let mut n = 0;
-        for id in &ids {
-            n += usize::from(Thing::get(&db, Thing::key(id)).await?.is_some());
+        for id in ids {
+            n += usize::from(Thing::get(db, Thing::key(id)).await?.is_some());
         }
         sequential.push(start.elapsed());
         assert_eq!(n, KEYS);
 
         let start = Instant::now();
-        let n = raw_sdk_batch_get(db.sdk(), &table, &ids).await;
+        let n = raw_sdk_batch_get(db.sdk(), &table, ids).await;
         raw.push(start.elapsed());
         assert_eq!(n, KEYS);
     }
     let (b, s, r) = (median(batch), median(sequential), median(raw));
-    println!("{KEYS} keys, median of {ROUNDS} rounds:");
+    println!("{label}:");
     println!("  dynamite batch_get        {b:>10.2?}   (concurrency {concurrency})");
     println!(
         "  {KEYS} sequential gets     {s:>10.2?}   ({:.1}x the batch_get time)",
@@ -115,6 +161,5 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "  raw SDK 100-key loop      {r:>10.2?}   ({:.2}x the batch_get time)",
         r.as_secs_f64() / b.as_secs_f64()
     );
-    Thing::delete_table(&db).await?;
     Ok(())
 }
