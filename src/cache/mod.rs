@@ -63,6 +63,7 @@ pub struct CacheKey {
 pub struct CacheEntry {
     bytes: Arc<[u8]>,
     decoded: Arc<OnceLock<Arc<dyn Any + Send + Sync>>>,
+    expires_in: Option<Duration>,
 }
 
 impl CacheEntry {
@@ -71,7 +72,20 @@ impl CacheEntry {
         CacheEntry {
             bytes: bytes.into(),
             decoded: Arc::new(OnceLock::new()),
+            expires_in: None,
         }
+    }
+
+    /// The same entry, known to expire in `left` (set by a layer on a hit, so that copies into
+    /// upper layers do not outlive it).
+    pub fn expiring_in(mut self, left: Duration) -> Self {
+        self.expires_in = Some(left);
+        self
+    }
+
+    /// How long the layer that returned it will still keep it, when known.
+    pub fn expires_in(&self) -> Option<Duration> {
+        self.expires_in
     }
 
     /// The encoded value (what a shared layer stores).

@@ -21,6 +21,7 @@ struct Stored {
     entry: CacheEntry,
     stamp: u64,
     ttl: Duration,
+    expires_at: Instant,
 }
 
 struct PerEntryTtl;
@@ -31,6 +32,17 @@ impl moka::Expiry<String, Stored> for PerEntryTtl {
         _key: &String,
         value: &Stored,
         _now: Instant,
+    ) -> Option<Duration> {
+        Some(value.ttl)
+    }
+
+    // A refill replaces the entry: it gets its own time to live, not the old one's rest.
+    fn expire_after_update(
+        &self,
+        _key: &String,
+        value: &Stored,
+        _now: Instant,
+        _current: Option<Duration>,
     ) -> Option<Duration> {
         Some(value.ttl)
     }
@@ -166,7 +178,8 @@ impl MokaLayer {
         match self.cache.get(&key.entry) {
             Some(stored) if stored.stamp == generation => {
                 self.stats.hit();
-                Lookup::Hit(stored.entry)
+                let left = stored.expires_at.saturating_duration_since(Instant::now());
+                Lookup::Hit(stored.entry.expiring_in(left))
             }
             _ => {
                 self.stats.miss();
@@ -203,6 +216,7 @@ impl CacheLayer for MokaLayer {
                 entry,
                 stamp: generation,
                 ttl,
+                expires_at: Instant::now() + ttl,
             },
         );
         Ok(())

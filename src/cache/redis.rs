@@ -117,6 +117,7 @@ impl RedisLayerBuilder {
             health: Mutex::new(Health {
                 down_until: None,
                 pending: Vec::new(),
+                replaying: false,
             }),
             healthy: AtomicBool::new(true),
             listener,
@@ -130,6 +131,8 @@ struct Health {
     down_until: Option<Instant>,
     /// Invalidations not yet written.
     pending: Vec<String>,
+    /// Pending invalidations are being written: nobody else uses Redis meanwhile.
+    replaying: bool,
 }
 
 /// The shared cache layer on Redis. See the [module docs](self) for the layout and the rules.
@@ -265,36 +268,42 @@ impl RedisLayer {
     }
 
     /// Fails fast while Redis is considered down; when it may be back, writes the pending
-    /// invalidations first.
+    /// invalidations first. Until they are all written, every other caller is told the layer
+    /// is down, so no entry they invalidate can be served.
     async fn ready(&self) -> Result<(), CacheError> {
+        let down = || CacheError::Timeout {
+            layer: "redis".into(),
+            after: Duration::ZERO,
+        };
         let pending = {
             let mut health = self.health.lock().expect("health");
-            if let Some(until) = health.down_until {
-                if Instant::now() < until {
-                    return Err(CacheError::Timeout {
-                        layer: "redis".into(),
-                        after: Duration::ZERO,
-                    });
-                }
-                health.down_until = None;
+            if health.replaying
+                || health
+                    .down_until
+                    .is_some_and(|until| Instant::now() < until)
+            {
+                return Err(down());
             }
+            if health.pending.is_empty() {
+                health.down_until = None;
+                return Ok(());
+            }
+            health.replaying = true;
             std::mem::take(&mut health.pending)
         };
-        if pending.is_empty() {
-            return Ok(());
-        }
-        let mut remaining = pending.clone();
-        for scope in &pending {
+        for (i, scope) in pending.iter().enumerate() {
             if let Err(e) = self.write_invalidation(scope).await {
-                self.health
-                    .lock()
-                    .expect("health")
-                    .pending
-                    .append(&mut remaining);
+                let mut health = self.health.lock().expect("health");
+                let mut rest = pending[i..].to_vec();
+                rest.append(&mut health.pending);
+                health.pending = rest;
+                health.replaying = false;
                 return Err(e);
             }
-            remaining.retain(|s| s != scope);
         }
+        let mut health = self.health.lock().expect("health");
+        health.replaying = false;
+        health.down_until = None;
         Ok(())
     }
 
@@ -325,22 +334,26 @@ impl CacheLayer for RedisLayer {
     async fn get(&self, key: &CacheKey) -> Result<Lookup, CacheError> {
         self.ready().await?;
         let mut conn = self.conn.clone();
-        let (value, generation): (Option<Vec<u8>>, Option<u64>) = self
-            .run(
-                "get",
-                redis::cmd("MGET")
-                    .arg(self.entry_key(&key.entry))
-                    .arg(self.generation_key(&key.scope))
-                    .query_async(&mut conn),
-            )
-            .await?;
+        let entry_key = self.entry_key(&key.entry);
+        let mut pipe = redis::pipe();
+        pipe.cmd("MGET")
+            .arg(&entry_key)
+            .arg(self.generation_key(&key.scope))
+            .cmd("PTTL")
+            .arg(&entry_key);
+        let ((value, generation), ttl_ms): ((Option<Vec<u8>>, Option<u64>), i64) =
+            self.run("get", pipe.query_async(&mut conn)).await?;
         let generation = generation.unwrap_or(0);
         match value {
             Some(bytes) if bytes.len() >= 8 => {
                 let stamp = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
                 if stamp == generation {
                     self.stats.hit();
-                    Ok(Lookup::Hit(CacheEntry::from_bytes(bytes[8..].to_vec())))
+                    let entry = CacheEntry::from_bytes(bytes[8..].to_vec());
+                    Ok(Lookup::Hit(match u64::try_from(ttl_ms) {
+                        Ok(ms) => entry.expiring_in(Duration::from_millis(ms)),
+                        Err(_) => entry,
+                    }))
                 } else {
                     self.stats.miss();
                     Ok(Lookup::Miss(FillToken::new(generation)))
@@ -416,7 +429,9 @@ impl CacheLayer for RedisLayer {
     async fn clear(&self) -> Result<(), CacheError> {
         self.ready().await?;
         let mut conn = self.conn.clone();
-        let pattern = format!("{}*", self.prefix);
+        // Entries only: generations stay, so a fill token taken before the clear can never
+        // match a reset generation.
+        let pattern = format!("{}e:*", self.prefix);
         let keys: Vec<String> = self
             .run(
                 "clear",

@@ -14,6 +14,27 @@ use crate::{Entity, Item, Key, Result, TableSchema};
 
 type Flight = Arc<tokio::sync::OnceCell<Option<Item>>>;
 
+/// Removes a flight from the map when the last caller interested in it leaves.
+struct FlightGuard<'m> {
+    map: &'m Mutex<HashMap<(String, u64), Flight>>,
+    key: (String, u64),
+    cell: Flight,
+}
+
+impl Drop for FlightGuard<'_> {
+    fn drop(&mut self) {
+        let mut map = self.map.lock().expect("inflight map");
+        // The map's copy and ours: nobody else waits on this flight.
+        if map
+            .get(&self.key)
+            .is_some_and(|c| Arc::ptr_eq(c, &self.cell))
+            && Arc::strong_count(&self.cell) <= 2
+        {
+            map.remove(&self.key);
+        }
+    }
+}
+
 /// The client's cache: its layer (often a [`Tiered`](super::Tiered)) and settings.
 pub(crate) struct ClientCache {
     layer: Arc<dyn CacheLayer>,
@@ -162,25 +183,22 @@ impl ClientCache {
             .entry(flight_key.clone())
             .or_default()
             .clone();
-        let mut led = false;
-        let result = cell
-            .get_or_try_init(|| {
-                led = true;
-                async {
-                    let item = load().await?;
-                    if let Some(token) = &token {
-                        self.fill_item::<E>(&key, item.as_ref(), token).await;
-                    }
-                    Ok::<_, crate::Error>(item)
+        // Whoever leaves last (done, failed or dropped) removes the flight from the map.
+        let guard = FlightGuard {
+            map: &self.inflight,
+            key: flight_key,
+            cell,
+        };
+        let result = guard
+            .cell
+            .get_or_try_init(|| async {
+                let item = load().await?;
+                if let Some(token) = &token {
+                    self.fill_item::<E>(&key, item.as_ref(), token).await;
                 }
+                Ok::<_, crate::Error>(item)
             })
             .await;
-        if led {
-            self.inflight
-                .lock()
-                .expect("inflight map")
-                .remove(&flight_key);
-        }
         match result? {
             Some(item) => E::from_item(item.clone()).map(Some),
             None => Ok(None),

@@ -116,7 +116,12 @@ impl CacheLayer for Tiered {
         for (i, layer) in self.layers.iter().enumerate() {
             match layer.get(key).await {
                 Ok(Lookup::Hit(entry)) => {
-                    let ttl = self.refill_ttl.unwrap_or(Duration::from_secs(60));
+                    // Never longer than the entry has left below.
+                    let cap = self.refill_ttl.unwrap_or(Duration::from_secs(60));
+                    let ttl = entry.expires_in().map_or(cap, |left| left.min(cap));
+                    if ttl.is_zero() {
+                        return Ok(Lookup::Hit(entry));
+                    }
                     for (above, token) in self.layers[..i].iter().zip(&tokens) {
                         if let Err(e) = above.put(key, entry.clone(), ttl, token).await {
                             tracing::warn!(layer = %above.name(), error = %e, "cache refill failed");

@@ -225,7 +225,15 @@ fn show(v: &Operand) -> String {
     match v {
         Ok(AttributeValue::S(s)) => format!("{s:?}"),
         Ok(AttributeValue::N(n)) => n.clone(),
-        Ok(AttributeValue::B(b)) => format!("<{} bytes>", b.as_ref().len()),
+        // Lossless: the text is also the query's fingerprint (cursors, cache keys).
+        Ok(AttributeValue::B(b)) => {
+            let hex: String = b
+                .as_ref()
+                .iter()
+                .map(|byte| format!("{byte:02x}"))
+                .collect();
+            format!("0x{hex}")
+        }
         Ok(AttributeValue::Bool(b)) => b.to_string(),
         Ok(AttributeValue::Null(_)) => "null".to_owned(),
         Ok(other) => format!("{other:?}"),
