@@ -148,10 +148,3 @@ impl<T> CloneNone<T> for Wrap<'_, T> {
 pub const fn ttl_attribute<T: crate::TtlAttribute + ?Sized>(name: &'static str) -> &'static str {
     name
 }
-
-/// The version attribute's name, once its type is checked.
-pub const fn version_attribute<T: crate::VersionAttribute + ?Sized>(
-    name: &'static str,
-) -> &'static str {
-    name
-}

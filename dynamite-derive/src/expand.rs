@@ -92,7 +92,15 @@ fn generate(cont: &Container, res: &Resolved) -> TokenStream {
         None => quote!(::core::option::Option::None),
     };
     let ttl = special(res.ttl, "ttl_attribute");
-    let version = special(res.version, "version_attribute");
+    // The version field's type is checked by the generated `Entity::version` (one error, at
+    // the field's type, rather than two).
+    let version = match res.version {
+        Some(i) => {
+            let name = &fields[i].attr_name;
+            quote!(::core::option::Option::Some(#name))
+        }
+        None => quote!(::core::option::Option::None),
+    };
     let attribute_names: Vec<&str> = fields
         .iter()
         .filter(|f| !f.skip)

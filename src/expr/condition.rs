@@ -134,6 +134,14 @@ impl<E> Condition<E> {
         })
     }
 
+    /// `condition`, ANDed with `existing` if there is one (how builders accumulate conditions).
+    pub(crate) fn and_maybe(existing: Option<Condition<E>>, condition: Condition<E>) -> Self {
+        match existing {
+            Some(existing) => existing.and(condition),
+            None => condition,
+        }
+    }
+
     /// Either condition.
     pub fn or(self, other: Condition<E>) -> Self {
         Condition::from_node(match self.node {

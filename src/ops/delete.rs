@@ -75,10 +75,7 @@ impl<'a, E: Entity, R> DeleteItem<'a, E, R> {
     /// Delete only if `condition` holds; otherwise [`Error::ConditionFailed`](crate::Error::ConditionFailed). Several calls
     /// are ANDed.
     pub fn condition(mut self, condition: Condition<E>) -> Self {
-        self.condition = Some(match self.condition.take() {
-            Some(existing) => existing.and(condition),
-            None => condition,
-        });
+        self.condition = Some(Condition::and_maybe(self.condition.take(), condition));
         self
     }
 

@@ -64,10 +64,7 @@ impl<'a, E: Entity, R> PutItem<'a, E, R> {
     /// Write only if `condition` holds for the stored item; otherwise
     /// [`Error::ConditionFailed`](crate::Error::ConditionFailed). Several calls are ANDed.
     pub fn condition(mut self, condition: Condition<E>) -> Self {
-        self.condition = Some(match self.condition.take() {
-            Some(existing) => existing.and(condition),
-            None => condition,
-        });
+        self.condition = Some(Condition::and_maybe(self.condition.take(), condition));
         self
     }
 
