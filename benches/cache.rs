@@ -46,12 +46,12 @@ fn bench(c: &mut Criterion) {
     }
     let rt = tokio::runtime::Runtime::new().unwrap();
     let prefix = format!("bench{}-", std::process::id());
-    let (direct, l1) = rt.block_on(async {
+    let (direct, l1, lfu) = rt.block_on(async {
         let sdk = sdk().await;
         let direct = Client::builder(sdk.clone()).table_prefix(&prefix).build();
         User::ensure_table(&direct).await.unwrap();
         user().put(&direct).await.unwrap();
-        let l1 = Client::builder(sdk)
+        let l1 = Client::builder(sdk.clone())
             .table_prefix(&prefix)
             .cache(Tiered::new().layer(MokaLayer::new(64 << 20)))
             .build();
@@ -59,13 +59,23 @@ fn bench(c: &mut Criterion) {
             User::get(&l1, User::key("u1")).await.unwrap(),
             Some(User { ..user() })
         );
-        (direct, l1)
+        let lfu = Client::builder(sdk)
+            .table_prefix(&prefix)
+            .cache(dynamite::cache::LfuLayer::new(64 << 20))
+            .build();
+        User::get(&lfu, User::key("u1")).await.unwrap();
+        (direct, l1, lfu)
     });
 
     let mut group = c.benchmark_group("get");
     group.bench_function("l1_moka", |b| {
         b.to_async(&rt)
             .iter(|| async { black_box(User::get(&l1, User::key("u1")).await.unwrap()) })
+    });
+
+    group.bench_function("l1_lfu", |b| {
+        b.to_async(&rt)
+            .iter(|| async { black_box(User::get(&lfu, User::key("u1")).await.unwrap()) })
     });
 
     #[cfg(feature = "redis")]

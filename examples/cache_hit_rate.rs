@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use dynamite::cache::{CacheEntry, CacheKey, CacheLayer, Lookup, MokaLayer};
+use dynamite::cache::{CacheEntry, CacheKey, CacheLayer, LfuLayer, Lookup, MokaLayer};
 
 const KEYS: usize = 100_000;
 const REQUESTS: usize = 2_000_000;
@@ -49,10 +49,8 @@ async fn main() {
     let entry = CacheEntry::from_bytes(vec![7u8; VALUE_BYTES]);
     // What one entry weighs in the layer: key + value (+ the layer's fixed overhead).
     let weight = key(KEYS).entry.len() + entry.size();
-    let by_bytes = MokaLayer::builder()
-        .max_bytes((KEYS / 10 * weight) as u64)
-        .build();
-    let by_entries = MokaLayer::builder().max_entries((KEYS / 10) as u64).build();
+    let bytes = (KEYS / 10 * weight) as u64;
+    let entries = (KEYS / 10) as u64;
     // Perfect LFU keeps the 10% most frequent keys: the best any policy can do here.
     let harmonic = |n: usize| (1..=n).map(|k| 1.0 / k as f64).sum::<f64>();
     println!(
@@ -61,15 +59,30 @@ async fn main() {
         REQUESTS / 4,
         100.0 * harmonic(KEYS / 10) / harmonic(KEYS)
     );
-    for (name, l1) in [
-        ("bounded by bytes  ", by_bytes),
-        ("bounded by entries", by_entries),
-    ] {
-        run(name, &l1, &entry).await;
+    let layers: Vec<(&str, Box<dyn CacheLayer>)> = vec![
+        (
+            "LfuLayer,  bounded by bytes  ",
+            Box::new(LfuLayer::builder().max_bytes(bytes).build()),
+        ),
+        (
+            "LfuLayer,  bounded by entries",
+            Box::new(LfuLayer::builder().max_entries(entries).build()),
+        ),
+        (
+            "MokaLayer, bounded by bytes  ",
+            Box::new(MokaLayer::builder().max_bytes(bytes).build()),
+        ),
+        (
+            "MokaLayer, bounded by entries",
+            Box::new(MokaLayer::builder().max_entries(entries).build()),
+        ),
+    ];
+    for (name, l1) in layers {
+        run(name, l1.as_ref(), &entry).await;
     }
 }
 
-async fn run(name: &str, l1: &MokaLayer, entry: &CacheEntry) {
+async fn run(name: &str, l1: &dyn CacheLayer, entry: &CacheEntry) {
     let zipf = Zipf::new(KEYS, 1.0);
     let mut rng = fastrand::Rng::with_seed(42);
 
@@ -82,7 +95,6 @@ async fn run(name: &str, l1: &MokaLayer, entry: &CacheEntry) {
                 .unwrap();
         }
     }
-    l1.run_pending_tasks();
     let before = l1.stats()[0].1;
     for _ in 0..REQUESTS {
         let k = key(zipf.sample(&mut rng));
@@ -92,14 +104,12 @@ async fn run(name: &str, l1: &MokaLayer, entry: &CacheEntry) {
                 .unwrap();
         }
     }
-    l1.run_pending_tasks();
     let after = l1.stats()[0].1;
     let hits = after.hits - before.hits;
     let misses = after.misses - before.misses;
     println!(
-        "  {name}: hit rate {:.1}% ({hits} hits, {misses} misses), {} entries held, {} evictions",
+        "  {name}: hit rate {:.1}% ({hits} hits, {misses} misses, {} evictions)",
         100.0 * hits as f64 / (hits + misses) as f64,
-        l1.entry_count(),
         after.evictions
     );
 }

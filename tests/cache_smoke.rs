@@ -1,6 +1,6 @@
 mod common;
 
-use dynamite::cache::{MokaLayer, Tiered};
+use dynamite::cache::{LfuLayer, MokaLayer, Tiered};
 use dynamite::{Client, Entity};
 use serde::{Deserialize, Serialize};
 
@@ -16,11 +16,20 @@ struct Doc {
 }
 
 #[tokio::test]
-async fn smoke() {
+async fn smoke_moka() {
+    run(Tiered::new().layer(MokaLayer::new(1 << 20)), "moka").await;
+}
+
+#[tokio::test]
+async fn smoke_lfu() {
+    run(Tiered::new().layer(LfuLayer::new(1 << 20)), "lfu").await;
+}
+
+async fn run(cache: Tiered, layer: &str) {
     let base = common::client().await;
     let db = Client::builder(base.sdk().clone())
         .table_prefix(base.table_prefix())
-        .cache(Tiered::new().layer(MokaLayer::new(1 << 20)))
+        .cache(cache)
         .build();
     Doc::create_table(&db).await.unwrap();
     Doc {
@@ -41,7 +50,7 @@ async fn smoke() {
     );
     let s = db.cache_stats();
     println!("{s:?}");
-    assert_eq!(s.layer("moka").unwrap().hits, 1);
+    assert_eq!(s.layer(layer).unwrap().hits, 1);
     Doc::update(&db, Doc::key("a", 1))
         .set(Doc::BODY, "uno")
         .await

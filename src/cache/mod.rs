@@ -29,12 +29,14 @@
 
 mod codec;
 mod keys;
+mod lfu;
 mod moka;
 #[cfg(feature = "redis")]
 mod redis;
 pub(crate) mod stack;
 mod tiered;
 
+pub use self::lfu::{LfuLayer, LfuLayerBuilder};
 pub use self::moka::{MokaLayer, MokaLayerBuilder};
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisLayer, RedisLayerBuilder};
@@ -309,6 +311,48 @@ pub trait CacheLayer: Send + Sync + 'static {
 }
 
 pub(crate) use keys::key_text;
+
+/// Generations of invalidation scopes, kept in stripes: invalidating a scope bumps its stripe,
+/// so (rarely) other scopes of the same stripe lose their entries too. Correct, and bounded in
+/// memory. Used by the in-process layers.
+pub(crate) struct Generations {
+    stripes: Box<[AtomicU64]>,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+impl Generations {
+    const STRIPES: usize = 4096;
+
+    pub(crate) fn new() -> Self {
+        Generations {
+            stripes: (0..Self::STRIPES).map(|_| AtomicU64::new(0)).collect(),
+            hasher: Default::default(),
+        }
+    }
+
+    pub(crate) fn stripe(&self, scope: &str) -> usize {
+        use std::hash::BuildHasher;
+        (self.hasher.hash_one(scope) as usize) % Self::STRIPES
+    }
+
+    pub(crate) fn at(&self, stripe: usize) -> u64 {
+        self.stripes[stripe].load(Ordering::Acquire)
+    }
+
+    pub(crate) fn current(&self, scope: &str) -> u64 {
+        self.at(self.stripe(scope))
+    }
+
+    pub(crate) fn bump(&self, scope: &str) {
+        self.stripes[self.stripe(scope)].fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub(crate) fn bump_all(&self) {
+        for s in self.stripes.iter() {
+            s.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+}
 
 /// A short stable hash of a projection (expression and names), for entry keys.
 pub(crate) fn projection_hash(

@@ -1,7 +1,5 @@
 //! [`MokaLayer`]: the in-process L1, on `moka::sync::Cache`, bounded in bytes.
 
-use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -9,12 +7,9 @@ use async_trait::async_trait;
 use moka::notification::RemovalCause;
 
 use super::{
-    CacheEntry, CacheError, CacheKey, CacheLayer, FillToken, LayerStats, Lookup, StatsCounter,
+    CacheEntry, CacheError, CacheKey, CacheLayer, FillToken, Generations, LayerStats, Lookup,
+    StatsCounter,
 };
-
-/// Scope generations are kept in this many stripes; invalidating a scope bumps its stripe, so
-/// (rarely) other scopes of the same stripe lose their entries too. Correct, and bounded in memory.
-const STRIPES: usize = 4096;
 
 #[derive(Clone)]
 struct Stored {
@@ -60,8 +55,7 @@ impl moka::Expiry<String, Stored> for PerEntryTtl {
 /// ```
 pub struct MokaLayer {
     cache: moka::sync::Cache<String, Stored>,
-    stripes: Arc<[AtomicU64]>,
-    hasher: std::collections::hash_map::RandomState,
+    generations: Generations,
     stats: Arc<StatsCounter>,
 }
 
@@ -137,8 +131,7 @@ impl MokaLayerBuilder {
         }
         MokaLayer {
             cache: builder.build(),
-            stripes: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
-            hasher: Default::default(),
+            generations: Generations::new(),
             stats,
         }
     }
@@ -158,10 +151,6 @@ impl MokaLayer {
         }
     }
 
-    fn stripe(&self, scope: &str) -> &AtomicU64 {
-        &self.stripes[(self.hasher.hash_one(scope) as usize) % STRIPES]
-    }
-
     /// Runs pending maintenance (evictions), for tests and measurements.
     pub fn run_pending_tasks(&self) {
         self.cache.run_pending_tasks();
@@ -174,7 +163,7 @@ impl MokaLayer {
 
     /// Synchronous lookup (the async trait method calls this).
     pub fn get_now(&self, key: &CacheKey) -> Lookup {
-        let generation = self.stripe(&key.scope).load(Ordering::Acquire);
+        let generation = self.generations.current(&key.scope);
         match self.cache.get(&key.entry) {
             Some(stored) if stored.stamp == generation => {
                 self.stats.hit();
@@ -206,7 +195,7 @@ impl CacheLayer for MokaLayer {
         ttl: Duration,
         token: &FillToken,
     ) -> Result<(), CacheError> {
-        let generation = self.stripe(&key.scope).load(Ordering::Acquire);
+        let generation = self.generations.current(&key.scope);
         if generation != token.generation() {
             return Ok(()); // invalidated while the value was being read
         }
@@ -223,15 +212,13 @@ impl CacheLayer for MokaLayer {
     }
 
     async fn invalidate(&self, scope: &str) -> Result<(), CacheError> {
-        self.stripe(scope).fetch_add(1, Ordering::AcqRel);
+        self.generations.bump(scope);
         self.stats.invalidation();
         Ok(())
     }
 
     async fn clear(&self) -> Result<(), CacheError> {
-        for s in self.stripes.iter() {
-            s.fetch_add(1, Ordering::AcqRel);
-        }
+        self.generations.bump_all();
         self.cache.invalidate_all();
         Ok(())
     }
