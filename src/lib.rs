@@ -67,6 +67,20 @@
 //! other serde type through `serde_dynamo`. `None` and empty sets are not written; sets are
 //! DynamoDB sets.
 //!
+//! ## Beyond single items
+//!
+//! - Queries: [`Entity::find`] plans onto GetItem / Query / the covering index and never scans by
+//!   accident ([`plan`], [`ops::Find`], [`Cursor`], [`Page`]); [`Entity::scan`] asks for a scan.
+//! - Batches and transactions: [`Entity::batch_get`], [`Entity::batch_write`],
+//!   [`Client::batch_get`], [`Client::transact_write`], [`Client::transact_get`].
+//! - Retries: [`RetryPolicy`] and [`retry`] (how it layers with the SDK's own retries).
+//! - Caching: [`cache`] (`MokaLayer`, `LfuLayer`, `RedisLayer` with the `redis` feature,
+//!   `Tiered`), set with [`ClientBuilder::cache`].
+//!
+//! ## Features
+//!
+//! - `redis`: the Redis L2 cache layer (`cache::RedisLayer`). Off by default.
+//!
 //! ## Layout
 //!
 //! [`Client`] holds the SDK client and settings; builders in [`ops`] and [`table`] describe a

@@ -90,7 +90,8 @@ impl LfuLayerBuilder {
     }
 }
 
-/// The frequency-based in-process layer. See the [module docs](self).
+/// The frequency-based in-process layer: sampled-LFU eviction over a slowly aged frequency
+/// sketch (see the source of `cache/lfu.rs` for the details).
 ///
 /// ```
 /// let l1 = dynamite::cache::LfuLayer::builder().max_bytes(64 << 20).build();

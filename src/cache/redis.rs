@@ -135,7 +135,9 @@ struct Health {
     replaying: bool,
 }
 
-/// The shared cache layer on Redis. See the [module docs](self) for the layout and the rules.
+/// The shared cache layer on Redis: entries checked against per-scope generations, fills that
+/// only land if the generation is unchanged, pub/sub invalidation, and fault tolerance (see
+/// `cache/redis.rs` for the layout in Redis).
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), dynamite::cache::CacheError> {

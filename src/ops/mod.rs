@@ -1,5 +1,5 @@
 //! Operations: each builder here holds a request description and does no I/O until awaited
-//! (or `send()`). All of them execute through [`Client::execute`], the one request path where
+//! (or `send()`). All of them execute through `Client::execute`, the one request path where
 //! tracing, error mapping (and later retries and caching) live.
 
 mod batch_get;
