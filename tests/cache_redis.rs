@@ -570,12 +570,30 @@ async fn corrupt_or_foreign_entries_in_redis_are_misses() {
             false,
         ),
     ];
+    // A corrupt entry's scope is invalidated when it is found (so the next read refills it):
+    // every planted value carries the scope's generation of the moment.
+    let generation_key = format!(
+        "{prefix}g:{}|i|Sa\u{1f}N1",
+        db.table_name(Doc::schema().table)
+    );
+    let restamp = |value: &[u8], generation: u64, by_layer: bool| -> Vec<u8> {
+        if by_layer || value.len() < 8 {
+            value.to_vec()
+        } else {
+            [&generation.to_le_bytes()[..], &value[8..]].concat()
+        }
+    };
     for (what, value, by_layer) in cases {
         for db in [&db, &tiered] {
             l1.clear().await.unwrap();
+            let generation: Option<u64> = redis::cmd("GET")
+                .arg(&generation_key)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
             let _: () = redis::cmd("SET")
                 .arg(&key)
-                .arg(value.clone())
+                .arg(restamp(&value, generation.unwrap_or(0), by_layer))
                 .query_async(&mut conn)
                 .await
                 .unwrap();
@@ -601,9 +619,14 @@ async fn corrupt_or_foreign_entries_in_redis_are_misses() {
             }
         }
         // batch_get too.
+        let generation: Option<u64> = redis::cmd("GET")
+            .arg(&generation_key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
         let _: () = redis::cmd("SET")
             .arg(&key)
-            .arg(value)
+            .arg(restamp(&value, generation.unwrap_or(0), by_layer))
             .query_async(&mut conn)
             .await
             .unwrap();
@@ -612,8 +635,13 @@ async fn corrupt_or_foreign_entries_in_redis_are_misses() {
         assert_eq!(got.stats.requests, 1, "{what}");
     }
     // An entry of an older generation is a plain miss, filled over at once.
+    let generation: Option<u64> = redis::cmd("GET")
+        .arg(&generation_key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
     let old = [
-        &(u64::from_le_bytes(stamp.clone().try_into().unwrap()).wrapping_sub(1)).to_le_bytes()[..],
+        &generation.unwrap_or(0).wrapping_sub(1).to_le_bytes()[..],
         &good[8..],
     ]
     .concat();
@@ -640,9 +668,18 @@ async fn corrupt_or_foreign_entries_in_redis_are_misses() {
     assert_eq!(db.cache_stats().corrupt_entries, corrupt);
     assert_eq!(layer_stats(&db, "redis").corrupt, layer_corrupt);
     // A corrupt entry is replaced after a write.
+    let generation: Option<u64> = redis::cmd("GET")
+        .arg(&generation_key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
     let _: () = redis::cmd("SET")
         .arg(&key)
-        .arg(with_stamp(b"garbage"))
+        .arg(restamp(
+            &with_stamp(b"garbage"),
+            generation.unwrap_or(0),
+            false,
+        ))
         .query_async(&mut conn)
         .await
         .unwrap();

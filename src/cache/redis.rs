@@ -98,12 +98,19 @@ impl RedisLayerBuilder {
         let (tx, _) = broadcast::channel(1024);
         let instance = format!("{:016x}", fastrand::u64(..));
         let channel = format!("{}invalidate", self.prefix);
+        let (subscribed, on_subscribed) = tokio::sync::oneshot::channel();
         let listener = tokio::spawn(listen(
             client,
             channel.clone(),
             instance.clone(),
             tx.clone(),
+            subscribed,
         ));
+        // Invalidations published before the subscription would be missed: wait for it.
+        let wait = self.timeout.max(Duration::from_secs(2));
+        if tokio::time::timeout(wait, on_subscribed).await.is_err() {
+            tracing::warn!("redis pub/sub not subscribed after {wait:?}; other instances' invalidations may be missed until it is");
+        }
         Ok(RedisLayer {
             conn,
             prefix: self.prefix,
@@ -185,8 +192,10 @@ async fn listen(
     channel: String,
     instance: String,
     tx: broadcast::Sender<String>,
+    subscribed: tokio::sync::oneshot::Sender<()>,
 ) {
     let mut first = true;
+    let mut subscribed = Some(subscribed);
     loop {
         if let Ok(mut pubsub) = client.get_async_pubsub().await {
             if pubsub.subscribe(&channel).await.is_ok() {
@@ -194,6 +203,9 @@ async fn listen(
                     let _ = tx.send("*".to_owned());
                 }
                 first = false;
+                if let Some(s) = subscribed.take() {
+                    let _ = s.send(());
+                }
                 let mut messages = pubsub.on_message();
                 while let Some(msg) = messages.next().await {
                     let Ok(payload) = msg.get_payload::<String>() else {

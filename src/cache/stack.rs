@@ -129,16 +129,23 @@ impl ClientCache {
                     }
                     Found::Hit(Some(entity))
                 }
-                Err(e) => self.corrupt_entry(key, &e.to_string()),
+                Err(e) => self.corrupt_entry(key, &e.to_string()).await,
             },
-            _ => self.corrupt_entry(key, "not a cache entry of this format and schema"),
+            _ => {
+                self.corrupt_entry(key, "not a cache entry of this format and schema")
+                    .await
+            }
         }
     }
 
-    fn corrupt_entry<T>(&self, key: &CacheKey, why: &str) -> Found<T> {
+    /// A corrupt entry is a miss; its scope is invalidated so the next read fills it again
+    /// (this read does not: its token predates the invalidation).
+    async fn corrupt_entry<T>(&self, key: &CacheKey, why: &str) -> Found<T> {
         self.corrupt.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(entry = %key.entry, why, "corrupt cache entry treated as a miss");
-        // Not filled over: the token is unknown, and the next write or expiry replaces it.
+        if let Err(e) = self.layer.invalidate(&key.scope).await {
+            tracing::warn!(error = %e, "cache invalidation of a corrupt entry failed");
+        }
         Found::Miss(None)
     }
 
@@ -255,7 +262,10 @@ impl ClientCache {
         match self.layer.get(key).await {
             Ok(Lookup::Hit(entry)) => match codec::decode(schema.fingerprint, entry.bytes()) {
                 Some(Cached::Page(items, resume)) => Found::Hit((items, resume)),
-                _ => self.corrupt_entry(key, "not a query entry of this format and schema"),
+                _ => {
+                    self.corrupt_entry(key, "not a query entry of this format and schema")
+                        .await
+                }
             },
             Ok(Lookup::Miss(token)) => Found::Miss(Some(token)),
             Err(e) => {
