@@ -118,9 +118,8 @@ impl<'a, E: Entity, R> DeleteItem<'a, E, R> {
             entity: schema.entity,
             retry: self.retry.as_ref(),
         };
-        let result = self
-            .client
-            .execute(target, || {
+        self.client
+            .write_item::<E, _, _, _, _>(target, &key, cond.expected_version, || {
                 self.client
                     .sdk()
                     .delete_item()
@@ -140,19 +139,7 @@ impl<'a, E: Entity, R> DeleteItem<'a, E, R> {
                     .return_consumed_capacity(ReturnConsumedCapacity::Total)
                     .send()
             })
-            .await;
-        // Whatever the outcome (a failed request may still have been applied), the item's
-        // cache entries and the table's query results go, before the write returns.
-        self.client
-            .invalidate_after_write::<E>(&table, [&key])
-            .await;
-        match result {
-            Ok(output) => Ok(output.attributes),
-            Err(err) => Err(super::refine_condition_error::<E>(
-                err,
-                cond.expected_version,
-            )),
-        }
+            .await
     }
 }
 

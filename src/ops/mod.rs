@@ -246,7 +246,55 @@ impl Client {
     }
 }
 
+/// Outputs of single-item writes: the item they return, if asked.
+pub(crate) trait WriteOutput {
+    fn into_attributes(self) -> Option<Item>;
+}
+
+macro_rules! write_output {
+    ($($out:path),*) => {$(
+        impl WriteOutput for $out {
+            fn into_attributes(self) -> Option<Item> {
+                self.attributes
+            }
+        }
+    )*};
+}
+write_output!(
+    aws_sdk_dynamodb::operation::put_item::PutItemOutput,
+    aws_sdk_dynamodb::operation::update_item::UpdateItemOutput,
+    aws_sdk_dynamodb::operation::delete_item::DeleteItemOutput
+);
+
 impl Client {
+    /// The path of single-item writes (put, update, delete): the request through
+    /// [`execute`](Self::execute), then — whatever the outcome, as a failed request may still
+    /// have been applied — the item's cache entries and the table's query results dropped,
+    /// before the write returns; a failed condition refined into a version conflict when the
+    /// stored version is not the expected one.
+    pub(crate) async fn write_item<E, O, Er, F, Fut>(
+        &self,
+        target: Target<'_>,
+        key: &Item,
+        expected_version: Option<Option<u64>>,
+        send: F,
+    ) -> Result<Option<Item>>
+    where
+        E: Entity,
+        F: FnMut() -> Fut,
+        Fut: Future<Output = std::result::Result<O, SdkError<Er, HttpResponse>>>,
+        O: CapacityOutput + WriteOutput,
+        Er: OperationError,
+    {
+        let table = target.table;
+        let result = self.execute(target, send).await;
+        self.invalidate_after_write::<E>(table, [key]).await;
+        match result {
+            Ok(output) => Ok(output.into_attributes()),
+            Err(err) => Err(refine_condition_error::<E>(err, expected_version)),
+        }
+    }
+
     /// Drops the cache entries of the items with these keys (whole items work too) and the
     /// query results of `table`, in every layer. No-op without a cache.
     pub(crate) async fn invalidate_after_write<'k, E: Entity>(
