@@ -741,6 +741,36 @@ struct Prepared {
     has_filter: bool,
 }
 
+/// The settings Query and Scan requests share (their SDK builders are distinct types with the
+/// same setters).
+macro_rules! read_settings {
+    ($builder:expr, $p:expr, $start:expr, $limit:expr, $count:expr) => {
+        $builder
+            .table_name(&$p.table)
+            .set_index_name($p.index.map(str::to_owned))
+            .set_filter_expression($p.filter.clone())
+            .set_projection_expression(if $count { None } else { $p.projection.clone() })
+            .set_expression_attribute_names(names_for($p, $count))
+            .set_expression_attribute_values($p.values.clone())
+            .set_exclusive_start_key($start.clone())
+            .set_limit($limit)
+            .set_select($count.then_some(Select::Count))
+            .consistent_read($p.consistent)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+    };
+}
+
+/// A Query or Scan output as a page.
+macro_rules! raw_page {
+    ($out:expr) => {
+        RawPage {
+            count: $out.count as usize,
+            items: $out.items.unwrap_or_default(),
+            last_key: $out.last_evaluated_key.filter(|k| !k.is_empty()),
+        }
+    };
+}
+
 struct RawPage {
     items: Vec<Item>,
     last_key: Option<Item>,
@@ -831,63 +861,25 @@ impl<'a, O: Send + 'static> Reader<'a, O> {
                 let out = self
                     .client
                     .execute(target, || {
-                        sdk.query()
-                            .table_name(&p.table)
-                            .set_index_name(p.index.map(str::to_owned))
+                        read_settings!(sdk.query(), p, start, limit, count)
                             .set_key_condition_expression(p.key_condition.clone())
-                            .set_filter_expression(p.filter.clone())
-                            .set_projection_expression(if count {
-                                None
-                            } else {
-                                p.projection.clone()
-                            })
-                            .set_expression_attribute_names(names_for(p, count))
-                            .set_expression_attribute_values(p.values.clone())
-                            .set_exclusive_start_key(start.clone())
-                            .set_limit(limit)
-                            .set_select(count.then_some(Select::Count))
-                            .consistent_read(p.consistent)
                             .scan_index_forward(!p.descending)
-                            .return_consumed_capacity(ReturnConsumedCapacity::Total)
                             .send()
                     })
                     .await?;
-                Ok(RawPage {
-                    count: out.count as usize,
-                    items: out.items.unwrap_or_default(),
-                    last_key: out.last_evaluated_key.filter(|k| !k.is_empty()),
-                })
+                Ok(raw_page!(out))
             }
             Operation::Scan => {
                 let out = self
                     .client
                     .execute(target, || {
-                        sdk.scan()
-                            .table_name(&p.table)
-                            .set_index_name(p.index.map(str::to_owned))
-                            .set_filter_expression(p.filter.clone())
-                            .set_projection_expression(if count {
-                                None
-                            } else {
-                                p.projection.clone()
-                            })
-                            .set_expression_attribute_names(names_for(p, count))
-                            .set_expression_attribute_values(p.values.clone())
-                            .set_exclusive_start_key(start.clone())
-                            .set_limit(limit)
-                            .set_select(count.then_some(Select::Count))
+                        read_settings!(sdk.scan(), p, start, limit, count)
                             .set_segment(segment.map(|s| s.0))
                             .set_total_segments(segment.map(|s| s.1))
-                            .consistent_read(p.consistent)
-                            .return_consumed_capacity(ReturnConsumedCapacity::Total)
                             .send()
                     })
                     .await?;
-                Ok(RawPage {
-                    count: out.count as usize,
-                    items: out.items.unwrap_or_default(),
-                    last_key: out.last_evaluated_key.filter(|k| !k.is_empty()),
-                })
+                Ok(raw_page!(out))
             }
         }
     }
