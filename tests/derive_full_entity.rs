@@ -1,3 +1,7 @@
+//! A struct using every attribute `#[derive(Entity)]` supports compiles and records the
+//! expected schema. (A plain test rather than a trybuild "pass" case: trybuild then only has to
+//! `cargo check` its copy of the dependencies instead of building them all.)
+
 use dynamite::aws_sdk_dynamodb::types::AttributeValue;
 use dynamite::{Binary, Entity, IndexKind, KeySchema, Projection, ScalarType};
 use serde::{Deserialize, Serialize};
@@ -47,7 +51,8 @@ struct Blob {
     size: u64,
 }
 
-fn main() {
+#[test]
+fn full_entity_compiles_and_records_its_schema() {
     let schema = User::schema();
     assert_eq!(schema.entity, "User");
     assert_eq!(schema.table, "users");
