@@ -2,7 +2,7 @@
 //! `get`s, and a hand-written raw-SDK loop of 100-key BatchGetItem calls (unprocessed keys
 //! re-sent). Prints medians over several rounds and the ratios.
 //!
-//! `scripts/with-services -- cargo run --release --example batch_bench`
+//! `scripts/with-services -- cargo run --release --features testing --example batch_bench`
 //!
 //! It runs twice: straight to the server on loopback, and through a loopback proxy that adds a
 //! fixed delay to every request (5 ms by default, `SIMULATED_RTT_MS`), standing in for the round
@@ -13,10 +13,8 @@
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+use dynamite::testing::{Fault, FaultProxy, Match};
 use dynamite::{Client, Entity, Item};
-
-#[path = "../tests/support/fault_proxy.rs"]
-mod fault_proxy;
 use serde::{Deserialize, Serialize};
 
 #[derive(Entity, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -98,10 +96,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .and_then(|v| v.parse().ok())
         .unwrap_or(5);
     let upstream = std::env::var("AWS_ENDPOINT_URL_DYNAMODB")?;
-    let proxy = fault_proxy::FaultProxy::start(&upstream).await;
+    let proxy = FaultProxy::start(&upstream).await;
     proxy.script(
-        fault_proxy::Match::Any,
-        fault_proxy::Fault::Delay(Duration::from_millis(rtt)),
+        Match::Any,
+        Fault::Delay(Duration::from_millis(rtt)),
         usize::MAX,
     );
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())

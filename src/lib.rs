@@ -80,6 +80,8 @@
 //! ## Features
 //!
 //! - `redis`: the Redis L2 cache layer (`cache::RedisLayer`). Off by default.
+//! - `testing`: a kit for your own tests (`dynamite::testing`: a local DynamoDB server, per-test
+//!   tables, a fault-injection proxy). Off by default; meant for `[dev-dependencies]`.
 //!
 //! ## Layout
 //!
@@ -100,6 +102,8 @@ pub mod page;
 pub mod plan;
 pub mod retry;
 pub mod table;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod value;
 
 #[doc(hidden)]

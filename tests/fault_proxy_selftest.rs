@@ -1,10 +1,7 @@
-//! Self-test of the fault-injection proxy in `tests/support/fault_proxy.rs`: the raw
+//! Self-test of the fault-injection proxy `dynamite::testing::FaultProxy`: the raw
 //! `aws_sdk_dynamodb` client, with its own retries off, talks to the local server through the
 //! proxy, and every fault is checked from the SDK's side (and, for batches, against the server
 //! directly).
-
-#[path = "support/fault_proxy.rs"]
-mod fault_proxy;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -18,7 +15,7 @@ use aws_sdk_dynamodb::types::{
     PutRequest, ScalarAttributeType, WriteRequest,
 };
 use aws_sdk_dynamodb::Client;
-use fault_proxy::{Fault, FaultProxy, Match};
+use dynamite::testing::{Fault, FaultProxy, Match};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -358,7 +355,7 @@ async fn dropped_connection_is_a_dispatch_error_and_the_next_request_works() {
     let connections = fx.proxy.connections();
 
     fx.proxy
-        .script(Match::Operation("GetItem"), Fault::DropConnection, 1);
+        .script(Match::Operation("GetItem"), Fault::DropBeforeForwarding, 1);
     let err = fx
         .via_proxy
         .get_item()
@@ -387,8 +384,48 @@ async fn dropped_connection_is_a_dispatch_error_and_the_next_request_works() {
     assert_eq!(fx.proxy.count("GetItem"), 3);
     assert_eq!(
         faults(&fx.proxy)[1],
-        ("GetItem".to_string(), Some("DropConnection".to_string()))
+        (
+            "GetItem".to_string(),
+            Some("DropBeforeForwarding".to_string())
+        )
     );
+
+    fx.finish().await;
+}
+
+#[tokio::test]
+async fn drop_after_applied_loses_the_answer_of_an_applied_write() {
+    let fx = Fixture::new("dropapplied", 1).await;
+
+    fx.proxy
+        .script(Match::Operation("PutItem"), Fault::DropAfterApplied, 1);
+    let err = fx
+        .via_proxy
+        .put_item()
+        .table_name(fx.table())
+        .set_item(Some(item("a")))
+        .send()
+        .await
+        .expect_err("the client never gets an answer");
+    // A transport error, as for a connection dropped before forwarding ...
+    match &err {
+        SdkError::DispatchFailure(failure) => assert_eq!(
+            failure.as_other(),
+            Some(aws_smithy_types::retry::ErrorKind::TransientError),
+            "{err:?}"
+        ),
+        other => panic!("expected a dispatch failure, got {other:?}"),
+    }
+    // ... but the server applied the write.
+    assert_eq!(fx.stored_keys(fx.table()).await, vec!["a".to_string()]);
+    assert_eq!(
+        faults(&fx.proxy),
+        vec![("PutItem".to_string(), Some("DropAfterApplied".to_string()))]
+    );
+    assert_eq!(fx.proxy.pending(), 0);
+
+    // The rule is used up: the next request is answered.
+    assert_eq!(fx.get("a").await.unwrap().unwrap(), item("a"));
 
     fx.finish().await;
 }

@@ -1,5 +1,5 @@
 //! Fault injection: dynamite's retry layer against the local server, seen through the
-//! fault-injection proxy of `tests/support/fault_proxy.rs`.
+//! fault-injection proxy `dynamite::testing::FaultProxy`.
 //!
 //! Every test builds a dynamite client whose endpoint is a fresh proxy in front of the local
 //! server, scripts faults into the proxy, and checks
@@ -16,8 +16,6 @@
 //! `3 ×` the expected requests would mean `ClientBuilder::build` stopped disabling them.
 
 mod common;
-#[path = "support/fault_proxy.rs"]
-mod fault_proxy;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Debug;
@@ -28,8 +26,8 @@ use aws_config::BehaviorVersion;
 use aws_sdk_dynamodb::config::retry::RetryConfig;
 use dynamite::ops::{WriteKind, WriteOp};
 use dynamite::retry::{classify, RetryKind};
+use dynamite::testing::{Fault, FaultProxy, Match, Seen};
 use dynamite::{Client, ClientBuilder, Entity, Error, Item, Key, RetryPolicy, Update};
-use fault_proxy::{Fault, FaultProxy, Match, Seen};
 use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -693,7 +691,7 @@ async fn transport_and_server_faults_are_retried() {
 
     // The connection dropped after the request was read: a transport error, retried.
     fx.proxy
-        .script(Match::Operation("GetItem"), Fault::DropConnection, 1);
+        .script(Match::Operation("GetItem"), Fault::DropBeforeForwarding, 1);
     let got = Thing::get(&fx.db, key(1)).await.unwrap();
     assert_eq!(got, Some(thing(1)));
     assert_eq!(fx.proxy.count("GetItem"), 2);
@@ -724,8 +722,11 @@ async fn transport_and_server_faults_are_retried() {
     // A dropped connection under a batch write: the request never reached the server, the
     // retry writes everything once.
     fx.reset();
-    fx.proxy
-        .script(Match::Operation(BATCH_WRITE), Fault::DropConnection, 2);
+    fx.proxy.script(
+        Match::Operation(BATCH_WRITE),
+        Fault::DropBeforeForwarding,
+        2,
+    );
     let things: Vec<Thing> = (10..15).map(thing).collect();
     let out = Thing::batch_write(&fx.db).put_all(&things).await.unwrap();
     assert_eq!(out.puts, 5);
@@ -1148,7 +1149,7 @@ async fn transaction_retries_reuse_one_client_request_token() {
 
     fx.proxy.script(
         Match::Operation("TransactWriteItems"),
-        Fault::DropConnection,
+        Fault::DropBeforeForwarding,
         1,
     );
     fx.db
@@ -1168,6 +1169,42 @@ async fn transaction_retries_reuse_one_client_request_token() {
     assert_eq!(
         tokens[0], tokens[1],
         "a retry of a transaction that may have been applied must carry the same token"
+    );
+}
+
+/// A transaction whose answer is lost after DynamoDB applied it is retried with the same token,
+/// and DynamoDB applies it once: the caller gets Ok and the increment lands once.
+#[tokio::test]
+async fn transaction_whose_answer_was_lost_is_applied_once() {
+    if common::skip_on_moto(
+        "transaction_whose_answer_was_lost_is_applied_once",
+        "ClientRequestToken makes TransactWriteItems idempotent (moto ignores the token)",
+    ) {
+        return;
+    }
+    let fx = Fx::start(policy(5)).await;
+    create::<Thing>(&fx).await;
+    thing(1).put(&fx.direct).await.unwrap();
+
+    fx.proxy.script(
+        Match::Operation("TransactWriteItems"),
+        Fault::DropAfterApplied,
+        1,
+    );
+    fx.db
+        .transact_write()
+        .update(key(1), Update::new().add(Thing::N, 10))
+        .await
+        .unwrap();
+    assert_eq!(fx.proxy.count("TransactWriteItems"), 2);
+    let stored = Thing::get(&fx.direct, key(1))
+        .consistent()
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stored.n, 11,
+        "the lost-answer transaction was applied twice"
     );
 }
 

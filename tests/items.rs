@@ -76,17 +76,6 @@ async fn setup<E: Entity>() -> Client {
     db
 }
 
-/// A client whose endpoint accepts no connections: any request sent fails as a dispatch
-/// failure, so an `Error::Validation` from it proves the problem was caught before sending.
-async fn unreachable_client() -> Client {
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url("http://127.0.0.1:9")
-        .region(aws_config::Region::new("us-east-1"))
-        .load()
-        .await;
-    Client::new(aws_sdk_dynamodb::Client::new(&config))
-}
-
 #[tokio::test]
 async fn create_table_from_metadata() {
     let db = setup::<User>().await;
@@ -412,7 +401,7 @@ async fn update_actions_conditions_and_return_values() {
 
 #[tokio::test]
 async fn update_rejects_bad_input_before_sending() {
-    let db = unreachable_client().await;
+    let db = common::unreachable_client().await;
     let key = || User::key("u1", "eu");
     let err = User::update(&db, key())
         .set(User::ID, "other")
@@ -611,7 +600,7 @@ async fn optimistic_locking() {
 
 #[tokio::test]
 async fn validation_errors_are_raised_before_any_request() {
-    let db = unreachable_client().await;
+    let db = common::unreachable_client().await;
 
     let big = Note {
         id: "n1".into(),

@@ -7,6 +7,38 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use dynamite::Client;
 
+/// The DynamoDB implementation the tests run against, from `DYNAMITE_TEST_SERVER` (set by
+/// `scripts/with-services`). Anything else is treated as DynamoDB itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Server {
+    /// AWS's DynamoDB Local: the reference; nothing is skipped on it.
+    DynamoDbLocal,
+    /// moto's server mode, which deviates from DynamoDB in known ways.
+    Moto,
+    /// An endpoint given in the environment (DynamoDB itself or another compatible server).
+    External,
+}
+
+/// The server under test.
+pub fn server() -> Server {
+    match std::env::var("DYNAMITE_TEST_SERVER").as_deref() {
+        Ok("moto") => Server::Moto,
+        Ok("dynamodb-local") => Server::DynamoDbLocal,
+        _ => Server::External,
+    }
+}
+
+/// `true` (after saying so on stderr) when the tests run on moto, for a test that cannot hold
+/// there because moto breaks `rule` of DynamoDB. Every such test is listed in the README's
+/// testing section; nothing is ever skipped on DynamoDB Local.
+pub fn skip_on_moto(test: &str, rule: &str) -> bool {
+    let skip = server() == Server::Moto;
+    if skip {
+        eprintln!("skipped on moto: {test}: moto deviates from DynamoDB: {rule}");
+    }
+    skip
+}
+
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
 /// A client with a unique table prefix. Refuses to run without a local endpoint, so a stray
@@ -34,4 +66,15 @@ pub async fn client() -> Client {
         nanos
     );
     Client::builder(sdk).table_prefix(prefix).build()
+}
+
+/// A client whose endpoint accepts no connections: any request sent fails as a dispatch
+/// failure, so an `Error::Validation` from it proves the problem was caught before sending.
+pub async fn unreachable_client() -> Client {
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url("http://127.0.0.1:9")
+        .region(aws_config::Region::new("us-east-1"))
+        .load()
+        .await;
+    Client::new(aws_sdk_dynamodb::Client::new(&config))
 }

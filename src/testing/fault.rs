@@ -1,32 +1,5 @@
-//! A fault-injection HTTP proxy for integration tests.
-//!
-//! It sits between an `aws_sdk_dynamodb` client and the local DynamoDB server (moto) and, per a
-//! script of rules, either forwards a request unchanged, forwards it late or trimmed, or answers
-//! it with a synthetic DynamoDB error — so retry, back-off and unprocessed-item handling can be
-//! tested deterministically against a real server.
-//!
-//! ```ignore
-//! #[path = "support/fault_proxy.rs"]
-//! mod fault_proxy;
-//! use fault_proxy::{Fault, FaultProxy, Match};
-//!
-//! let proxy = FaultProxy::start(&std::env::var("AWS_ENDPOINT_URL_DYNAMODB").unwrap()).await;
-//! let shared = aws_config::defaults(BehaviorVersion::latest())
-//!     .endpoint_url(proxy.endpoint()) // set in code, so it beats AWS_ENDPOINT_URL_DYNAMODB
-//!     .load()
-//!     .await;
-//! let client = aws_sdk_dynamodb::Client::new(&shared);
-//! proxy.script(Match::Operation("BatchWriteItem"), Fault::Throttling, 2);
-//! ```
-//!
-//! The proxy speaks just enough HTTP/1.1 for the SDK: request line, headers (case-insensitive),
-//! a `Content-Length` or chunked body, `Expect: 100-continue`, and keep-alive (many requests per
-//! client connection). Every forwarded request goes to the upstream on a fresh connection with
-//! `Connection: close`; the upstream response (`Content-Length`, chunked, or read to EOF) is
-//! relayed back with a `Content-Length`. Requests are not re-signed: the Host header and, for
-//! [`Fault::UnprocessedHalf`], the body change under the SigV4 signature, which moto does not
-//! check (a real AWS endpoint would).
-#![allow(dead_code)]
+//! The fault-injection proxy: [`FaultProxy`], scripted with [`Match`] and [`Fault`], logging
+//! [`Seen`] requests.
 
 use std::io;
 use std::net::SocketAddr;
@@ -41,6 +14,7 @@ use tokio::task::{JoinHandle, JoinSet};
 
 /// Which requests a rule applies to.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Match {
     /// Every request (but see [`Fault::UnprocessedHalf`] / [`Fault::UnprocessedAll`], which only
     /// ever match batch operations).
@@ -60,6 +34,7 @@ impl Match {
 
 /// What the proxy does to a matching request.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Fault {
     /// 400 `ThrottlingException` (retryable, throttling).
     Throttling,
@@ -77,8 +52,13 @@ pub enum Fault {
     AccessDenied,
     /// Sleep (real time), then forward unchanged.
     Delay(Duration),
-    /// Read the request, then close the connection without answering.
-    DropConnection,
+    /// Read the request, then close the client's connection without answering: the request
+    /// never reaches the server. The SDK sees a transport error.
+    DropBeforeForwarding,
+    /// Forward the request, read the server's whole answer (so the server has applied it), then
+    /// close the client's connection without answering: the answer is lost after the write
+    /// happened. The SDK sees a transport error; a retry repeats an applied request.
+    DropAfterApplied,
     /// `BatchWriteItem` / `BatchGetItem` only: forward only the first half (rounded up) of each
     /// table's items / keys, in order, and answer with the upstream response plus the other half
     /// appended to `UnprocessedItems` / `UnprocessedKeys`.
@@ -100,7 +80,8 @@ impl Fault {
             Fault::ValidationError => "ValidationError",
             Fault::AccessDenied => "AccessDenied",
             Fault::Delay(_) => "Delay",
-            Fault::DropConnection => "DropConnection",
+            Fault::DropBeforeForwarding => "DropBeforeForwarding",
+            Fault::DropAfterApplied => "DropAfterApplied",
             Fault::UnprocessedHalf => "UnprocessedHalf",
             Fault::UnprocessedAll => "UnprocessedAll",
         }
@@ -175,8 +156,9 @@ impl Fault {
 const BATCH_WRITE: &str = "BatchWriteItem";
 const BATCH_GET: &str = "BatchGetItem";
 
-/// One request the proxy received.
+/// One request the proxy received, from [`FaultProxy::requests`].
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Seen {
     /// The operation from `X-Amz-Target` (`"PutItem"`), or `""` when the header is missing.
     pub operation: String,
@@ -201,7 +183,43 @@ struct State {
     connections: usize,
 }
 
-/// The proxy. Dropping it stops accepting and closes every connection it holds.
+/// A fault-injection HTTP proxy between an SDK client and a local DynamoDB server.
+///
+/// Retries, back-off and unprocessed-item handling are hard to test against a server that
+/// never fails. The proxy sits between the client and the server and, per a script of rules
+/// ([`script`](Self::script)), forwards a request unchanged, forwards it late or trimmed,
+/// answers it with a synthetic DynamoDB error, or drops the connection before or after the
+/// server applied it ([`Fault`]). It logs every request it sees ([`Seen`]), so a test can
+/// assert how many attempts a call took and what each one carried.
+///
+/// ```no_run
+/// use dynamite::testing::{Fault, FaultProxy, Match, TestDb};
+///
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// let db = TestDb::new().await?;
+/// let proxy = FaultProxy::start(db.endpoint()).await; // or db.fault_proxy().await
+/// let client = db.client_through(&proxy); // a dynamite::Client whose requests go through it
+///
+/// // The next ListTables request is throttled; later ones go through.
+/// proxy.script(Match::Operation("ListTables"), Fault::Throttling, 1);
+/// // (A raw SDK call: dynamite's retries do not apply, and it turned the SDK's off.)
+/// let err = client.sdk().list_tables().send().await.unwrap_err();
+/// assert_eq!(err.into_service_error().meta().code(), Some("ThrottlingException"));
+/// client.sdk().list_tables().send().await?;
+/// assert_eq!(proxy.count("ListTables"), 2);
+/// assert_eq!(proxy.requests()[0].fault.as_deref(), Some("Throttling"));
+/// # Ok(()) }
+/// ```
+///
+/// The proxy speaks just enough HTTP/1.1 for the SDK: request line, headers (case-insensitive),
+/// a `Content-Length` or chunked body, `Expect: 100-continue`, and keep-alive (many requests
+/// per client connection). Every forwarded request goes to the upstream on a fresh connection
+/// with `Connection: close`; the upstream response (`Content-Length`, chunked, or read to EOF)
+/// is relayed back with a `Content-Length`. Requests are not re-signed: the Host header and,
+/// for [`Fault::UnprocessedHalf`], the body change under the SigV4 signature, which DynamoDB
+/// Local and moto do not check (a real AWS endpoint would). Plain `http://` upstreams only.
+///
+/// Dropping the proxy stops accepting and closes every connection it holds.
 pub struct FaultProxy {
     addr: SocketAddr,
     state: Arc<Mutex<State>>,
@@ -211,19 +229,32 @@ pub struct FaultProxy {
 impl FaultProxy {
     /// Binds `127.0.0.1:0` and starts serving in the current Tokio runtime. `upstream` is the real
     /// server, `http://host:port` (plain HTTP only).
+    ///
+    /// # Panics
+    ///
+    /// When [`try_start`](Self::try_start) fails: an `https://` or empty upstream, or no free
+    /// local port.
     pub async fn start(upstream: &str) -> FaultProxy {
-        let upstream = Arc::new(parse_upstream(upstream));
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("fault proxy: bind 127.0.0.1:0");
-        let addr = listener.local_addr().expect("fault proxy: local address");
+        match FaultProxy::try_start(upstream).await {
+            Ok(proxy) => proxy,
+            Err(err) => panic!("fault proxy for {upstream:?}: {err}"),
+        }
+    }
+
+    /// [`start`](Self::start), returning the error instead of panicking.
+    pub async fn try_start(upstream: &str) -> io::Result<FaultProxy> {
+        let upstream = Arc::new(Upstream {
+            authority: authority(upstream)?,
+        });
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
         let state = Arc::new(Mutex::new(State::default()));
         let accept = tokio::spawn(accept_loop(listener, upstream, state.clone()));
-        FaultProxy {
+        Ok(FaultProxy {
             addr,
             state,
             accept,
-        }
+        })
     }
 
     /// The URL to give the SDK: `http://127.0.0.1:PORT`.
@@ -307,25 +338,30 @@ struct Upstream {
     authority: String,
 }
 
-fn parse_upstream(url: &str) -> Upstream {
+/// `host:port` of a plain-HTTP URL (`http://host:port/...`, or `host:port`); port 80 when the
+/// URL names none.
+pub(crate) fn authority(url: &str) -> io::Result<String> {
+    let invalid =
+        |why: &str| io::Error::new(io::ErrorKind::InvalidInput, format!("{why}: {url:?}"));
     let rest = if let Some(rest) = url.strip_prefix("http://") {
         rest
     } else if url.starts_with("https://") {
-        panic!("fault proxy: only plain http upstreams are supported, got {url}");
+        return Err(invalid("only plain http:// servers are supported"));
     } else {
         url
     };
     let authority = rest.split('/').next().unwrap_or(rest);
-    assert!(!authority.is_empty(), "fault proxy: bad upstream {url:?}");
-    let authority = if authority
+    if authority.is_empty() {
+        return Err(invalid("no host in the URL"));
+    }
+    let has_port = authority
         .rsplit_once(':')
-        .is_some_and(|(_, port)| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()))
-    {
+        .is_some_and(|(_, port)| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()));
+    Ok(if has_port {
         authority.to_string()
     } else {
         format!("{authority}:80")
-    };
-    Upstream { authority }
+    })
 }
 
 async fn accept_loop(listener: TcpListener, upstream: Arc<Upstream>, state: Arc<Mutex<State>>) {
@@ -406,7 +442,18 @@ async fn serve(mut stream: TcpStream, upstream: Arc<Upstream>, state: Arc<Mutex<
                 tokio::time::sleep(delay).await;
                 forward_or_502(&upstream, &request, &request.body).await
             }
-            Some(Fault::DropConnection) => return,
+            Some(Fault::DropBeforeForwarding) => return,
+            Some(Fault::DropAfterApplied) => {
+                if let Err(err) = forward(&upstream, &request, &request.body).await {
+                    tracing::warn!(
+                        target: "dynamite::testing",
+                        upstream = %upstream.authority,
+                        error = %err,
+                        "fault proxy: forwarding a request to drop after it was applied failed"
+                    );
+                }
+                return;
+            }
             Some(Fault::UnprocessedHalf) => {
                 unprocessed_half(&upstream, &request, &operation, &body).await
             }
@@ -442,9 +489,11 @@ async fn forward_or_502(upstream: &Upstream, request: &Request, body: &[u8]) -> 
     match forward(upstream, request, body).await {
         Ok(response) => response,
         Err(err) => {
-            eprintln!(
-                "fault proxy: forwarding to {} failed: {err}",
-                upstream.authority
+            tracing::warn!(
+                target: "dynamite::testing",
+                upstream = %upstream.authority,
+                error = %err,
+                "fault proxy: forwarding failed; answering 502"
             );
             synthetic(
                 502,
