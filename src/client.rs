@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use crate::cache::stack::ClientCache;
 use crate::cache::{CacheConfig, CacheLayer, LayerStats};
-use crate::{Entity, Key, RetryPolicy};
+use crate::retry::RetryTokens;
+use crate::{Entity, Key, RetryBudget, RetryPolicy};
 
 /// The dynamite client: an SDK client plus dynamite's settings.
 ///
@@ -30,6 +31,7 @@ struct Inner {
     table_prefix: String,
     cursor_key: Option<Vec<u8>>,
     retry: RetryPolicy,
+    retry_tokens: RetryTokens,
     cache: Option<Arc<ClientCache>>,
 }
 
@@ -55,6 +57,7 @@ impl Client {
             table_prefix: String::new(),
             cursor_key: None,
             retry: RetryPolicy::standard(),
+            retry_budget: RetryBudget::standard(),
             keep_sdk_retries: false,
             cache: None,
             cache_config: CacheConfig::default(),
@@ -82,6 +85,15 @@ impl Client {
     /// The retry policy of this client (per-call `.retry(..)` overrides it).
     pub fn retry_policy(&self) -> &RetryPolicy {
         &self.inner.retry
+    }
+
+    /// Tokens left in the client's [`RetryBudget`] (`None` when unlimited).
+    pub fn retry_tokens_available(&self) -> Option<u32> {
+        self.inner.retry_tokens.available()
+    }
+
+    pub(crate) fn retry_tokens(&self) -> &RetryTokens {
+        &self.inner.retry_tokens
     }
 
     /// A batch read across several entities: `db.batch_get().add::<User>(keys).add::<Order>(keys)`.
@@ -162,6 +174,7 @@ pub struct ClientBuilder {
     table_prefix: String,
     cursor_key: Option<Vec<u8>>,
     retry: RetryPolicy,
+    retry_budget: RetryBudget,
     keep_sdk_retries: bool,
     cache: Option<Arc<dyn CacheLayer>>,
     cache_config: CacheConfig,
@@ -174,6 +187,7 @@ impl std::fmt::Debug for ClientBuilder {
             .field("table_prefix", &self.table_prefix)
             .field("signed_cursors", &self.cursor_key.is_some())
             .field("retry", &self.retry)
+            .field("retry_budget", &self.retry_budget)
             .finish_non_exhaustive()
     }
 }
@@ -182,6 +196,14 @@ impl ClientBuilder {
     /// The retry policy for every request ([`RetryPolicy::standard`] by default).
     pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
         self.retry = policy;
+        self
+    }
+
+    /// The retry budget shared by every request of the client ([`RetryBudget::standard`] by
+    /// default: under sustained failures the client stops retrying rather than multiplying
+    /// the load it sends). [`RetryBudget::unlimited`] turns it off.
+    pub fn retry_budget(mut self, budget: RetryBudget) -> Self {
+        self.retry_budget = budget;
         self
     }
 
@@ -238,6 +260,7 @@ impl ClientBuilder {
             inner: Arc::new(Inner {
                 sdk,
                 retry: self.retry,
+                retry_tokens: RetryTokens::new(self.retry_budget),
                 cache: self
                     .cache
                     .map(|layer| Arc::new(ClientCache::new(layer, self.cache_config))),

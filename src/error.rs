@@ -3,7 +3,7 @@
 use std::error::Error as StdError;
 use std::fmt;
 
-use crate::Item;
+use crate::{Item, Operation};
 
 /// `Result` with [`Error`] as the default error type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -44,7 +44,7 @@ pub enum Error {
     #[error("condition failed: {operation} on table {table}")]
     ConditionFailed {
         /// The operation, e.g. `PutItem`.
-        operation: &'static str,
+        operation: Operation,
         /// The table, with its prefix.
         table: String,
         /// The item as it was, when DynamoDB returned it.
@@ -62,20 +62,43 @@ pub enum Error {
         actual: Option<u64>,
     },
 
-    /// A request to DynamoDB failed; the SDK's error is the source.
-    #[error("{operation} on table {table} failed")]
+    /// A request to DynamoDB failed; the SDK's error is the source. The message carries
+    /// DynamoDB's own error code and message when the service answered.
+    #[error("{operation} on table {table} failed: {}", sdk_reason(*kind, code.as_deref(), message.as_deref()))]
     Sdk {
-        /// The operation, e.g. `GetItem`.
-        operation: &'static str,
+        /// The operation.
+        operation: Operation,
         /// The table, with its prefix.
         table: String,
-        /// The service or transport error code, when there is one (e.g. `ResourceNotFoundException`).
+        /// What kind of failure it was, from the SDK error's variant and the service's code.
+        kind: ErrorKind,
+        /// DynamoDB's error code, when the service answered with one (e.g.
+        /// `ResourceNotFoundException`).
         code: Option<String>,
+        /// DynamoDB's error message, when the service answered with one.
+        message: Option<String>,
         /// The HTTP status of the response, when there was one.
         status: Option<u16>,
         /// The SDK error.
         #[source]
         source: BoxError,
+    },
+
+    /// A write whose request may or may not have been applied: its answer was lost (connection
+    /// closed or timed out after sending, an unreadable response, HTTP 500), and sending it
+    /// again could apply it twice or misreport it, so dynamite did not. Read the item to learn
+    /// what happened, or use idempotent mode (`.idempotent()`), which can retry safely.
+    #[error("{operation} on table {table}, key {}: the outcome is unknown (the request may have been applied, and was not sent again)", crate::value::display_item(key))]
+    OutcomeUnknown {
+        /// The operation.
+        operation: Operation,
+        /// The table, with its prefix.
+        table: String,
+        /// The key of the item written.
+        key: Item,
+        /// The failure that left the outcome unknown.
+        #[source]
+        source: Box<Error>,
     },
 
     /// A table did not reach the expected state in time.
@@ -154,6 +177,82 @@ pub enum Error {
     Config(String),
 }
 
+/// What kind of failure a request to DynamoDB met. Read from the SDK error's variant and the
+/// service's error code (never from message text), and the basis of every retry decision.
+///
+/// | kind | applied? | retried |
+/// |---|---|---|
+/// | `Throttled` | no | yes |
+/// | `ServerError` | no | yes |
+/// | `NotSent` | no | yes |
+/// | `OutcomeUnknown` | maybe | only requests that are safe to repeat |
+/// | `Client` | no | no |
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// DynamoDB refused the request to slow the caller down (`ThrottlingException`,
+    /// `ProvisionedThroughputExceededException`, `RequestLimitExceeded`). Nothing was applied.
+    Throttled,
+    /// DynamoDB refused the request for a passing server-side reason without applying it
+    /// (HTTP 503, `TransactionInProgressException`).
+    ServerError,
+    /// The request never reached DynamoDB (connection refused, name resolution failed).
+    NotSent,
+    /// The request may have reached DynamoDB and been applied: the connection was lost or
+    /// timed out after sending, the response could not be read, or DynamoDB answered HTTP 500
+    /// (`InternalServerError`), after which the request may or may not have succeeded.
+    OutcomeUnknown,
+    /// Retrying cannot help: invalid request, access denied, missing table, failed condition,
+    /// or a request the SDK could not build.
+    Client,
+}
+
+impl ErrorKind {
+    /// `true` for failures that may pass on another attempt (all but [`ErrorKind::Client`]).
+    /// Whether a request is actually sent again also depends on whether it is safe to repeat.
+    pub const fn is_transient(self) -> bool {
+        !matches!(self, ErrorKind::Client)
+    }
+
+    /// The variant's name (`"OutcomeUnknown"`), for logs and metrics labels.
+    pub const fn name(self) -> &'static str {
+        match self {
+            ErrorKind::Throttled => "Throttled",
+            ErrorKind::ServerError => "ServerError",
+            ErrorKind::NotSent => "NotSent",
+            ErrorKind::OutcomeUnknown => "OutcomeUnknown",
+            ErrorKind::Client => "Client",
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            ErrorKind::Throttled => "throttled",
+            ErrorKind::ServerError => "server error",
+            ErrorKind::NotSent => "not sent: DynamoDB could not be reached",
+            ErrorKind::OutcomeUnknown => {
+                "the answer was lost: connection closed, timed out or unreadable"
+            }
+            ErrorKind::Client => "request refused",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.describe())
+    }
+}
+
+/// The reason part of [`Error::Sdk`]'s message: DynamoDB's code and message, else the kind.
+fn sdk_reason(kind: ErrorKind, code: Option<&str>, message: Option<&str>) -> String {
+    match (code, message) {
+        (Some(code), Some(message)) if !message.is_empty() => format!("{code}: {message}"),
+        (Some(code), _) => code.to_owned(),
+        (None, _) => kind.describe().to_owned(),
+    }
+}
+
 impl Error {
     /// A validation error for `entity.attribute`.
     pub(crate) fn validation(
@@ -177,11 +276,51 @@ impl Error {
         }
     }
 
+    /// The kind of request failure, for [`Error::Sdk`] and [`Error::OutcomeUnknown`]; `None`
+    /// for errors that are not request failures (validation, conversion, conditions, ...).
+    pub fn kind(&self) -> Option<ErrorKind> {
+        match self {
+            Error::Sdk { kind, .. } => Some(*kind),
+            Error::OutcomeUnknown { .. } => Some(ErrorKind::OutcomeUnknown),
+            _ => None,
+        }
+    }
+
     /// `true` for [`Error::ConditionFailed`] and [`Error::VersionConflict`].
     pub fn is_condition_failed(&self) -> bool {
         matches!(
             self,
             Error::ConditionFailed { .. } | Error::VersionConflict { .. }
         )
+    }
+
+    /// `true` for [`Error::VersionConflict`].
+    pub fn is_version_conflict(&self) -> bool {
+        matches!(self, Error::VersionConflict { .. })
+    }
+
+    /// `true` for [`Error::OutcomeUnknown`]: a write that may or may not have been applied.
+    pub fn is_outcome_unknown(&self) -> bool {
+        matches!(self, Error::OutcomeUnknown { .. })
+    }
+
+    /// `true` when DynamoDB throttled the request (and retries did not get through).
+    pub fn is_throttled(&self) -> bool {
+        self.kind() == Some(ErrorKind::Throttled)
+    }
+
+    /// `true` for [`Error::Validation`]: bad input, refused before sending.
+    pub fn is_validation(&self) -> bool {
+        matches!(self, Error::Validation { .. })
+    }
+
+    /// `true` for [`Error::TransactionCanceled`].
+    pub fn is_transaction_canceled(&self) -> bool {
+        matches!(self, Error::TransactionCanceled { .. })
+    }
+
+    /// `true` when DynamoDB answered that the table (or index) does not exist.
+    pub fn is_resource_not_found(&self) -> bool {
+        self.code() == Some("ResourceNotFoundException")
     }
 }

@@ -97,10 +97,13 @@ mod client;
 mod entity;
 mod error;
 pub mod expr;
+mod operation;
 pub mod ops;
 pub mod page;
+mod pipeline;
 pub mod plan;
 pub mod retry;
+mod sdk;
 pub mod table;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -116,11 +119,12 @@ pub use dynamite_derive::Entity;
 pub use entity::{
     CacheSettings, Entity, IndexKind, IndexSchema, Key, KeySchema, Projection, TableSchema,
 };
-pub use error::{BoxError, Error, Result};
+pub use error::{BoxError, Error, ErrorKind, Result};
 pub use expr::{AttributeType, Condition, Update};
+pub use operation::Operation;
 pub use page::{Cursor, Page};
-pub use plan::{Operation, Plan};
-pub use retry::RetryPolicy;
+pub use plan::Plan;
+pub use retry::{RetryBudget, RetryPolicy};
 pub use table::BillingMode;
 pub use value::{
     Binary, FromAttributeValue, IndexKeyAttribute, KeyAttribute, ScalarType, ToAttributeValue,

@@ -22,28 +22,9 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::attr::PathSegment;
 use crate::expr::condition::{Cmp, Node};
-use crate::{Entity, Error, IndexKind, IndexSchema, KeySchema, Projection, Result, TableSchema};
-
-/// The DynamoDB operation a plan uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Operation {
-    /// One item by primary key.
-    GetItem,
-    /// Items of one partition of the table or an index.
-    Query,
-    /// Every item of the table or an index.
-    Scan,
-}
-
-impl fmt::Display for Operation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Operation::GetItem => "GetItem",
-            Operation::Query => "Query",
-            Operation::Scan => "Scan",
-        })
-    }
-}
+use crate::{
+    Entity, Error, IndexKind, IndexSchema, KeySchema, Operation, Projection, Result, TableSchema,
+};
 
 /// What a find will do, as [`Find::explain`](crate::ops::Find::explain) reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,9 +11,9 @@ use aws_sdk_dynamodb::types::{
     ProvisionedThroughput, ScalarAttributeType, TableStatus, TimeToLiveSpecification,
 };
 
-use crate::ops::Target;
+use crate::pipeline::Target;
 use crate::value::ScalarType;
-use crate::{Client, Entity, Error, IndexKind, KeySchema, Projection, Result};
+use crate::{Client, Entity, Error, IndexKind, KeySchema, Operation, Projection, Result};
 
 /// How a table is billed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -79,12 +79,9 @@ impl<'a, E: Entity> CreateTable<'a, E> {
         };
         if !exists {
             let request = create_request::<E>(self.client, &table, self.billing);
-            let target = Target {
-                operation: "CreateTable",
-                table: &table,
-                entity: schema.entity,
-                retry: None,
-            };
+            // Sent again after a lost answer, CreateTable answers ResourceInUseException, which
+            // ensure_table accepts (a strict create_table then reports the table as existing).
+            let target = Target::safe(Operation::CreateTable, &table, schema.entity, None);
             let created = self.client.execute(target, || request.clone().send()).await;
             match created {
                 Ok(_) => {}
@@ -95,12 +92,7 @@ impl<'a, E: Entity> CreateTable<'a, E> {
         }
         wait_active(self.client, &table, schema.entity, self.wait_timeout).await?;
         if let Some(ttl) = schema.ttl {
-            let target = Target {
-                operation: "UpdateTimeToLive",
-                table: &table,
-                entity: schema.entity,
-                retry: None,
-            };
+            let target = Target::safe(Operation::UpdateTimeToLive, &table, schema.entity, None);
             let result = self
                 .client
                 .execute(target, || {
@@ -246,12 +238,7 @@ async fn describe(
     table: &str,
     entity: &'static str,
 ) -> Result<Option<aws_sdk_dynamodb::types::TableDescription>> {
-    let target = Target {
-        operation: "DescribeTable",
-        table,
-        entity,
-        retry: None,
-    };
+    let target = Target::safe(Operation::DescribeTable, table, entity, None);
     match client
         .execute(target, || {
             client.sdk().describe_table().table_name(table).send()
@@ -322,12 +309,7 @@ impl<'a, E: Entity> DeleteTable<'a, E> {
     pub async fn send(self) -> Result<()> {
         let schema = E::schema();
         let table = self.client.table_name(schema.table);
-        let target = Target {
-            operation: "DeleteTable",
-            table: &table,
-            entity: schema.entity,
-            retry: None,
-        };
+        let target = Target::safe(Operation::DeleteTable, &table, schema.entity, None);
         match self
             .client
             .execute(target, || {

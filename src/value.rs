@@ -55,6 +55,25 @@ pub(crate) fn type_name(value: &AttributeValue) -> &'static str {
     }
 }
 
+/// A key (or small item) for messages: `{id: "u1", n: 5}`, attributes in name order.
+pub(crate) fn display_item(item: &crate::Item) -> String {
+    let mut names: Vec<&String> = item.keys().collect();
+    names.sort();
+    let parts: Vec<String> = names
+        .into_iter()
+        .map(|name| {
+            let value = match &item[name] {
+                AttributeValue::S(s) => format!("{s:?}"),
+                AttributeValue::N(n) => n.clone(),
+                AttributeValue::B(b) => format!("<{} bytes>", b.as_ref().len()),
+                other => type_name(other).to_owned(),
+            };
+            format!("{name}: {value}")
+        })
+        .collect();
+    format!("{{{}}}", parts.join(", "))
+}
+
 /// Converts a Rust value into a DynamoDB attribute value.
 pub trait ToAttributeValue {
     /// The attribute value.

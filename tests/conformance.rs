@@ -71,7 +71,7 @@ async fn concurrent_conditional_transactions_apply_once() {
                 "round {round}: reason {code:?}"
             );
             assert_eq!(reasons[0].index, 0);
-            assert_eq!(reasons[0].operation, "Update");
+            assert_eq!(reasons[0].operation, dynamite::ops::TransactAction::Update);
         }
         let stored = Product::get(&db, Product::key("p1"))
             .consistent()

@@ -168,7 +168,7 @@ async fn create_table_from_metadata() {
         matches!(
             &err,
             Error::Sdk {
-                operation: "CreateTable",
+                operation: dynamite::Operation::CreateTable,
                 ..
             }
         ),
@@ -292,7 +292,7 @@ async fn put_conditions_and_return_old() {
         matches!(
             &err,
             Error::ConditionFailed {
-                operation: "PutItem",
+                operation: dynamite::Operation::PutItem,
                 current: Some(_),
                 ..
             }
@@ -385,7 +385,7 @@ async fn update_actions_conditions_and_return_values() {
         matches!(
             err,
             Error::ConditionFailed {
-                operation: "UpdateItem",
+                operation: dynamite::Operation::UpdateItem,
                 ..
             }
         ),
@@ -469,7 +469,7 @@ async fn delete_with_condition_and_return_old() {
     assert!(matches!(
         err,
         Error::ConditionFailed {
-            operation: "DeleteItem",
+            operation: dynamite::Operation::DeleteItem,
             ..
         }
     ));
@@ -695,20 +695,25 @@ async fn service_errors_keep_operation_table_and_source() {
             code,
             ..
         } => {
-            assert_eq!(*operation, "GetItem");
+            assert_eq!(*operation, dynamite::Operation::GetItem);
             assert_eq!(table, &db.table_name("notes"));
             assert_eq!(code.as_deref(), Some("ResourceNotFoundException"));
         }
         other => panic!("{other:?}"),
     }
     assert!(std::error::Error::source(&err).is_some());
-    // Display names the operation and table but does not repeat the source.
+    assert!(err.is_resource_not_found());
+    assert_eq!(err.kind(), Some(dynamite::ErrorKind::Client));
+    // Display names the operation, the table and DynamoDB's own code and message (which the
+    // SDK error, the source, does not show: its Display is only "service error").
     let shown = err.to_string();
     assert!(
         shown.contains("GetItem") && shown.contains("notes"),
         "{shown}"
     );
-    assert!(!shown.contains("ResourceNotFound"), "{shown}");
+    assert!(shown.contains("ResourceNotFoundException: "), "{shown}");
+    let source = std::error::Error::source(&err).unwrap().to_string();
+    assert!(!source.contains("ResourceNotFound"), "{source}");
 }
 
 #[tokio::test]

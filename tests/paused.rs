@@ -2,8 +2,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_config::BehaviorVersion;
-use dynamite::retry::{classify, RetryKind};
-use dynamite::{Client, Entity, RetryPolicy};
+use dynamite::{Client, Entity, ErrorKind, RetryBudget, RetryPolicy};
 use serde::{Deserialize, Serialize};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
@@ -47,6 +46,10 @@ impl<S: Subscriber> Layer<S> for Delays {
 /// Connection refused on every attempt; no SDK timers (timeouts, stalled-stream checks) that
 /// paused time could jump to.
 async fn unreachable(policy: RetryPolicy) -> Client {
+    unreachable_with(policy, RetryBudget::unlimited()).await
+}
+
+async fn unreachable_with(policy: RetryPolicy, budget: RetryBudget) -> Client {
     let config = aws_config::defaults(BehaviorVersion::latest())
         .endpoint_url("http://127.0.0.1:9")
         .region(aws_config::Region::new("us-east-1"))
@@ -61,6 +64,7 @@ async fn unreachable(policy: RetryPolicy) -> Client {
         .await;
     Client::builder(aws_sdk_dynamodb::Client::new(&config))
         .retry_policy(policy)
+        .retry_budget(budget)
         .build()
 }
 
@@ -80,7 +84,8 @@ async fn backoff_runs_on_tokio_time() {
     let start = tokio::time::Instant::now();
     let err = Thing::get(&db, Thing::key("x")).await.unwrap_err();
     let elapsed = start.elapsed();
-    assert_eq!(classify(&err), RetryKind::Transport, "{err:?}");
+    // Connection refused: nothing reached the server.
+    assert_eq!(err.kind(), Some(ErrorKind::NotSent), "{err:?}");
     let chosen = delays.0.lock().unwrap().clone();
     assert_eq!(chosen.len(), 7);
     for (i, d) in chosen.iter().enumerate() {
@@ -114,4 +119,38 @@ async fn backoff_runs_on_tokio_time() {
         elapsed >= sum && elapsed <= budget + Duration::from_millis(100),
         "{elapsed:?}"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn sustained_failures_drain_the_client_retry_budget() {
+    let delays = Delays::default();
+    let _guard =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(delays.clone()));
+    let policy = RetryPolicy::standard().max_attempts(10).no_budget();
+    // 5 tokens per retry: 23 tokens pay for 4 retries across all requests of the client.
+    let db = unreachable_with(policy, RetryBudget::standard().capacity(23)).await;
+    assert_eq!(db.retry_tokens_available(), Some(23));
+
+    Thing::get(&db, Thing::key("x")).await.unwrap_err();
+    assert_eq!(
+        delays.0.lock().unwrap().len(),
+        4,
+        "4 retries, then the budget is spent"
+    );
+    assert_eq!(db.retry_tokens_available(), Some(3));
+
+    // Later requests of the same client try once: the load does not multiply.
+    for _ in 0..3 {
+        let err = Thing::get(&db, Thing::key("x")).await.unwrap_err();
+        assert_eq!(err.kind(), Some(ErrorKind::NotSent));
+    }
+    assert_eq!(delays.0.lock().unwrap().len(), 4);
+
+    // Another client has its own budget; an unlimited one is bounded by its policy only.
+    delays.0.lock().unwrap().clear();
+    let policy = RetryPolicy::standard().max_attempts(10).no_budget();
+    let free = unreachable_with(policy, RetryBudget::unlimited()).await;
+    Thing::get(&free, Thing::key("x")).await.unwrap_err();
+    assert_eq!(delays.0.lock().unwrap().len(), 9);
+    assert_eq!(free.retry_tokens_available(), None);
 }

@@ -26,6 +26,16 @@ pub(crate) enum Action {
 }
 
 impl Action {
+    /// `true` when applying the action twice leaves what applying it once does: setting a
+    /// value (plain or `if_not_exists`) and removing. Adding, incrementing, appending,
+    /// prepending and deleting set elements are counted as changes on every application.
+    pub(crate) fn is_idempotent(&self) -> bool {
+        matches!(
+            self,
+            Action::Set(..) | Action::SetIfNotExists(..) | Action::Remove(_)
+        )
+    }
+
     pub(crate) fn path(&self) -> &Path {
         match self {
             Action::Set(p, _)

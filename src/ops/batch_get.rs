@@ -9,12 +9,12 @@ use std::pin::Pin;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnConsumedCapacity};
 use futures::{Stream, StreamExt, TryStreamExt};
 
-use super::Target;
 use crate::attr::Path;
 use crate::cache::stack::{ClientCache, Found};
 use crate::expr::{self, Placeholders};
+use crate::pipeline::Target;
 use crate::retry::Attempts;
-use crate::{Attr, Client, Entity, Error, Item, Key, Result, RetryPolicy};
+use crate::{Attr, Client, Entity, Error, ErrorKind, Item, Key, Operation, Result, RetryPolicy};
 
 /// DynamoDB's limit of keys per BatchGetItem request.
 pub const MAX_KEYS_PER_REQUEST: usize = 100;
@@ -87,7 +87,7 @@ impl<'a> TableRead<'a> {
         keys: Vec<Item>,
     ) -> Result<(Vec<Item>, BatchStats)> {
         let policy = self.retry.unwrap_or_else(|| client.retry_policy());
-        let mut attempts = Attempts::new(policy);
+        let mut attempts = Attempts::new(policy, client.retry_tokens());
         let mut stats = BatchStats::default();
         let mut found = Vec::with_capacity(keys.len());
         let mut pending = keys;
@@ -99,12 +99,12 @@ impl<'a> TableRead<'a> {
                 .consistent_read(self.consistent)
                 .build()
                 .expect("keys are set");
-            let target = Target {
-                operation: "BatchGetItem",
-                table: &self.table,
-                entity: self.entity,
-                retry: self.retry,
-            };
+            let target = Target::safe(
+                Operation::BatchGetItem,
+                &self.table,
+                self.entity,
+                self.retry,
+            );
             let sent = std::sync::atomic::AtomicUsize::new(0);
             let out = client
                 .execute(target, || {
@@ -136,15 +136,16 @@ impl<'a> TableRead<'a> {
             if unprocessed.is_empty() {
                 return Ok((found, stats));
             }
-            if unprocessed.len() < pending.len() {
+            let progressed = unprocessed.len() < pending.len();
+            if progressed {
                 attempts.progressed();
             }
             pending = unprocessed;
-            match attempts.next_delay() {
+            match attempts.next_delay((!progressed).then_some(ErrorKind::Throttled)) {
                 Some(delay) => {
                     stats.unprocessed_retries += 1;
                     attempts
-                        .wait(delay, "BatchGetItem", "UnprocessedKeys")
+                        .wait(delay, Operation::BatchGetItem, "UnprocessedKeys")
                         .await;
                 }
                 None => {

@@ -12,9 +12,9 @@ use aws_sdk_dynamodb::types::{
 use futures::StreamExt;
 
 use super::batch_get::{key_string, BatchStats};
-use super::Target;
+use crate::pipeline::Target;
 use crate::retry::Attempts;
-use crate::{Client, Entity, Error, Item, Key, Result, RetryPolicy};
+use crate::{Client, Entity, Error, ErrorKind, Item, Key, Operation, Result, RetryPolicy};
 
 /// DynamoDB's limit of operations per BatchWriteItem request.
 pub const MAX_WRITES_PER_REQUEST: usize = 25;
@@ -307,7 +307,7 @@ async fn write_chunk(
     retry: Option<&RetryPolicy>,
 ) -> ChunkResult {
     let policy = retry.unwrap_or_else(|| client.retry_policy());
-    let mut attempts = Attempts::new(policy);
+    let mut attempts = Attempts::new(policy, client.retry_tokens());
     let mut result = ChunkResult {
         puts: 0,
         deletes: 0,
@@ -328,12 +328,8 @@ async fn write_chunk(
             .first()
             .map(|op| (op.table.clone(), op.entity))
             .unwrap_or_default();
-        let target = Target {
-            operation: "BatchWriteItem",
-            table: &label.0,
-            entity: label.1,
-            retry,
-        };
+        // Puts and deletes of whole items, without conditions: safe to send again.
+        let target = Target::safe(Operation::BatchWriteItem, &label.0, label.1, retry);
         let attempts_sent = std::sync::atomic::AtomicUsize::new(0);
         let sent = client
             .execute(target, || {
@@ -405,14 +401,15 @@ async fn write_chunk(
         if left.is_empty() {
             return result;
         }
-        if left.len() < before {
+        let progressed = left.len() < before;
+        if progressed {
             attempts.progressed();
         }
-        match attempts.next_delay() {
+        match attempts.next_delay((!progressed).then_some(ErrorKind::Throttled)) {
             Some(delay) => {
                 result.stats.unprocessed_retries += 1;
                 attempts
-                    .wait(delay, "BatchWriteItem", "UnprocessedItems")
+                    .wait(delay, Operation::BatchWriteItem, "UnprocessedItems")
                     .await;
                 pending = left;
             }

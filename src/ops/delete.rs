@@ -8,9 +8,11 @@ use aws_sdk_dynamodb::types::{
     ReturnConsumedCapacity, ReturnValue, ReturnValuesOnConditionCheckFailure,
 };
 
-use super::{returns, Target};
+use super::returns;
 use crate::expr::Placeholders;
-use crate::{Client, Condition, Entity, Item, Key, Result, RetryPolicy};
+use crate::pipeline::{Landed, Target};
+use crate::retry::Repeat;
+use crate::{Client, Condition, Entity, Item, Key, Operation, Result, RetryPolicy};
 
 /// Deletes one item by primary key. Built by [`Entity::delete`]. Deleting a missing item
 /// succeeds (as in DynamoDB) unless a condition says otherwise.
@@ -112,14 +114,23 @@ impl<'a, E: Entity, R> DeleteItem<'a, E, R> {
         let mut ph = Placeholders::default();
         let cond = super::write_condition(&mut ph, self.condition.as_ref(), expected_version)?;
         let (names, values) = (ph.names(), ph.values());
-        let target = Target {
-            operation: "DeleteItem",
-            table: &table,
-            entity: schema.entity,
-            retry: self.retry.as_ref(),
+        // A delete sent twice leaves no item, but returning the old item would then return
+        // nothing; a conditional delete cannot tell its own landing from someone else's.
+        let (repeat, landed) = match (return_old, &cond.expression) {
+            (true, _) => (Repeat::Never, Landed::Unknowable),
+            (false, Some(_)) => (Repeat::SameState, Landed::Unknowable),
+            (false, None) => (Repeat::SameState, Landed::Delete),
         };
+        let target = Target::write(
+            Operation::DeleteItem,
+            &table,
+            schema.entity,
+            self.retry.as_ref(),
+            &key,
+            repeat,
+        );
         self.client
-            .write_item::<E, _, _, _, _>(target, &key, cond.expected_version, || {
+            .write_item::<E, _, _, _, _>(target, cond.expected_version, landed, || {
                 self.client
                     .sdk()
                     .delete_item()

@@ -13,13 +13,14 @@ use futures::{Stream, StreamExt};
 use serde::de::DeserializeOwned;
 
 use super::batch_get::TableRead;
-use super::Target;
 use crate::attr::Path;
 use crate::cache::stack::{ClientCache, Found};
 use crate::expr::condition::Node;
 use crate::expr::{self, Placeholders};
 use crate::page::{self, Cursor, Page};
-use crate::plan::{self, Operation, Plan, PlanInput, Planned};
+use crate::pipeline::Target;
+use crate::plan::{self, Plan, PlanInput, Planned};
+use crate::Operation;
 use crate::{
     Attr, Client, Condition, Entity, Error, IndexHandle, IndexKind, Item, Result, RetryPolicy,
 };
@@ -814,16 +815,7 @@ impl<'a, O: Send + 'static> Reader<'a, O> {
         count: bool,
     ) -> Result<RawPage> {
         let p = &*self.prepared;
-        let target = Target {
-            operation: match p.plan.operation {
-                Operation::GetItem => "GetItem",
-                Operation::Query => "Query",
-                Operation::Scan => "Scan",
-            },
-            table: &p.table,
-            entity: p.entity,
-            retry: self.retry.as_ref(),
-        };
+        let target = Target::safe(p.plan.operation, &p.table, p.entity, self.retry.as_ref());
         let sdk = self.client.sdk();
         match p.plan.operation {
             Operation::GetItem => {
@@ -881,6 +873,7 @@ impl<'a, O: Send + 'static> Reader<'a, O> {
                     .await?;
                 Ok(raw_page!(out))
             }
+            other => unreachable!("the planner plans GetItem, Query or Scan, not {other}"),
         }
     }
 

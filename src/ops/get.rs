@@ -5,11 +5,11 @@ use std::pin::Pin;
 
 use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
 
-use super::Target;
 use crate::attr::Path;
 use crate::cache::stack::ClientCache;
 use crate::expr::{self, Placeholders};
-use crate::{Attr, Client, Entity, Key, Result, RetryPolicy};
+use crate::pipeline::Target;
+use crate::{Attr, Client, Entity, Key, Operation, Result, RetryPolicy};
 
 /// Reads one item by primary key. Built by [`Entity::get`]; `.await` runs it.
 ///
@@ -112,12 +112,12 @@ impl<'a, E: Entity> GetItem<'a, E> {
     ) -> Result<Option<crate::Item>> {
         let schema = E::schema();
         let key = self.key.to_item()?;
-        let target = Target {
-            operation: "GetItem",
+        let target = Target::safe(
+            Operation::GetItem,
             table,
-            entity: schema.entity,
-            retry: self.retry.as_ref(),
-        };
+            schema.entity,
+            self.retry.as_ref(),
+        );
         let output = self
             .client
             .execute(target, || {

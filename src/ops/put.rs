@@ -8,9 +8,11 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, ReturnConsumedCapacity, ReturnValue, ReturnValuesOnConditionCheckFailure,
 };
 
-use super::{returns, Target};
+use super::returns;
 use crate::expr::Placeholders;
-use crate::{Client, Condition, Entity, Item, Result, RetryPolicy};
+use crate::pipeline::{Landed, Target};
+use crate::retry::Repeat;
+use crate::{Client, Condition, Entity, Item, Operation, Result, RetryPolicy};
 
 /// Writes a whole item, replacing any item with the same key. Built by [`Entity::put`].
 ///
@@ -96,14 +98,28 @@ impl<'a, E: Entity, R> PutItem<'a, E, R> {
         let mut ph = Placeholders::default();
         let cond = super::write_condition(&mut ph, self.condition.as_ref(), expected_version)?;
         let (names, values) = (ph.names(), ph.values());
-        let target = Target {
-            operation: "PutItem",
-            table: &table,
-            entity: schema.entity,
-            retry: self.retry.as_ref(),
+        // A put sent twice leaves the same item, but returning the old item would then return
+        // this put's own item.
+        let (repeat, landed) = if return_old {
+            (Repeat::Never, Landed::Unknowable)
+        } else {
+            let landed = Landed::Put {
+                written: &item,
+                expected_version: cond.expected_version,
+            };
+            (Repeat::SameState, landed)
         };
+        let key = schema.primary_key_of(&item);
+        let target = Target::write(
+            Operation::PutItem,
+            &table,
+            schema.entity,
+            self.retry.as_ref(),
+            &key,
+            repeat,
+        );
         self.client
-            .write_item::<E, _, _, _, _>(target, &item, cond.expected_version, || {
+            .write_item::<E, _, _, _, _>(target, cond.expected_version, landed, || {
                 self.client
                     .sdk()
                     .put_item()

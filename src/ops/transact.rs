@@ -13,20 +13,55 @@ use aws_sdk_dynamodb::types::{
 
 use super::batch_get::key_string;
 use super::update::render_update;
-use super::Target;
 use crate::expr::Placeholders;
-use crate::{Client, Condition, Entity, Error, Item, Key, Result, RetryPolicy, Update};
+use crate::pipeline::Target;
+use crate::{Client, Condition, Entity, Error, Item, Key, Operation, Result, RetryPolicy, Update};
 
 /// DynamoDB's limit of operations per transaction.
 pub const MAX_TRANSACTION_ITEMS: usize = 100;
+
+/// The kind of one operation of a transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TransactAction {
+    /// Write a whole item.
+    Put,
+    /// Change attributes of an item.
+    Update,
+    /// Delete an item.
+    Delete,
+    /// Check a condition on an item without writing it.
+    ConditionCheck,
+    /// Read an item (TransactGetItems).
+    Get,
+}
+
+impl TransactAction {
+    /// The name DynamoDB gives the operation (`"ConditionCheck"`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            TransactAction::Put => "Put",
+            TransactAction::Update => "Update",
+            TransactAction::Delete => "Delete",
+            TransactAction::ConditionCheck => "ConditionCheck",
+            TransactAction::Get => "Get",
+        }
+    }
+}
+
+impl std::fmt::Display for TransactAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// Why one operation of a cancelled transaction failed (or `code == Some("None")`: it did not).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CancellationReason {
     /// The operation's position in the transaction (0-based, in the order added).
     pub index: usize,
-    /// `Put`, `Update`, `Delete`, `ConditionCheck` or `Get`.
-    pub operation: &'static str,
+    /// What the operation was.
+    pub operation: TransactAction,
     /// The table (with prefix).
     pub table: String,
     /// The key of the item the operation is on.
@@ -47,7 +82,7 @@ impl CancellationReason {
 }
 
 struct TxOp {
-    operation: &'static str,
+    operation: TransactAction,
     table: String,
     key: Item,
     /// The key in cache-key form, for invalidation.
@@ -182,12 +217,13 @@ impl<'a> TransactWrite<'a> {
             .first()
             .map(|op| op.table.clone())
             .unwrap_or_default();
-        let target = Target {
-            operation: "TransactWriteItems",
-            table: &label,
-            entity: "(transaction)",
-            retry: self.retry.as_ref(),
-        };
+        // Every attempt carries the same token: DynamoDB applies the transaction once.
+        let target = Target::safe(
+            Operation::TransactWriteItems,
+            &label,
+            "(transaction)",
+            self.retry.as_ref(),
+        );
         let result = self
             .client
             .execute(target, || {
@@ -204,7 +240,7 @@ impl<'a> TransactWrite<'a> {
             for op in self
                 .ops
                 .iter()
-                .filter(|op| op.operation != "ConditionCheck")
+                .filter(|op| op.operation != TransactAction::ConditionCheck)
             {
                 cache
                     .invalidate_keys(&op.table, std::iter::once(op.key_text.as_str()))
@@ -269,7 +305,7 @@ fn check_transaction<'k>(
 /// Fills in which operation each cancellation reason belongs to.
 fn attribute<'k>(
     reasons: Vec<CancellationReason>,
-    ops: impl Iterator<Item = (&'static str, &'k str, &'k Item)>,
+    ops: impl Iterator<Item = (TransactAction, &'k str, &'k Item)>,
 ) -> Vec<CancellationReason> {
     reasons
         .into_iter()
@@ -317,7 +353,7 @@ fn put_op<E: Entity>(
         .expect("table and item are set");
     let primary = entity.primary_key();
     Ok(TxOp {
-        operation: "Put",
+        operation: TransactAction::Put,
         key_text: crate::cache::key_text(primary.partition(), primary.sort()),
         key: primary.to_item()?,
         table,
@@ -349,7 +385,7 @@ fn update_op<E: Entity>(
         .build()
         .expect("table, key and expression are set");
     Ok(TxOp {
-        operation: "Update",
+        operation: TransactAction::Update,
         key_text,
         key,
         table,
@@ -378,7 +414,7 @@ fn delete_op<E: Entity>(
         .build()
         .expect("table and key are set");
     Ok(TxOp {
-        operation: "Delete",
+        operation: TransactAction::Delete,
         key_text,
         key,
         table,
@@ -403,7 +439,7 @@ fn check_op<E: Entity>(client: &Client, key: Key<E>, condition: &Condition<E>) -
         .build()
         .expect("table, key and condition are set");
     Ok(TxOp {
-        operation: "ConditionCheck",
+        operation: TransactAction::ConditionCheck,
         key_text,
         key,
         table,
@@ -490,12 +526,12 @@ impl<'a> TransactGet<'a> {
             })
             .collect();
         let label = self.gets[0].2.clone();
-        let target = Target {
-            operation: "TransactGetItems",
-            table: &label,
-            entity: "(transaction)",
-            retry: self.retry.as_ref(),
-        };
+        let target = Target::safe(
+            Operation::TransactGetItems,
+            &label,
+            "(transaction)",
+            self.retry.as_ref(),
+        );
         let result = self
             .client
             .execute(target, || {
@@ -513,7 +549,9 @@ impl<'a> TransactGet<'a> {
                 return Err(Error::TransactionCanceled {
                     reasons: attribute(
                         reasons,
-                        self.gets.iter().map(|(_, _, t, k)| ("Get", t.as_str(), k)),
+                        self.gets
+                            .iter()
+                            .map(|(_, _, t, k)| (TransactAction::Get, t.as_str(), k)),
                     ),
                 })
             }

@@ -8,12 +8,14 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, ReturnConsumedCapacity, ReturnValue, ReturnValuesOnConditionCheckFailure,
 };
 
-use super::{returns, Target};
+use super::returns;
 use crate::attr::{Attr, Value};
 use crate::expr::{update::Action, Placeholders, Update};
 use crate::expr::{Addable, Removable};
+use crate::pipeline::{Landed, Target};
+use crate::retry::Repeat;
 use crate::value::{NumberValue, ToAttributeValue};
-use crate::{Client, Condition, Entity, Error, Item, Key, Result, RetryPolicy};
+use crate::{Client, Condition, Entity, Error, Item, Key, Operation, Result, RetryPolicy};
 
 /// Changes attributes of one item in place. Built by [`Entity::update`].
 ///
@@ -206,14 +208,22 @@ impl<'a, E: Entity, R> UpdateItem<'a, E, R> {
         let expression = render_update(&mut ph, &self.update)?;
         let cond = super::write_condition(&mut ph, self.condition.as_ref(), expected_version)?;
         let (names, values) = (ph.names(), ph.values());
-        let target = Target {
-            operation: "UpdateItem",
-            table: &table,
-            entity: schema.entity,
-            retry: self.retry.as_ref(),
-        };
+        let repeat = update_repeat(
+            &self.update,
+            schema.version.is_some(),
+            expected_version.is_some(),
+            return_values == ReturnValue::AllOld,
+        );
+        let target = Target::write(
+            Operation::UpdateItem,
+            &table,
+            schema.entity,
+            self.retry.as_ref(),
+            &key,
+            repeat,
+        );
         self.client
-            .write_item::<E, _, _, _, _>(target, &key, cond.expected_version, || {
+            .write_item::<E, _, _, _, _>(target, cond.expected_version, Landed::Unknowable, || {
                 self.client
                     .sdk()
                     .update_item()
@@ -248,6 +258,25 @@ macro_rules! into_future {
 into_future!(returns::Nothing, ());
 into_future!(returns::New, E);
 into_future!(returns::Old, Option<E>);
+
+/// Whether an update may be sent again after a lost answer. Returning the old item never: a
+/// repeat would return the first attempt's result. A version-checked update may: its condition
+/// lets only one attempt apply. Otherwise only updates that set and remove attributes, on an
+/// entity without a version attribute (every update bumps it).
+fn update_repeat<E: Entity>(
+    update: &Update<E>,
+    versioned: bool,
+    version_checked: bool,
+    returns_old: bool,
+) -> Repeat {
+    if returns_old {
+        Repeat::Never
+    } else if version_checked || (!versioned && update.actions.iter().all(Action::is_idempotent)) {
+        Repeat::SameState
+    } else {
+        Repeat::Never
+    }
+}
 
 /// Checks an update (no key or version attribute touched, no path twice, index keys valid)
 /// and renders it, with the version bump when the entity has a version attribute.

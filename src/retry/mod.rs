@@ -1,5 +1,27 @@
-//! Retries: [`RetryPolicy`] (attempts, exponential backoff with full jitter, time budget),
-//! [`classify`] (which failures are worth another attempt), and the loop every request runs in.
+//! Retries: [`RetryPolicy`] (attempts, exponential backoff with full jitter, time budget per
+//! request), [`RetryBudget`] (a token bucket shared by every request of a client), and the rules
+//! that decide whether a failed request is sent again.
+//!
+//! # What is retried
+//!
+//! Every failure has an [`ErrorKind`](crate::ErrorKind) read from the SDK error's variant and
+//! DynamoDB's error code. Throttling, server errors (HTTP 503) and connections that never
+//! reached DynamoDB are retried for every request: nothing was applied. A failure whose
+//! outcome is unknown (the connection was lost or timed out after sending, HTTP 500) may follow
+//! an applied request, so it is retried only when sending the request again is safe:
+//!
+//! - reads, and transactions (every attempt carries the same client request token, so DynamoDB
+//!   applies a transaction once however often it is sent): retried;
+//! - writes that leave the same state when applied twice (a whole-item put, a delete, an update
+//!   that only sets or removes attributes, a version-checked update), returning nothing: retried,
+//!   but a failure after a lost answer is never reported as a failed condition (the condition
+//!   may have failed because the first attempt landed): a put then reads back what it wrote,
+//!   and otherwise the call returns [`Error::OutcomeUnknown`](crate::Error::OutcomeUnknown);
+//! - writes that would change the state again (`add`, `increment`, `append`, `prepend`,
+//!   deleting set elements, an unchecked version bump) or whose answer would change (returning
+//!   the old item): never sent again; the call returns `Error::OutcomeUnknown`. Idempotent mode
+//!   (`.idempotent()`) sends such a write as a one-item transaction with a token, which can be
+//!   retried safely.
 //!
 //! # How it layers with the SDK's retries
 //!
@@ -18,9 +40,12 @@
 //! All delays go through `tokio::time`, so tests can run with paused time.
 
 mod backoff;
-mod classify;
+mod budget;
 
-pub use classify::{classify, RetryKind};
+pub use budget::RetryBudget;
+pub(crate) use budget::RetryTokens;
+
+use crate::ErrorKind;
 
 use std::time::Duration;
 
@@ -146,28 +171,71 @@ impl RetryPolicy {
     }
 }
 
-/// Tracks one request's attempts against its policy.
+/// Whether a request may be sent again after an attempt whose outcome is unknown (see the
+/// module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Repeat {
+    /// Sending it twice gives the same state and the same answer: reads, transactions.
+    Safe,
+    /// Sending it twice gives the same state, but the answer to a repeat may be about the first
+    /// attempt (a condition failing because the first attempt landed): retried, and a failure
+    /// after a lost answer becomes `OutcomeUnknown`.
+    SameState,
+    /// A second application could change the state or the answer: never sent again after a
+    /// lost answer.
+    Never,
+}
+
+/// What the attempts loop does after a failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AfterFailure {
+    /// Send it again (if attempts, time and the client's budget allow).
+    Retry,
+    /// Return the error.
+    Fail,
+    /// Return `OutcomeUnknown`: the request may have been applied and must not be sent again.
+    OutcomeUnknown,
+}
+
+/// The retry rule: what to do after a failure of `kind` (`None`: not a request failure) for a
+/// request that repeats as `repeat`.
+pub(crate) fn after_failure(kind: Option<ErrorKind>, repeat: Repeat) -> AfterFailure {
+    match (kind, repeat) {
+        (Some(ErrorKind::OutcomeUnknown), Repeat::Never) => AfterFailure::OutcomeUnknown,
+        (Some(kind), _) if kind.is_transient() => AfterFailure::Retry,
+        _ => AfterFailure::Fail,
+    }
+}
+
+/// Tracks one request's attempts against its policy and the client's retry budget.
 pub(crate) struct Attempts<'p> {
     policy: &'p RetryPolicy,
+    tokens: &'p RetryTokens,
     started: tokio::time::Instant,
     /// Attempts that count against `max_attempts` (reset by progress in batches).
     counted: u32,
     /// Every retry made, for the span.
     pub total_retries: u32,
+    /// What the last retry took from the budget.
+    last_cost: Option<u32>,
 }
 
 impl<'p> Attempts<'p> {
-    pub fn new(policy: &'p RetryPolicy) -> Self {
+    pub fn new(policy: &'p RetryPolicy, tokens: &'p RetryTokens) -> Self {
         Attempts {
             policy,
+            tokens,
             started: tokio::time::Instant::now(),
             counted: 1,
             total_retries: 0,
+            last_cost: None,
         }
     }
 
-    /// The delay before the next attempt, or `None` when attempts or budget are used up.
-    pub fn next_delay(&mut self) -> Option<Duration> {
+    /// The delay before the next attempt, or `None` when attempts, the time budget or the
+    /// client's retry budget are used up. `spend` is the failure being retried, which costs
+    /// tokens; `None` (a batch round that made progress) costs none.
+    pub fn next_delay(&mut self, spend: Option<ErrorKind>) -> Option<Duration> {
         if self.counted >= self.policy.max_attempts {
             return None;
         }
@@ -175,6 +243,18 @@ impl<'p> Attempts<'p> {
         if let Some(budget) = self.policy.budget {
             if self.started.elapsed() + delay > budget {
                 return None;
+            }
+        }
+        if let Some(kind) = spend {
+            match self.tokens.withdraw(kind) {
+                Some(cost) => self.last_cost = Some(cost),
+                None => {
+                    tracing::debug!(
+                        target: "dynamite::retry_budget",
+                        "the client's retry budget is empty: not retrying"
+                    );
+                    return None;
+                }
             }
         }
         self.counted += 1;
@@ -187,16 +267,78 @@ impl<'p> Attempts<'p> {
         self.counted = 1;
     }
 
+    /// The request succeeded: the budget gets tokens back.
+    pub fn succeeded(&self) {
+        self.tokens.succeeded(self.last_cost);
+    }
+
     /// Waits `delay`, announcing it as a `dynamite::retry` event.
-    pub async fn wait(&self, delay: Duration, operation: &'static str, reason: &str) {
+    pub async fn wait(&self, delay: Duration, operation: crate::Operation, reason: &str) {
         tracing::debug!(
             target: "dynamite::retry",
-            operation,
+            operation = operation.name(),
             retry = self.total_retries,
             delay_us = delay.as_micros() as u64,
             reason,
             "retrying"
         );
         tokio::time::sleep(delay).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lost_answers_are_retried_only_when_repeating_is_safe() {
+        let unknown = Some(ErrorKind::OutcomeUnknown);
+        assert_eq!(after_failure(unknown, Repeat::Safe), AfterFailure::Retry);
+        assert_eq!(
+            after_failure(unknown, Repeat::SameState),
+            AfterFailure::Retry
+        );
+        assert_eq!(
+            after_failure(unknown, Repeat::Never),
+            AfterFailure::OutcomeUnknown
+        );
+    }
+
+    #[test]
+    fn failures_that_applied_nothing_are_retried_for_every_request() {
+        for kind in [
+            ErrorKind::Throttled,
+            ErrorKind::ServerError,
+            ErrorKind::NotSent,
+        ] {
+            for repeat in [Repeat::Safe, Repeat::SameState, Repeat::Never] {
+                assert_eq!(after_failure(Some(kind), repeat), AfterFailure::Retry);
+            }
+        }
+    }
+
+    #[test]
+    fn client_errors_and_other_errors_fail_at_once() {
+        for repeat in [Repeat::Safe, Repeat::SameState, Repeat::Never] {
+            assert_eq!(
+                after_failure(Some(ErrorKind::Client), repeat),
+                AfterFailure::Fail
+            );
+            assert_eq!(after_failure(None, repeat), AfterFailure::Fail);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_empty_budget_stops_retries_before_max_attempts() {
+        let policy = RetryPolicy::standard().max_attempts(100).no_budget();
+        let tokens = RetryTokens::new(RetryBudget::standard().capacity(12));
+        let mut attempts = Attempts::new(&policy, &tokens);
+        assert!(attempts.next_delay(Some(ErrorKind::Throttled)).is_some());
+        assert!(attempts.next_delay(Some(ErrorKind::Throttled)).is_some());
+        assert!(attempts.next_delay(Some(ErrorKind::Throttled)).is_none());
+        // Progress rounds of a batch cost nothing.
+        assert!(attempts.next_delay(None).is_some());
+        attempts.succeeded();
+        assert_eq!(tokens.available(), Some(7));
     }
 }

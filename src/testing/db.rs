@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::config::{Credentials, Region};
 
 use super::fault::{self, FaultProxy};
 use super::{wire, LocalDynamoDb, SetupError};
-use crate::ops::Target;
+use crate::pipeline::Target;
 use crate::{Client, ClientBuilder, Entity, Result};
 
 /// A test's view of the DynamoDB server: a [`Client`] whose table names carry a prefix unique
@@ -237,12 +237,12 @@ impl Drop for TestDb {
 
 /// Deletes one table; a table that is gone already is fine.
 async fn delete_table(client: &Client, created: &Created) -> Result<()> {
-    let target = Target {
-        operation: "DeleteTable",
-        table: &created.table,
-        entity: created.entity,
-        retry: None,
-    };
+    let target = Target::safe(
+        crate::Operation::DeleteTable,
+        &created.table,
+        created.entity,
+        None,
+    );
     let deleted = client
         .execute(target, || {
             client

@@ -174,6 +174,8 @@ struct Rule {
     on: Match,
     fault: Fault,
     left: usize,
+    /// The chance that a matching request gets the fault (1.0: every one).
+    rate: f64,
 }
 
 #[derive(Default)]
@@ -271,8 +273,22 @@ impl FaultProxy {
                 on,
                 fault,
                 left: times,
+                rate: 1.0,
             });
         }
+    }
+
+    /// Appends a rule that gives `fault` to each request it matches with probability `rate`
+    /// (0.0 to 1.0), until [`clear`](Self::clear): random faults for soak tests, e.g. 30% of
+    /// answers lost with `script_rate(Match::Any, Fault::DropAfterApplied, 0.3)`. A request the
+    /// draw spares goes on to the next rule.
+    pub fn script_rate(&self, on: Match, fault: Fault, rate: f64) {
+        self.lock().rules.push(Rule {
+            on,
+            fault,
+            left: usize::MAX,
+            rate: rate.clamp(0.0, 1.0),
+        });
     }
 
     /// Every request seen so far, in arrival order.
@@ -474,7 +490,10 @@ async fn serve(mut stream: TcpStream, upstream: Arc<Upstream>, state: Arc<Mutex<
 /// The fault of the first live rule that matches, using one application of it up.
 fn take_fault(rules: &mut Vec<Rule>, operation: &str) -> Option<Fault> {
     let index = rules.iter().position(|rule| {
-        rule.left > 0 && rule.on.matches(operation) && rule.fault.applies_to(operation)
+        rule.left > 0
+            && rule.on.matches(operation)
+            && rule.fault.applies_to(operation)
+            && (rule.rate >= 1.0 || fastrand::f64() < rule.rate)
     })?;
     let rule = &mut rules[index];
     rule.left -= 1;

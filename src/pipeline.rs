@@ -1,0 +1,324 @@
+//! The request pipeline: every request runs through [`Client::execute`], single-item writes
+//! through [`Client::write_item`] on top of it.
+//!
+//! ```text
+//! span → attempts loop (retry rule by error kind and repeat safety; attempts and time budget of
+//!        the policy; the client's retry budget) → typed error mapping
+//!      → (single-item writes) cache invalidation → resolution of lost answers
+//! ```
+//!
+//! Builders describe a request as a [`Target`] and a closure that sends one attempt; they do no
+//! I/O of their own.
+
+use std::future::Future;
+
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::types::ConsumedCapacity;
+use tracing::Instrument;
+
+use crate::retry::{after_failure, AfterFailure, Attempts, Repeat};
+use crate::sdk::{CapacityOutput, HttpResponse, OperationError, WriteOutput};
+use crate::{Client, Entity, Error, ErrorKind, Item, Operation, Result, RetryPolicy};
+
+/// Where a request goes and how it may be repeated: for the span, the retry rule and error
+/// context.
+pub(crate) struct Target<'a> {
+    pub operation: Operation,
+    pub table: &'a str,
+    pub entity: &'static str,
+    /// A per-call policy; the client's otherwise.
+    pub retry: Option<&'a RetryPolicy>,
+    /// Whether the request may be sent again after a lost answer.
+    pub repeat: Repeat,
+    /// The key of the item a single-item write is on, for `OutcomeUnknown`.
+    pub key: Option<&'a Item>,
+}
+
+impl<'a> Target<'a> {
+    /// A request that may always be sent again (reads, transactions with their token).
+    pub fn safe(
+        operation: Operation,
+        table: &'a str,
+        entity: &'static str,
+        retry: Option<&'a RetryPolicy>,
+    ) -> Self {
+        Target {
+            operation,
+            table,
+            entity,
+            retry,
+            repeat: Repeat::Safe,
+            key: None,
+        }
+    }
+
+    /// A single-item write on `key`.
+    pub fn write(
+        operation: Operation,
+        table: &'a str,
+        entity: &'static str,
+        retry: Option<&'a RetryPolicy>,
+        key: &'a Item,
+        repeat: Repeat,
+    ) -> Self {
+        Target {
+            operation,
+            table,
+            entity,
+            retry,
+            repeat,
+            key: Some(key),
+        }
+    }
+
+    fn outcome_unknown(&self, source: Error) -> Error {
+        Error::OutcomeUnknown {
+            operation: self.operation,
+            table: self.table.to_owned(),
+            key: self.key.cloned().unwrap_or_default(),
+            source: Box::new(source),
+        }
+    }
+}
+
+impl Client {
+    /// The one request path: a span per operation (table, entity, operation, consumed
+    /// capacity, retries), the attempts loop, and the mapping of SDK errors into [`Error`].
+    ///
+    /// `send` builds and sends the request; it is called once per attempt. A failure is retried
+    /// by the rule of [`after_failure`] (its kind, and whether the request may be repeated),
+    /// within the policy's attempts and time budget and the client's retry budget. A request
+    /// that is not [`Repeat::Safe`] and fails after an attempt whose answer was lost returns
+    /// [`Error::OutcomeUnknown`] (whatever the last attempt said: a failed condition may be the
+    /// first attempt's doing).
+    pub(crate) async fn execute<O, E, F, Fut>(&self, target: Target<'_>, mut send: F) -> Result<O>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = std::result::Result<O, SdkError<E, HttpResponse>>>,
+        O: CapacityOutput,
+        E: OperationError,
+    {
+        let span = tracing::info_span!(
+            "dynamite",
+            operation = target.operation.name(),
+            table = target.table,
+            entity = target.entity,
+            consumed_capacity = tracing::field::Empty,
+            retries = tracing::field::Empty,
+            error = tracing::field::Empty,
+        );
+        let policy = target.retry.unwrap_or_else(|| self.retry_policy());
+        let mut attempts = Attempts::new(policy, self.retry_tokens());
+        let mut answer_lost = false;
+        loop {
+            let err = match send().instrument(span.clone()).await {
+                Ok(output) => {
+                    if let Some(units) =
+                        output.consumed().and_then(ConsumedCapacity::capacity_units)
+                    {
+                        span.record("consumed_capacity", units);
+                    }
+                    if attempts.total_retries > 0 {
+                        span.record("retries", attempts.total_retries);
+                    }
+                    attempts.succeeded();
+                    return Ok(output);
+                }
+                Err(err) => crate::sdk::map_error(target.operation, target.table, err),
+            };
+            let kind = err.kind();
+            let lost = kind == Some(ErrorKind::OutcomeUnknown);
+            let decision = after_failure(kind, target.repeat);
+            if decision == AfterFailure::Retry {
+                if let Some(delay) = attempts.next_delay(kind) {
+                    answer_lost |= lost;
+                    // DynamoDB's code when it answered, else the kind.
+                    let reason = err
+                        .code()
+                        .or_else(|| kind.map(ErrorKind::name))
+                        .unwrap_or_default();
+                    attempts
+                        .wait(delay, target.operation, reason)
+                        .instrument(span.clone())
+                        .await;
+                    continue;
+                }
+            }
+            let unknown = decision == AfterFailure::OutcomeUnknown
+                || (target.repeat != Repeat::Safe && (answer_lost || lost));
+            let error = if unknown {
+                target.outcome_unknown(err)
+            } else {
+                err
+            };
+            span.record("retries", attempts.total_retries);
+            span.record("error", tracing::field::display(&error));
+            return Err(error);
+        }
+    }
+}
+
+/// How a single-item write can tell, after a lost answer, whether it landed.
+pub(crate) enum Landed<'a> {
+    /// It cannot: the outcome stays unknown.
+    Unknowable,
+    /// A put without returned values: it landed when the stored item is the one it wrote.
+    Put {
+        written: &'a Item,
+        expected_version: Option<Option<u64>>,
+    },
+    /// An unconditional delete without returned values: it landed when no item is stored.
+    Delete,
+}
+
+impl Client {
+    /// The path of single-item writes (put, update, delete): the request through
+    /// [`execute`](Self::execute), then — whatever the outcome, as a failed request may still
+    /// have been applied — the item's cache entries and the table's query results dropped,
+    /// before the write returns. A failed condition is refined into a version conflict when the
+    /// stored version is not the expected one; an unknown outcome is resolved by `landed` where
+    /// it can be.
+    pub(crate) async fn write_item<E, O, Er, F, Fut>(
+        &self,
+        target: Target<'_>,
+        expected_version: Option<Option<u64>>,
+        landed: Landed<'_>,
+        send: F,
+    ) -> Result<Option<Item>>
+    where
+        E: Entity,
+        F: FnMut() -> Fut,
+        Fut: Future<Output = std::result::Result<O, SdkError<Er, HttpResponse>>>,
+        O: CapacityOutput + WriteOutput,
+        Er: OperationError,
+    {
+        let table = target.table;
+        let key = target.key.expect("single-item writes have a key");
+        let retry = target.retry;
+        let result = self.execute(target, send).await;
+        self.invalidate_after_write::<E>(table, [key]).await;
+        match result {
+            Ok(output) => Ok(output.into_attributes()),
+            Err(err @ Error::OutcomeUnknown { .. }) => {
+                self.resolve_lost_answer::<E>(err, table, key, retry, landed)
+                    .await
+            }
+            Err(err) => Err(refine_condition_error::<E>(err, expected_version)),
+        }
+    }
+
+    /// After a lost answer: reads the item back (consistently) and decides whether the write
+    /// landed (`Ok`), certainly did not ([`Error::VersionConflict`]), or stays unknown.
+    async fn resolve_lost_answer<E: Entity>(
+        &self,
+        unknown: Error,
+        table: &str,
+        key: &Item,
+        retry: Option<&RetryPolicy>,
+        landed: Landed<'_>,
+    ) -> Result<Option<Item>> {
+        if matches!(landed, Landed::Unknowable) {
+            return Err(unknown);
+        }
+        let target = Target::safe(Operation::GetItem, table, E::schema().entity, retry);
+        let read = self
+            .execute(target, || {
+                self.sdk()
+                    .get_item()
+                    .table_name(table)
+                    .set_key(Some(key.clone()))
+                    .consistent_read(true)
+                    .send()
+            })
+            .await;
+        let Ok(read) = read else {
+            return Err(unknown);
+        };
+        let stored = read.item;
+        match landed {
+            Landed::Unknowable => Err(unknown),
+            Landed::Delete if stored.is_none() => Ok(None),
+            Landed::Delete => Err(unknown),
+            Landed::Put {
+                written,
+                expected_version,
+            } => {
+                if stored.as_ref() == Some(written) {
+                    return Ok(None);
+                }
+                // A version-checked put whose target version is held by a different item:
+                // someone else's write took it, so this put can never land.
+                let version = |item: &Item| -> Option<u64> {
+                    item.get(E::schema().version?)?.as_n().ok()?.parse().ok()
+                };
+                match (expected_version, stored.as_ref().and_then(version)) {
+                    (Some(expected), Some(actual)) if Some(actual) == version(written) => {
+                        Err(Error::VersionConflict {
+                            table: table.to_owned(),
+                            expected,
+                            actual: Some(actual),
+                        })
+                    }
+                    _ => Err(unknown),
+                }
+            }
+        }
+    }
+
+    /// Drops the cache entries of the items with these keys (whole items work too) and the
+    /// query results of `table`, in every layer. No-op without a cache.
+    pub(crate) async fn invalidate_after_write<'k, E: Entity>(
+        &self,
+        table: &str,
+        keys: impl IntoIterator<Item = &'k Item>,
+    ) {
+        if let Some(cache) = self.cache() {
+            cache
+                .invalidate_items(table, E::schema(), keys.into_iter())
+                .await;
+        }
+    }
+}
+
+/// After a failed conditional write: a version conflict when the stored version is not the
+/// expected one, otherwise the caller's condition failed.
+pub(crate) fn refine_condition_error<E: Entity>(
+    err: Error,
+    expected_version: Option<Option<u64>>,
+) -> Error {
+    let Some(expected) = expected_version else {
+        return err;
+    };
+    let Error::ConditionFailed {
+        table,
+        current,
+        operation,
+    } = err
+    else {
+        return err;
+    };
+    let version_attr = E::schema().version.expect("version-checked");
+    let actual = current
+        .as_deref()
+        .and_then(|item| item.get(version_attr))
+        .and_then(|v| v.as_n().ok())
+        .and_then(|n| n.parse::<u64>().ok());
+    let exists = current.is_some();
+    let conflict = match expected {
+        None => exists,
+        Some(v) => actual != Some(v),
+    };
+    if conflict {
+        Error::VersionConflict {
+            table,
+            expected,
+            actual,
+        }
+    } else {
+        Error::ConditionFailed {
+            operation,
+            table,
+            current,
+        }
+    }
+}

@@ -1,0 +1,415 @@
+//! Write safety when answers are lost: a fault proxy drops 30% of the answers AFTER the server
+//! applied the request, and every write must still be applied at most once, and never be
+//! reported as a failed condition when it was its own write that landed. Each test prints its
+//! figures (run with `--nocapture` to see them).
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use dynamite::testing::{Fault, FaultProxy, Match, TestDb};
+use dynamite::{Client, Entity, RetryBudget, RetryPolicy};
+use serde::{Deserialize, Serialize};
+
+const CALLS: usize = 200;
+const LOST: f64 = 0.3;
+
+#[derive(Entity, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[dynamite(table = "counters")]
+struct Counter {
+    #[dynamite(partition_key)]
+    id: String,
+    count: i64,
+    /// One tag per call that landed: tells exactly which calls were applied.
+    #[serde(default)]
+    seen: BTreeSet<String>,
+}
+
+#[derive(Entity, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[dynamite(table = "docs")]
+struct Doc {
+    #[dynamite(partition_key)]
+    id: String,
+    body: String,
+    #[dynamite(version)]
+    version: u64,
+}
+
+#[derive(Entity, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[dynamite(table = "things")]
+struct Thing {
+    #[dynamite(partition_key)]
+    id: String,
+    n: i64,
+}
+
+fn thing(i: usize) -> Thing {
+    Thing {
+        id: format!("t{i}"),
+        n: i as i64,
+    }
+}
+
+/// Thing `t{i}` as stored, read consistently from the server directly.
+async fn stored_thing(direct: &Client, i: usize) -> Option<Thing> {
+    Thing::get(direct, Thing::key(format!("t{i}")))
+        .consistent()
+        .await
+        .unwrap()
+}
+
+/// Fast retries, no client-wide budget (these tests count outcomes, not retries).
+fn fast() -> RetryPolicy {
+    RetryPolicy::standard()
+        .base_delay(Duration::from_millis(1))
+        .max_delay(Duration::from_millis(5))
+}
+
+struct Fx {
+    db: TestDb,
+    proxy: FaultProxy,
+    client: Client,
+}
+
+async fn setup() -> Fx {
+    let db = TestDb::new().await.expect("a DynamoDB server for tests");
+    db.create_table::<Counter>().await.unwrap();
+    db.create_table::<Doc>().await.unwrap();
+    db.create_table::<Thing>().await.unwrap();
+    let proxy = db.fault_proxy().await;
+    let client = db
+        .client_builder_through(&proxy)
+        .retry_policy(fast())
+        .retry_budget(RetryBudget::unlimited())
+        .build();
+    Fx { db, proxy, client }
+}
+
+/// Every error must be `OutcomeUnknown`; returns how many there were.
+fn only_unknown<T: std::fmt::Debug>(results: &[dynamite::Result<T>], what: &str) -> usize {
+    for r in results {
+        if let Err(e) = r {
+            assert!(
+                e.is_outcome_unknown(),
+                "{what}: an error other than OutcomeUnknown: {e:?}"
+            );
+        }
+    }
+    results.iter().filter(|r| r.is_err()).count()
+}
+
+async fn counter_test(fx: &Fx, id: &str, increment: bool) {
+    let direct = fx.db.client();
+    Counter {
+        id: id.into(),
+        count: 0,
+        seen: BTreeSet::new(),
+    }
+    .put(direct)
+    .await
+    .unwrap();
+    fx.proxy.script_rate(
+        Match::Operation("UpdateItem"),
+        Fault::DropAfterApplied,
+        LOST,
+    );
+    let mut ok = BTreeSet::new();
+    let mut unknown = BTreeSet::new();
+    for i in 0..CALLS {
+        let tag = format!("{i:03}");
+        let update = Counter::update(&fx.client, Counter::key(id));
+        let update = if increment {
+            update.increment(Counter::COUNT, 1)
+        } else {
+            update.add(Counter::COUNT, 1)
+        };
+        let result = update
+            .add(Counter::SEEN, BTreeSet::from([tag.clone()]))
+            .send()
+            .await;
+        match result {
+            Ok(()) => ok.insert(tag),
+            Err(e) if e.is_outcome_unknown() => unknown.insert(tag),
+            Err(e) => panic!("call {i}: {e:?}"),
+        };
+    }
+    fx.proxy.clear();
+    let stored = Counter::get(direct, Counter::key(id))
+        .consistent()
+        .await
+        .unwrap()
+        .unwrap();
+    let landed_unknown = unknown.intersection(&stored.seen).count();
+    eprintln!(
+        "{} x{CALLS}, {:.0}% of answers lost: {} Ok, {} OutcomeUnknown ({} of them landed), \
+         {} increments landed",
+        if increment { "increment(1)" } else { "add(1)" },
+        LOST * 100.0,
+        ok.len(),
+        unknown.len(),
+        landed_unknown,
+        stored.count,
+    );
+    // Every Ok call landed ...
+    assert!(ok.is_subset(&stored.seen), "an Ok call did not land");
+    // ... and nothing landed twice: one increment per landed call.
+    assert_eq!(
+        stored.count as usize,
+        stored.seen.len(),
+        "a call was applied twice"
+    );
+    assert_eq!(stored.count as usize, ok.len() + landed_unknown);
+    assert_eq!(ok.len() + unknown.len(), CALLS);
+    assert!(!unknown.is_empty(), "the fault was injected");
+}
+
+#[tokio::test]
+async fn counters_under_lost_answers_never_count_twice() {
+    let fx = setup().await;
+    counter_test(&fx, "add", false).await;
+    counter_test(&fx, "increment", true).await;
+    fx.db.cleanup().await.unwrap();
+}
+
+#[tokio::test]
+async fn version_checked_puts_never_report_their_own_write_as_a_conflict() {
+    let fx = setup().await;
+    let direct = fx.db.client();
+    let mut doc = Doc {
+        id: "d".into(),
+        body: "start".into(),
+        version: 0,
+    };
+    doc.put(direct).await.unwrap();
+    fx.proxy
+        .script_rate(Match::Operation("PutItem"), Fault::DropAfterApplied, LOST);
+    let mut results = Vec::new();
+    for i in 0..CALLS {
+        // Always from the stored state: no other writer, so no conflict is ever genuine.
+        doc = Doc::get(direct, Doc::key("d"))
+            .consistent()
+            .await
+            .unwrap()
+            .unwrap();
+        doc.body = format!("body {i}");
+        let result = doc.put(&fx.client).await;
+        if result.is_ok() {
+            let stored = Doc::get(direct, Doc::key("d"))
+                .consistent()
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(stored.body, doc.body, "an Ok put landed");
+            assert_eq!(stored.version, doc.version + 1);
+        }
+        results.push(result);
+    }
+    let lost = fx
+        .proxy
+        .requests()
+        .iter()
+        .filter(|r| r.fault.is_some())
+        .count();
+    fx.proxy.clear();
+    let unknown = only_unknown(&results, "version-checked put");
+    assert!(lost > 0, "the fault was injected");
+    eprintln!(
+        "version-checked put x{CALLS}, {:.0}% of answers lost ({lost} lost): {} Ok, \
+         {unknown} OutcomeUnknown, 0 conflicts",
+        LOST * 100.0,
+        CALLS - unknown,
+    );
+    fx.db.cleanup().await.unwrap();
+}
+
+#[tokio::test]
+async fn conditional_puts_and_deletes_never_report_their_own_write_as_failed() {
+    let fx = setup().await;
+    let direct = fx.db.client();
+
+    // Create-only puts of new items: every one succeeds (or stays unknown), none "exists".
+    fx.proxy
+        .script_rate(Match::Operation("PutItem"), Fault::DropAfterApplied, LOST);
+    let mut results = Vec::new();
+    for i in 0..CALLS {
+        results.push(thing(i).put(&fx.client).if_not_exists().await);
+    }
+    fx.proxy.clear();
+    let unknown = only_unknown(&results, "if_not_exists put");
+    for (i, r) in results.iter().enumerate() {
+        let stored = stored_thing(direct, i).await;
+        if r.is_ok() {
+            assert_eq!(stored, Some(thing(i)), "an Ok put landed");
+        }
+    }
+    eprintln!(
+        "if_not_exists put x{CALLS}, {:.0}% of answers lost: {} Ok, {unknown} OutcomeUnknown, \
+         0 ConditionFailed",
+        LOST * 100.0,
+        CALLS - unknown
+    );
+
+    // Conditional deletes of items that match: none fails its condition.
+    for i in 0..CALLS {
+        thing(i).put(direct).await.unwrap();
+    }
+    fx.proxy.script_rate(
+        Match::Operation("DeleteItem"),
+        Fault::DropAfterApplied,
+        LOST,
+    );
+    let mut results = Vec::new();
+    for i in 0..CALLS {
+        let delete = Thing::delete(&fx.client, Thing::key(format!("t{i}")))
+            .condition(Thing::N.eq(i as i64))
+            .await;
+        results.push(delete);
+    }
+    fx.proxy.clear();
+    let unknown = only_unknown(&results, "conditional delete");
+    for (i, r) in results.iter().enumerate() {
+        let stored = stored_thing(direct, i).await;
+        // Every delete landed here: the proxy only drops answers of applied requests.
+        assert_eq!(stored, None, "delete {i} ({r:?}) landed");
+    }
+    eprintln!(
+        "conditional delete x{CALLS}, {:.0}% of answers lost: {} Ok, {unknown} OutcomeUnknown, \
+         0 ConditionFailed",
+        LOST * 100.0,
+        CALLS - unknown
+    );
+    fx.db.cleanup().await.unwrap();
+}
+
+#[tokio::test]
+async fn writes_returning_the_old_item_never_return_a_wrong_one() {
+    let fx = setup().await;
+    let direct = fx.db.client();
+    for i in 0..CALLS {
+        thing(i).put(direct).await.unwrap();
+    }
+
+    // put().return_old(): the old item is the one stored before, never the put's own.
+    fx.proxy
+        .script_rate(Match::Operation("PutItem"), Fault::DropAfterApplied, LOST);
+    let mut results = Vec::new();
+    for i in 0..CALLS {
+        let new = Thing {
+            id: format!("t{i}"),
+            n: -(i as i64),
+        };
+        let old = new.put(&fx.client).return_old().await;
+        if let Ok(old) = &old {
+            assert_eq!(
+                old.as_ref(),
+                Some(&thing(i)),
+                "put {i} returned a wrong old item"
+            );
+        }
+        results.push(old);
+    }
+    fx.proxy.clear();
+    let put_unknown = only_unknown(&results, "put().return_old()");
+
+    // delete().return_old(): the deleted item, never None for an item that was there.
+    fx.proxy.script_rate(
+        Match::Operation("DeleteItem"),
+        Fault::DropAfterApplied,
+        LOST,
+    );
+    let mut results = Vec::new();
+    for i in 0..CALLS {
+        let old = Thing::delete(&fx.client, Thing::key(format!("t{i}")))
+            .return_old()
+            .await;
+        if let Ok(old) = &old {
+            let expected = Thing {
+                id: format!("t{i}"),
+                n: -(i as i64),
+            };
+            // The put above may have stayed unknown: then it landed (the proxy only drops
+            // answers of applied requests), so the stored item is the new one either way.
+            assert_eq!(
+                old.as_ref(),
+                Some(&expected),
+                "delete {i} returned a wrong old item"
+            );
+        }
+        results.push(old);
+    }
+    fx.proxy.clear();
+    let delete_unknown = only_unknown(&results, "delete().return_old()");
+    eprintln!(
+        "put().return_old() x{CALLS}: {} right, {put_unknown} OutcomeUnknown, 0 wrong; \
+         delete().return_old() x{CALLS}: {} right, {delete_unknown} OutcomeUnknown, 0 wrong",
+        CALLS - put_unknown,
+        CALLS - delete_unknown
+    );
+    fx.db.cleanup().await.unwrap();
+}
+
+#[tokio::test]
+async fn plain_puts_and_deletes_are_retried_and_resolved() {
+    let fx = setup().await;
+    let direct = fx.db.client();
+    fx.proxy
+        .script_rate(Match::Any, Fault::DropAfterApplied, LOST);
+    for i in 0..CALLS / 2 {
+        thing(i)
+            .put(&fx.client)
+            .await
+            .expect("a plain put is sent again");
+    }
+    for i in 0..CALLS / 2 {
+        Thing::delete(&fx.client, Thing::key(format!("t{i}")))
+            .await
+            .expect("a plain delete is sent again");
+    }
+    let lost = fx
+        .proxy
+        .requests()
+        .iter()
+        .filter(|r| r.fault.is_some())
+        .count();
+    fx.proxy.clear();
+    assert!(lost > 0, "the fault was injected");
+    for i in 0..CALLS / 2 {
+        let stored = stored_thing(direct, i).await;
+        assert_eq!(stored, None);
+    }
+    eprintln!("plain put + delete x{CALLS}: all Ok, {lost} answers lost on the way");
+    fx.db.cleanup().await.unwrap();
+}
+
+#[tokio::test]
+async fn sustained_throttling_spends_the_client_retry_budget_once() {
+    let db = TestDb::new().await.expect("a DynamoDB server for tests");
+    db.create_table::<Thing>().await.unwrap();
+    let proxy = db.fault_proxy().await;
+    // 50 tokens, 5 per retry: 10 retries for the whole client.
+    let client = db
+        .client_builder_through(&proxy)
+        .retry_policy(fast().max_attempts(5))
+        .retry_budget(RetryBudget::standard().capacity(50))
+        .build();
+    proxy.script(Match::Operation("GetItem"), Fault::Throttling, usize::MAX);
+    let results = futures::future::join_all(
+        (0..20).map(|i| Thing::get(&client, Thing::key(format!("t{i}"))).send()),
+    )
+    .await;
+    assert!(results
+        .iter()
+        .all(|r| matches!(r, Err(e) if e.is_throttled())));
+    // Without the budget: 20 × 5 = 100 requests. With it: 20 first attempts + 10 retries.
+    assert_eq!(proxy.count("GetItem"), 30);
+    assert_eq!(client.retry_tokens_available(), Some(0));
+
+    // Successes earn tokens back, one each.
+    proxy.clear();
+    for i in 0..10 {
+        Thing::get(&client, Thing::key(format!("t{i}")))
+            .await
+            .unwrap();
+    }
+    assert_eq!(client.retry_tokens_available(), Some(10));
+    db.cleanup().await.unwrap();
+}
