@@ -32,6 +32,7 @@ struct Inner {
     cursor_key: Option<Vec<u8>>,
     retry: RetryPolicy,
     retry_tokens: RetryTokens,
+    idempotent_writes: bool,
     cache: Option<Arc<ClientCache>>,
 }
 
@@ -58,6 +59,7 @@ impl Client {
             cursor_key: None,
             retry: RetryPolicy::standard(),
             retry_budget: RetryBudget::standard(),
+            idempotent_writes: false,
             keep_sdk_retries: false,
             cache: None,
             cache_config: CacheConfig::default(),
@@ -94,6 +96,13 @@ impl Client {
 
     pub(crate) fn retry_tokens(&self) -> &RetryTokens {
         &self.inner.retry_tokens
+    }
+
+    /// `true` when single-item writes that could otherwise end in
+    /// [`Error::OutcomeUnknown`](crate::Error::OutcomeUnknown) are sent in idempotent mode
+    /// (see [`ClientBuilder::idempotent_writes`]).
+    pub fn idempotent_writes(&self) -> bool {
+        self.inner.idempotent_writes
     }
 
     /// A batch read across several entities: `db.batch_get().add::<User>(keys).add::<Order>(keys)`.
@@ -175,6 +184,7 @@ pub struct ClientBuilder {
     cursor_key: Option<Vec<u8>>,
     retry: RetryPolicy,
     retry_budget: RetryBudget,
+    idempotent_writes: bool,
     keep_sdk_retries: bool,
     cache: Option<Arc<dyn CacheLayer>>,
     cache_config: CacheConfig,
@@ -196,6 +206,18 @@ impl ClientBuilder {
     /// The retry policy for every request ([`RetryPolicy::standard`] by default).
     pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
         self.retry = policy;
+        self
+    }
+
+    /// Idempotent mode for every single-item write that could otherwise end in
+    /// [`Error::OutcomeUnknown`](crate::Error::OutcomeUnknown) after a lost answer (updates
+    /// that add, increment or append, conditional deletes, ...), except writes that return an
+    /// item: each is sent as a one-item TransactWriteItems with a client request token, which
+    /// DynamoDB applies once however often it is sent, so it can be retried safely. A
+    /// transactional write costs twice the write capacity units of a plain one. Off by default;
+    /// per call, `.idempotent(true)` / `.idempotent(false)` decides.
+    pub fn idempotent_writes(mut self, on: bool) -> Self {
+        self.idempotent_writes = on;
         self
     }
 
@@ -261,6 +283,7 @@ impl ClientBuilder {
                 sdk,
                 retry: self.retry,
                 retry_tokens: RetryTokens::new(self.retry_budget),
+                idempotent_writes: self.idempotent_writes,
                 cache: self
                     .cache
                     .map(|layer| Arc::new(ClientCache::new(layer, self.cache_config))),

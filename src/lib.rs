@@ -73,7 +73,11 @@
 //!   accident ([`plan`], [`ops::Find`], [`Cursor`], [`Page`]); [`Entity::scan`] asks for a scan.
 //! - Batches and transactions: [`Entity::batch_get`], [`Entity::batch_write`],
 //!   [`Client::batch_get`], [`Client::transact_write`], [`Client::transact_get`].
-//! - Retries: [`RetryPolicy`] and [`retry`] (how it layers with the SDK's own retries).
+//! - Retries and write safety: [`RetryPolicy`], [`RetryBudget`] and [`retry`] (what is retried,
+//!   how it layers with the SDK's own retries). A write whose answer is lost is never applied
+//!   twice: it is retried only when that is safe, resolved by reading back where it can be, and
+//!   otherwise reported as [`Error::OutcomeUnknown`]; idempotent mode
+//!   ([`ClientBuilder::idempotent_writes`]) makes every single-item write safe to retry.
 //! - Caching: [`cache`] (`MokaLayer`, `LfuLayer`, `RedisLayer` with the `redis` feature,
 //!   `Tiered`), set with [`ClientBuilder::cache`].
 //!
@@ -86,8 +90,10 @@
 //! ## Layout
 //!
 //! [`Client`] holds the SDK client and settings; builders in [`ops`] and [`table`] describe a
-//! request and do no I/O until awaited; every request goes through one internal path (tracing
-//! span per operation with table, entity, operation and consumed capacity; error mapping).
+//! request and do no I/O until awaited; single-item writes are compiled in one place (validation,
+//! version stamping, rendering) and every request goes through one internal pipeline (tracing
+//! span per operation with table, entity, operation and consumed capacity; the attempts loop;
+//! typed error mapping; cache invalidation after writes).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -108,6 +114,7 @@ pub mod table;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod value;
+mod write;
 
 #[doc(hidden)]
 #[path = "private.rs"]

@@ -16,8 +16,11 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::ConsumedCapacity;
 use tracing::Instrument;
 
+use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, ReturnValue};
+
 use crate::retry::{after_failure, AfterFailure, Attempts, Repeat};
 use crate::sdk::{CapacityOutput, HttpResponse, OperationError, WriteOutput};
+use crate::write::{CompiledWrite, WriteBody};
 use crate::{Client, Entity, Error, ErrorKind, Item, Operation, Result, RetryPolicy};
 
 /// Where a request goes and how it may be repeated: for the span, the retry rule and error
@@ -158,6 +161,59 @@ impl Client {
     }
 }
 
+/// How a single-item write is sent: plainly (repeat rule and resolution of lost answers), or in
+/// idempotent mode as a one-item transaction.
+pub(crate) struct WritePlan<'w> {
+    pub repeat: Repeat,
+    pub landed: Landed<'w>,
+    pub transaction: bool,
+}
+
+/// Decides how to send `write`, which returns `returns`. `idempotent` is the call's choice
+/// (`None`: the client's). Idempotent mode sends the write as a one-item TransactWriteItems
+/// with a client request token, which can be retried after a lost answer without applying
+/// twice; asked for per call it is used for every write, as the client's default only for
+/// writes that could otherwise end in `OutcomeUnknown` and return nothing.
+pub(crate) fn plan_write<'w, E: Entity>(
+    write: &'w CompiledWrite,
+    returns: ReturnValue,
+    idempotent: Option<bool>,
+    client_idempotent: bool,
+) -> Result<WritePlan<'w>> {
+    let returns_item = returns != ReturnValue::None;
+    let returns_old = returns == ReturnValue::AllOld;
+    // A repeat of a write returning the old item would return the first attempt's result.
+    let repeat = match (write.repeatable, returns_old) {
+        (true, false) => Repeat::SameState,
+        _ => Repeat::Never,
+    };
+    let landed = match (&write.body, returns_item) {
+        (WriteBody::Put(item), false) => Landed::Put {
+            written: item,
+            expected_version: write.expected_version,
+        },
+        (WriteBody::Delete, false) if write.condition.is_none() => Landed::Delete,
+        _ => Landed::Unknowable,
+    };
+    let transaction = match idempotent {
+        Some(true) if returns_item => {
+            return Err(Error::validation(
+                E::schema().entity,
+                "idempotent",
+                "idempotent mode sends the write as a transaction, which returns no item: \
+                 drop return_old()/return_new(), or read the item afterwards",
+            ))
+        }
+        Some(chosen) => chosen,
+        None => client_idempotent && !returns_item && matches!(landed, Landed::Unknowable),
+    };
+    Ok(WritePlan {
+        repeat,
+        landed,
+        transaction,
+    })
+}
+
 /// How a single-item write can tell, after a lost answer, whether it landed.
 pub(crate) enum Landed<'a> {
     /// It cannot: the outcome stays unknown.
@@ -262,6 +318,92 @@ impl Client {
                     _ => Err(unknown),
                 }
             }
+        }
+    }
+
+    /// Runs a compiled single-item write as [`plan_write`] decides: in idempotent mode through
+    /// [`write_in_transaction`](Self::write_in_transaction), else `send` (one plain PutItem /
+    /// UpdateItem / DeleteItem attempt) through [`write_item`](Self::write_item).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn run_write<E, O, Er, F, Fut>(
+        &self,
+        write: &CompiledWrite,
+        operation: Operation,
+        returns: ReturnValue,
+        idempotent: Option<bool>,
+        retry: Option<&RetryPolicy>,
+        send: F,
+    ) -> Result<Option<Item>>
+    where
+        E: Entity,
+        F: FnMut() -> Fut,
+        Fut: Future<Output = std::result::Result<O, SdkError<Er, HttpResponse>>>,
+        O: CapacityOutput + WriteOutput,
+        Er: OperationError,
+    {
+        let plan = plan_write::<E>(write, returns, idempotent, self.idempotent_writes())?;
+        if plan.transaction {
+            return self
+                .write_in_transaction::<E>(write, operation, retry)
+                .await;
+        }
+        let entity = E::schema().entity;
+        let target = Target::write(
+            operation,
+            &write.table,
+            entity,
+            retry,
+            &write.key,
+            plan.repeat,
+        );
+        self.write_item::<E, _, _, _, _>(target, write.expected_version, plan.landed, send)
+            .await
+    }
+
+    /// Idempotent mode: sends `write` as a one-item TransactWriteItems whose every attempt
+    /// carries the same client request token, so DynamoDB applies it once however often it is
+    /// sent. A failed condition is reported as the plain write would report it
+    /// ([`Error::ConditionFailed`] or [`Error::VersionConflict`]). Costs twice the write units.
+    pub(crate) async fn write_in_transaction<E: Entity>(
+        &self,
+        write: &CompiledWrite,
+        operation: Operation,
+        retry: Option<&RetryPolicy>,
+    ) -> Result<Option<Item>> {
+        let token = crate::write::request_token();
+        let item = write.to_transact_item();
+        let target = Target::safe(
+            Operation::TransactWriteItems,
+            &write.table,
+            E::schema().entity,
+            retry,
+        );
+        let result = self
+            .execute(target, || {
+                self.sdk()
+                    .transact_write_items()
+                    .transact_items(item.clone())
+                    .client_request_token(&token)
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                    .send()
+            })
+            .await;
+        self.invalidate_after_write::<E>(&write.table, [&write.key])
+            .await;
+        match result {
+            Ok(_) => Ok(None),
+            Err(Error::TransactionCanceled { reasons })
+                if reasons.first().is_some_and(|r| r.is_condition_failed()) =>
+            {
+                let current = reasons.into_iter().next().and_then(|r| r.item);
+                let failed = Error::ConditionFailed {
+                    operation,
+                    table: write.table.clone(),
+                    current: current.map(Box::new),
+                };
+                Err(refine_condition_error::<E>(failed, write.expected_version))
+            }
+            Err(e) => Err(e),
         }
     }
 

@@ -97,7 +97,8 @@ fn only_unknown<T: std::fmt::Debug>(results: &[dynamite::Result<T>], what: &str)
     results.iter().filter(|r| r.is_err()).count()
 }
 
-async fn counter_test(fx: &Fx, id: &str, increment: bool) {
+/// Stores counter `id` at 0, directly; the direct client.
+async fn new_counter<'f>(fx: &'f Fx, id: &str) -> &'f Client {
     let direct = fx.db.client();
     Counter {
         id: id.into(),
@@ -107,6 +108,11 @@ async fn counter_test(fx: &Fx, id: &str, increment: bool) {
     .put(direct)
     .await
     .unwrap();
+    direct
+}
+
+async fn counter_test(fx: &Fx, id: &str, increment: bool) {
+    let direct = new_counter(fx, id).await;
     fx.proxy.script_rate(
         Match::Operation("UpdateItem"),
         Fault::DropAfterApplied,
@@ -412,4 +418,132 @@ async fn sustained_throttling_spends_the_client_retry_budget_once() {
     }
     assert_eq!(client.retry_tokens_available(), Some(10));
     db.cleanup().await.unwrap();
+}
+
+/// `true` (after saying why on stderr) on moto, which ignores client request tokens: DynamoDB
+/// applies a TransactWriteItems sent again with the same token (within 10 minutes) once.
+fn skip_on_moto(test: &str) -> bool {
+    let moto = std::env::var("DYNAMITE_TEST_SERVER").as_deref() == Ok("moto");
+    if moto {
+        eprintln!(
+            "skipped on moto: {test}: moto deviates from DynamoDB: a transaction sent again \
+             with the same ClientRequestToken is applied once"
+        );
+    }
+    moto
+}
+
+#[tokio::test]
+async fn idempotent_mode_applies_every_counter_update_exactly_once() {
+    if skip_on_moto("idempotent_mode_applies_every_counter_update_exactly_once") {
+        return;
+    }
+    let fx = setup().await;
+    let direct = fx.db.client();
+    let client = fx
+        .db
+        .client_builder_through(&fx.proxy)
+        .retry_policy(fast())
+        .retry_budget(RetryBudget::unlimited())
+        .idempotent_writes(true)
+        .build();
+    new_counter(&fx, "c").await;
+    // Idempotent mode sends the updates as one-item transactions.
+    fx.proxy.script_rate(
+        Match::Operation("TransactWriteItems"),
+        Fault::DropAfterApplied,
+        LOST,
+    );
+    for i in 0..CALLS {
+        Counter::update(&client, Counter::key("c"))
+            .add(Counter::COUNT, 1)
+            .add(Counter::SEEN, BTreeSet::from([format!("{i:03}")]))
+            .await
+            .unwrap_or_else(|e| panic!("call {i}: {e:?}"));
+    }
+    let lost = fx
+        .proxy
+        .requests()
+        .iter()
+        .filter(|r| r.fault.is_some())
+        .count();
+    fx.proxy.clear();
+    assert_eq!(fx.proxy.count("UpdateItem"), 0);
+    let stored = Counter::get(direct, Counter::key("c"))
+        .consistent()
+        .await
+        .unwrap()
+        .unwrap();
+    eprintln!(
+        "idempotent add(1) x{CALLS}, {:.0}% of answers lost ({lost} lost): {CALLS} Ok, \
+         {} increments landed",
+        LOST * 100.0,
+        stored.count
+    );
+    assert!(lost > 0, "the fault was injected");
+    assert_eq!(stored.count as usize, CALLS);
+    assert_eq!(stored.seen.len(), CALLS);
+    fx.db.cleanup().await.unwrap();
+}
+
+#[tokio::test]
+async fn idempotent_mode_reports_conditions_as_plain_writes_do() {
+    let fx = setup().await;
+    let direct = fx.db.client();
+    let doc = Doc {
+        id: "d".into(),
+        body: "v1".into(),
+        version: 0,
+    };
+    doc.put(direct).await.unwrap();
+
+    // A stale version: the same VersionConflict as a plain put.
+    let err = doc.put(&fx.client).idempotent(true).await.unwrap_err();
+    assert!(err.is_version_conflict(), "{err:?}");
+    assert_eq!(fx.proxy.count("TransactWriteItems"), 1);
+    assert_eq!(fx.proxy.count("PutItem"), 0);
+
+    // A failed condition of an update: ConditionFailed, naming the update.
+    let err = Thing::update(&fx.client, Thing::key("missing"))
+        .set(Thing::N, 1)
+        .condition(Thing::N.exists())
+        .idempotent(true)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            dynamite::Error::ConditionFailed {
+                operation: dynamite::Operation::UpdateItem,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+
+    // The current version succeeds, and is stamped as usual.
+    let current = Doc::get(direct, Doc::key("d"))
+        .consistent()
+        .await
+        .unwrap()
+        .unwrap();
+    current.put(&fx.client).idempotent(true).await.unwrap();
+    let stored = Doc::get(direct, Doc::key("d"))
+        .consistent()
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.version, current.version + 1);
+
+    // A transaction returns no item: asking for one is refused before sending.
+    fx.proxy.clear();
+    let err = Thing::update(&fx.client, Thing::key("t1"))
+        .add(Thing::N, 1)
+        .idempotent(true)
+        .return_new()
+        .await
+        .unwrap_err();
+    assert!(err.is_validation(), "{err:?}");
+    assert!(fx.proxy.requests().is_empty());
+    fx.db.cleanup().await.unwrap();
 }

@@ -280,7 +280,7 @@ fn prepare_put<E: Entity>(client: &Client, entity: &E) -> Result<WriteOp> {
         let next = entity.version().unwrap_or(0) + 1;
         item.insert(attr.to_owned(), AttributeValue::N(next.to_string()));
     }
-    super::validate_item::<E>(&item)?;
+    crate::write::validate_item::<E>(&item)?;
     let primary = entity.primary_key();
     let key = primary.to_item()?;
     Ok(WriteOp {

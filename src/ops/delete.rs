@@ -4,14 +4,10 @@ use std::future::{Future, IntoFuture};
 use std::marker::PhantomData;
 use std::pin::Pin;
 
-use aws_sdk_dynamodb::types::{
-    ReturnConsumedCapacity, ReturnValue, ReturnValuesOnConditionCheckFailure,
-};
+use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, ReturnValue};
 
 use super::returns;
-use crate::expr::Placeholders;
-use crate::pipeline::{Landed, Target};
-use crate::retry::Repeat;
+use crate::write::{write_parts, CompiledWrite};
 use crate::{Client, Condition, Entity, Item, Key, Operation, Result, RetryPolicy};
 
 /// Deletes one item by primary key. Built by [`Entity::delete`]. Deleting a missing item
@@ -36,6 +32,7 @@ pub struct DeleteItem<'a, E: Entity, R = returns::Nothing> {
     condition: Option<Condition<E>>,
     expected_version: Option<u64>,
     retry: Option<RetryPolicy>,
+    idempotent: Option<bool>,
     _returns: PhantomData<R>,
 }
 
@@ -47,6 +44,7 @@ impl<'a, E: Entity> DeleteItem<'a, E, returns::Nothing> {
             condition: None,
             expected_version: None,
             retry: None,
+            idempotent: None,
             _returns: PhantomData,
         }
     }
@@ -102,54 +100,48 @@ impl<'a, E: Entity, R> DeleteItem<'a, E, R> {
             condition: self.condition,
             expected_version: self.expected_version,
             retry: self.retry,
+            idempotent: self.idempotent,
             _returns: PhantomData,
         }
     }
 
+    /// Sends the delete in idempotent mode (`true`: a one-item transaction with a client
+    /// request token, which may be retried safely after a lost answer; twice the write units)
+    /// or not (`false`), whatever the client's default
+    /// ([`ClientBuilder::idempotent_writes`](crate::ClientBuilder::idempotent_writes)).
+    /// Cannot be combined with [`return_old`](DeleteItem::return_old).
+    pub fn idempotent(mut self, on: bool) -> Self {
+        self.idempotent = Some(on);
+        self
+    }
+
     async fn execute(self, return_old: bool) -> Result<Option<Item>> {
-        let schema = E::schema();
-        let key = self.key.to_item()?;
-        let expected_version = super::expected_version::<E>(self.expected_version)?;
-        let table = self.client.table_name(schema.table);
-        let mut ph = Placeholders::default();
-        let cond = super::write_condition(&mut ph, self.condition.as_ref(), expected_version)?;
-        let (names, values) = (ph.names(), ph.values());
-        // A delete sent twice leaves no item, but returning the old item would then return
-        // nothing; a conditional delete cannot tell its own landing from someone else's.
-        let (repeat, landed) = match (return_old, &cond.expression) {
-            (true, _) => (Repeat::Never, Landed::Unknowable),
-            (false, Some(_)) => (Repeat::SameState, Landed::Unknowable),
-            (false, None) => (Repeat::SameState, Landed::Delete),
+        let write = CompiledWrite::delete(
+            self.client,
+            &self.key,
+            self.condition.as_ref(),
+            self.expected_version,
+        )?;
+        let returns = if return_old {
+            ReturnValue::AllOld
+        } else {
+            ReturnValue::None
         };
-        let target = Target::write(
-            Operation::DeleteItem,
-            &table,
-            schema.entity,
-            self.retry.as_ref(),
-            &key,
-            repeat,
-        );
+        let sdk = self.client.sdk();
         self.client
-            .write_item::<E, _, _, _, _>(target, cond.expected_version, landed, || {
-                self.client
-                    .sdk()
-                    .delete_item()
-                    .table_name(&table)
-                    .set_key(Some(key.clone()))
-                    .set_condition_expression(cond.expression.clone())
-                    .set_expression_attribute_names(names.clone())
-                    .set_expression_attribute_values(values.clone())
-                    .return_values(if return_old {
-                        ReturnValue::AllOld
-                    } else {
-                        ReturnValue::None
-                    })
-                    .return_values_on_condition_check_failure(
-                        ReturnValuesOnConditionCheckFailure::AllOld,
-                    )
-                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                    .send()
-            })
+            .run_write::<E, _, _, _, _>(
+                &write,
+                Operation::DeleteItem,
+                returns.clone(),
+                self.idempotent,
+                self.retry.as_ref(),
+                || {
+                    write_parts!(sdk.delete_item().set_key(Some(write.key.clone())), write)
+                        .return_values(returns.clone())
+                        .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                        .send()
+                },
+            )
             .await
     }
 }

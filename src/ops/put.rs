@@ -4,14 +4,10 @@ use std::future::{Future, IntoFuture};
 use std::marker::PhantomData;
 use std::pin::Pin;
 
-use aws_sdk_dynamodb::types::{
-    AttributeValue, ReturnConsumedCapacity, ReturnValue, ReturnValuesOnConditionCheckFailure,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity, ReturnValue};
 
 use super::returns;
-use crate::expr::Placeholders;
-use crate::pipeline::{Landed, Target};
-use crate::retry::Repeat;
+use crate::write::{write_parts, CompiledWrite, WriteBody};
 use crate::{Client, Condition, Entity, Item, Operation, Result, RetryPolicy};
 
 /// Writes a whole item, replacing any item with the same key. Built by [`Entity::put`].
@@ -36,6 +32,7 @@ pub struct PutItem<'a, E: Entity, R = returns::Nothing> {
     entity: &'a E,
     condition: Option<Condition<E>>,
     retry: Option<RetryPolicy>,
+    idempotent: Option<bool>,
     _returns: PhantomData<R>,
 }
 
@@ -46,6 +43,7 @@ impl<'a, E: Entity> PutItem<'a, E, returns::Nothing> {
             entity,
             condition: None,
             retry: None,
+            idempotent: None,
             _returns: PhantomData,
         }
     }
@@ -57,6 +55,7 @@ impl<'a, E: Entity> PutItem<'a, E, returns::Nothing> {
             entity: self.entity,
             condition: self.condition,
             retry: self.retry,
+            idempotent: self.idempotent,
             _returns: PhantomData,
         }
     }
@@ -82,63 +81,41 @@ impl<'a, E: Entity, R> PutItem<'a, E, R> {
         self.condition(pk.not_exists())
     }
 
+    /// Sends the put in idempotent mode (`true`: a one-item transaction with a client request
+    /// token, which may be retried safely after a lost answer; twice the write units) or not
+    /// (`false`), whatever the client's default
+    /// ([`ClientBuilder::idempotent_writes`](crate::ClientBuilder::idempotent_writes)).
+    /// Cannot be combined with [`return_old`](PutItem::return_old).
+    pub fn idempotent(mut self, on: bool) -> Self {
+        self.idempotent = Some(on);
+        self
+    }
+
     async fn execute(self, return_old: bool) -> Result<Option<Item>> {
-        let schema = E::schema();
-        let mut item = self.entity.to_item()?;
-        let expected_version = schema.version.map(|attr| {
-            let current = self.entity.version();
-            item.insert(
-                attr.to_owned(),
-                AttributeValue::N((current.unwrap_or(0) + 1).to_string()),
-            );
-            current
-        });
-        super::validate_item::<E>(&item)?;
-        let table = self.client.table_name(schema.table);
-        let mut ph = Placeholders::default();
-        let cond = super::write_condition(&mut ph, self.condition.as_ref(), expected_version)?;
-        let (names, values) = (ph.names(), ph.values());
-        // A put sent twice leaves the same item, but returning the old item would then return
-        // this put's own item.
-        let (repeat, landed) = if return_old {
-            (Repeat::Never, Landed::Unknowable)
-        } else {
-            let landed = Landed::Put {
-                written: &item,
-                expected_version: cond.expected_version,
-            };
-            (Repeat::SameState, landed)
+        let write = CompiledWrite::put(self.client, self.entity, self.condition.as_ref())?;
+        let WriteBody::Put(item) = &write.body else {
+            unreachable!("a put compiles to a put")
         };
-        let key = schema.primary_key_of(&item);
-        let target = Target::write(
-            Operation::PutItem,
-            &table,
-            schema.entity,
-            self.retry.as_ref(),
-            &key,
-            repeat,
-        );
+        let returns = if return_old {
+            ReturnValue::AllOld
+        } else {
+            ReturnValue::None
+        };
+        let sdk = self.client.sdk();
         self.client
-            .write_item::<E, _, _, _, _>(target, cond.expected_version, landed, || {
-                self.client
-                    .sdk()
-                    .put_item()
-                    .table_name(&table)
-                    .set_item(Some(item.clone()))
-                    .set_condition_expression(cond.expression.clone())
-                    .set_expression_attribute_names(names.clone())
-                    .set_expression_attribute_values(values.clone())
-                    .return_values(if return_old {
-                        ReturnValue::AllOld
-                    } else {
-                        ReturnValue::None
-                    })
-                    .return_values_on_condition_check_failure(
-                        ReturnValuesOnConditionCheckFailure::AllOld,
-                    )
-                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                    .send()
-            })
+            .run_write::<E, _, _, _, _>(
+                &write,
+                Operation::PutItem,
+                returns.clone(),
+                self.idempotent,
+                self.retry.as_ref(),
+                || {
+                    write_parts!(sdk.put_item().set_item(Some(item.clone())), write)
+                        .return_values(returns.clone())
+                        .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                        .send()
+                },
+            )
             .await
     }
 
@@ -148,6 +125,7 @@ impl<'a, E: Entity, R> PutItem<'a, E, R> {
             entity: self.entity,
             condition: self.condition,
             retry: self.retry,
+            idempotent: self.idempotent,
             _returns: PhantomData,
         }
     }

@@ -6,54 +6,15 @@ use std::collections::HashSet;
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 
-use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, Delete, Get, Put, ReturnConsumedCapacity,
-    ReturnValuesOnConditionCheckFailure, TransactGetItem, TransactWriteItem, Update as SdkUpdate,
-};
+use aws_sdk_dynamodb::types::{Get, ReturnConsumedCapacity, TransactGetItem, TransactWriteItem};
 
 use super::batch_get::key_string;
-use super::update::render_update;
-use crate::expr::Placeholders;
 use crate::pipeline::Target;
+use crate::write::{CompiledWrite, TransactAction};
 use crate::{Client, Condition, Entity, Error, Item, Key, Operation, Result, RetryPolicy, Update};
 
 /// DynamoDB's limit of operations per transaction.
 pub const MAX_TRANSACTION_ITEMS: usize = 100;
-
-/// The kind of one operation of a transaction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum TransactAction {
-    /// Write a whole item.
-    Put,
-    /// Change attributes of an item.
-    Update,
-    /// Delete an item.
-    Delete,
-    /// Check a condition on an item without writing it.
-    ConditionCheck,
-    /// Read an item (TransactGetItems).
-    Get,
-}
-
-impl TransactAction {
-    /// The name DynamoDB gives the operation (`"ConditionCheck"`).
-    pub const fn name(self) -> &'static str {
-        match self {
-            TransactAction::Put => "Put",
-            TransactAction::Update => "Update",
-            TransactAction::Delete => "Delete",
-            TransactAction::ConditionCheck => "ConditionCheck",
-            TransactAction::Get => "Get",
-        }
-    }
-}
-
-impl std::fmt::Display for TransactAction {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
 
 /// Why one operation of a cancelled transaction failed (or `code == Some("None")`: it did not).
 #[derive(Debug, Clone, PartialEq)]
@@ -137,19 +98,28 @@ impl<'a> TransactWrite<'a> {
 
     /// Puts `entity` (optimistic-locked through its version attribute, like [`Entity::put`]).
     pub fn put<E: Entity>(self, entity: &E) -> Self {
-        let op = put_op(self.client, entity, None);
+        let op = tx_op(
+            &entity.primary_key(),
+            CompiledWrite::put(self.client, entity, None),
+        );
         self.push(op)
     }
 
     /// Puts `entity` if `condition` holds.
     pub fn put_if<E: Entity>(self, entity: &E, condition: Condition<E>) -> Self {
-        let op = put_op(self.client, entity, Some(&condition));
+        let op = tx_op(
+            &entity.primary_key(),
+            CompiledWrite::put(self.client, entity, Some(&condition)),
+        );
         self.push(op)
     }
 
     /// Applies `update` to the item with `key` (the version attribute, if any, is bumped).
     pub fn update<E: Entity>(self, key: Key<E>, update: Update<E>) -> Self {
-        let op = update_op(self.client, key, &update, None);
+        let op = tx_op(
+            &key,
+            CompiledWrite::update(self.client, &key, &update, None, None),
+        );
         self.push(op)
     }
 
@@ -160,25 +130,31 @@ impl<'a> TransactWrite<'a> {
         update: Update<E>,
         condition: Condition<E>,
     ) -> Self {
-        let op = update_op(self.client, key, &update, Some(&condition));
+        let op = tx_op(
+            &key,
+            CompiledWrite::update(self.client, &key, &update, Some(&condition), None),
+        );
         self.push(op)
     }
 
     /// Deletes the item with `key`.
     pub fn delete<E: Entity>(self, key: Key<E>) -> Self {
-        let op = delete_op(self.client, key, None);
+        let op = tx_op(&key, CompiledWrite::delete(self.client, &key, None, None));
         self.push(op)
     }
 
     /// Deletes the item with `key` if `condition` holds.
     pub fn delete_if<E: Entity>(self, key: Key<E>, condition: Condition<E>) -> Self {
-        let op = delete_op(self.client, key, Some(&condition));
+        let op = tx_op(
+            &key,
+            CompiledWrite::delete(self.client, &key, Some(&condition), None),
+        );
         self.push(op)
     }
 
     /// Requires `condition` to hold on the item with `key`, without writing it.
     pub fn condition_check<E: Entity>(self, key: Key<E>, condition: Condition<E>) -> Self {
-        let op = check_op(self.client, key, &condition);
+        let op = tx_op(&key, CompiledWrite::check(self.client, &key, &condition));
         self.push(op)
     }
 
@@ -207,11 +183,10 @@ impl<'a> TransactWrite<'a> {
         let items: Vec<TransactWriteItem> = self.ops.iter().map(|op| op.item.clone()).collect();
         // One token for every attempt: a retried transaction whose first answer was lost is
         // then applied once (the SDK would make a new token per send).
-        let token = self.token.clone().unwrap_or_else(|| {
-            std::iter::repeat_with(fastrand::alphanumeric)
-                .take(36)
-                .collect()
-        });
+        let token = self
+            .token
+            .clone()
+            .unwrap_or_else(crate::write::request_token);
         let label = self
             .ops
             .first()
@@ -323,127 +298,15 @@ fn attribute<'k>(
         .collect()
 }
 
-fn put_op<E: Entity>(
-    client: &Client,
-    entity: &E,
-    condition: Option<&Condition<E>>,
-) -> Result<TxOp> {
-    let schema = E::schema();
-    let mut item = entity.to_item()?;
-    let expected_version = schema.version.map(|attr| {
-        let current = entity.version();
-        item.insert(
-            attr.to_owned(),
-            AttributeValue::N((current.unwrap_or(0) + 1).to_string()),
-        );
-        current
-    });
-    super::validate_item::<E>(&item)?;
-    let mut ph = Placeholders::default();
-    let cond = super::write_condition(&mut ph, condition, expected_version)?;
-    let table = client.table_name(schema.table);
-    let put = Put::builder()
-        .table_name(&table)
-        .set_item(Some(item))
-        .set_condition_expression(cond.expression)
-        .set_expression_attribute_names(ph.names())
-        .set_expression_attribute_values(ph.values())
-        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-        .build()
-        .expect("table and item are set");
-    let primary = entity.primary_key();
+/// A transaction part: the compiled write and its cache key.
+fn tx_op<E: Entity>(key: &Key<E>, write: Result<CompiledWrite>) -> Result<TxOp> {
+    let write = write?;
     Ok(TxOp {
-        operation: TransactAction::Put,
-        key_text: crate::cache::key_text(primary.partition(), primary.sort()),
-        key: primary.to_item()?,
-        table,
-        item: TransactWriteItem::builder().put(put).build(),
-    })
-}
-
-fn update_op<E: Entity>(
-    client: &Client,
-    key: Key<E>,
-    update: &Update<E>,
-    condition: Option<&Condition<E>>,
-) -> Result<TxOp> {
-    let schema = E::schema();
-    let key_text = crate::cache::key_text(key.partition(), key.sort());
-    let key = key.to_item()?;
-    let mut ph = Placeholders::default();
-    let expression = render_update(&mut ph, update)?;
-    let cond = super::write_condition(&mut ph, condition, None)?;
-    let table = client.table_name(schema.table);
-    let sdk_update = SdkUpdate::builder()
-        .table_name(&table)
-        .set_key(Some(key.clone()))
-        .update_expression(expression)
-        .set_condition_expression(cond.expression)
-        .set_expression_attribute_names(ph.names())
-        .set_expression_attribute_values(ph.values())
-        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-        .build()
-        .expect("table, key and expression are set");
-    Ok(TxOp {
-        operation: TransactAction::Update,
-        key_text,
-        key,
-        table,
-        item: TransactWriteItem::builder().update(sdk_update).build(),
-    })
-}
-
-fn delete_op<E: Entity>(
-    client: &Client,
-    key: Key<E>,
-    condition: Option<&Condition<E>>,
-) -> Result<TxOp> {
-    let schema = E::schema();
-    let key_text = crate::cache::key_text(key.partition(), key.sort());
-    let key = key.to_item()?;
-    let mut ph = Placeholders::default();
-    let cond = super::write_condition(&mut ph, condition, None)?;
-    let table = client.table_name(schema.table);
-    let delete = Delete::builder()
-        .table_name(&table)
-        .set_key(Some(key.clone()))
-        .set_condition_expression(cond.expression)
-        .set_expression_attribute_names(ph.names())
-        .set_expression_attribute_values(ph.values())
-        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-        .build()
-        .expect("table and key are set");
-    Ok(TxOp {
-        operation: TransactAction::Delete,
-        key_text,
-        key,
-        table,
-        item: TransactWriteItem::builder().delete(delete).build(),
-    })
-}
-
-fn check_op<E: Entity>(client: &Client, key: Key<E>, condition: &Condition<E>) -> Result<TxOp> {
-    let schema = E::schema();
-    let key_text = crate::cache::key_text(key.partition(), key.sort());
-    let key = key.to_item()?;
-    let mut ph = Placeholders::default();
-    let expression = super::render_condition::<E>(&mut ph, condition)?;
-    let table = client.table_name(schema.table);
-    let check = ConditionCheck::builder()
-        .table_name(&table)
-        .set_key(Some(key.clone()))
-        .condition_expression(expression)
-        .set_expression_attribute_names(ph.names())
-        .set_expression_attribute_values(ph.values())
-        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-        .build()
-        .expect("table, key and condition are set");
-    Ok(TxOp {
-        operation: TransactAction::ConditionCheck,
-        key_text,
-        key,
-        table,
-        item: TransactWriteItem::builder().condition_check(check).build(),
+        operation: write.action(),
+        key_text: crate::cache::key_text(key.partition(), key.sort()),
+        table: write.table.clone(),
+        key: write.key.clone(),
+        item: write.to_transact_item(),
     })
 }
 

@@ -4,17 +4,14 @@ use std::future::{Future, IntoFuture};
 use std::marker::PhantomData;
 use std::pin::Pin;
 
-use aws_sdk_dynamodb::types::{
-    AttributeValue, ReturnConsumedCapacity, ReturnValue, ReturnValuesOnConditionCheckFailure,
-};
+use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, ReturnValue};
 
 use super::returns;
 use crate::attr::{Attr, Value};
-use crate::expr::{update::Action, Placeholders, Update};
+use crate::expr::Update;
 use crate::expr::{Addable, Removable};
-use crate::pipeline::{Landed, Target};
-use crate::retry::Repeat;
 use crate::value::{NumberValue, ToAttributeValue};
+use crate::write::{write_parts, CompiledWrite, WriteBody};
 use crate::{Client, Condition, Entity, Error, Item, Key, Operation, Result, RetryPolicy};
 
 /// Changes attributes of one item in place. Built by [`Entity::update`].
@@ -46,6 +43,7 @@ pub struct UpdateItem<'a, E: Entity, R = returns::Nothing> {
     condition: Option<Condition<E>>,
     expected_version: Option<u64>,
     retry: Option<RetryPolicy>,
+    idempotent: Option<bool>,
     _returns: PhantomData<R>,
 }
 
@@ -58,6 +56,7 @@ impl<'a, E: Entity> UpdateItem<'a, E, returns::Nothing> {
             condition: None,
             expected_version: None,
             retry: None,
+            idempotent: None,
             _returns: PhantomData,
         }
     }
@@ -195,51 +194,51 @@ impl<'a, E: Entity, R> UpdateItem<'a, E, R> {
             condition: self.condition,
             expected_version: self.expected_version,
             retry: self.retry,
+            idempotent: self.idempotent,
             _returns: PhantomData,
         }
     }
 
-    async fn execute(self, return_values: ReturnValue) -> Result<Option<Item>> {
-        let schema = E::schema();
-        let key = self.key.to_item()?;
-        let expected_version = super::expected_version::<E>(self.expected_version)?;
-        let table = self.client.table_name(schema.table);
-        let mut ph = Placeholders::default();
-        let expression = render_update(&mut ph, &self.update)?;
-        let cond = super::write_condition(&mut ph, self.condition.as_ref(), expected_version)?;
-        let (names, values) = (ph.names(), ph.values());
-        let repeat = update_repeat(
+    /// Sends the update in idempotent mode (`true`: a one-item transaction with a client
+    /// request token, which may be retried safely after a lost answer, so an `add` is never
+    /// applied twice nor left unknown; twice the write units) or not (`false`), whatever the
+    /// client's default ([`ClientBuilder::idempotent_writes`](crate::ClientBuilder::idempotent_writes)).
+    /// Cannot be combined with `return_new()` / `return_old()`.
+    pub fn idempotent(mut self, on: bool) -> Self {
+        self.idempotent = Some(on);
+        self
+    }
+
+    async fn execute(self, returns: ReturnValue) -> Result<Option<Item>> {
+        let write = CompiledWrite::update(
+            self.client,
+            &self.key,
             &self.update,
-            schema.version.is_some(),
-            expected_version.is_some(),
-            return_values == ReturnValue::AllOld,
-        );
-        let target = Target::write(
-            Operation::UpdateItem,
-            &table,
-            schema.entity,
-            self.retry.as_ref(),
-            &key,
-            repeat,
-        );
+            self.condition.as_ref(),
+            self.expected_version,
+        )?;
+        let WriteBody::Update(expression) = &write.body else {
+            unreachable!("an update compiles to an update")
+        };
+        let sdk = self.client.sdk();
         self.client
-            .write_item::<E, _, _, _, _>(target, cond.expected_version, Landed::Unknowable, || {
-                self.client
-                    .sdk()
-                    .update_item()
-                    .table_name(&table)
-                    .set_key(Some(key.clone()))
-                    .update_expression(&expression)
-                    .set_condition_expression(cond.expression.clone())
-                    .set_expression_attribute_names(names.clone())
-                    .set_expression_attribute_values(values.clone())
-                    .return_values(return_values.clone())
-                    .return_values_on_condition_check_failure(
-                        ReturnValuesOnConditionCheckFailure::AllOld,
-                    )
-                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                    .send()
-            })
+            .run_write::<E, _, _, _, _>(
+                &write,
+                Operation::UpdateItem,
+                returns.clone(),
+                self.idempotent,
+                self.retry.as_ref(),
+                || {
+                    let request = sdk
+                        .update_item()
+                        .set_key(Some(write.key.clone()))
+                        .update_expression(expression);
+                    write_parts!(request, write)
+                        .return_values(returns.clone())
+                        .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                        .send()
+                },
+            )
             .await
     }
 }
@@ -258,88 +257,3 @@ macro_rules! into_future {
 into_future!(returns::Nothing, ());
 into_future!(returns::New, E);
 into_future!(returns::Old, Option<E>);
-
-/// Whether an update may be sent again after a lost answer. Returning the old item never: a
-/// repeat would return the first attempt's result. A version-checked update may: its condition
-/// lets only one attempt apply. Otherwise only updates that set and remove attributes, on an
-/// entity without a version attribute (every update bumps it).
-fn update_repeat<E: Entity>(
-    update: &Update<E>,
-    versioned: bool,
-    version_checked: bool,
-    returns_old: bool,
-) -> Repeat {
-    if returns_old {
-        Repeat::Never
-    } else if version_checked || (!versioned && update.actions.iter().all(Action::is_idempotent)) {
-        Repeat::SameState
-    } else {
-        Repeat::Never
-    }
-}
-
-/// Checks an update (no key or version attribute touched, no path twice, index keys valid)
-/// and renders it, with the version bump when the entity has a version attribute.
-pub(crate) fn render_update<E: Entity>(
-    ph: &mut Placeholders,
-    update: &Update<E>,
-) -> Result<String> {
-    let schema = E::schema();
-    if update.is_empty() {
-        return Err(Error::validation(
-            schema.entity,
-            "update",
-            "the update has no actions",
-        ));
-    }
-    let mut seen = std::collections::HashSet::new();
-    for action in &update.actions {
-        let path = action.path();
-        let root = path.root();
-        if schema.is_key_attribute(root) {
-            return Err(Error::validation(
-                schema.entity,
-                root,
-                "key attributes cannot be updated; delete and put the item instead",
-            ));
-        }
-        if schema.version == Some(root) {
-            return Err(Error::validation(
-                schema.entity,
-                root,
-                "the version attribute is managed by dynamite and cannot be updated directly",
-            ));
-        }
-        if !seen.insert(path.to_string()) {
-            return Err(Error::validation(
-                schema.entity,
-                path.to_string(),
-                "the update changes this attribute twice; DynamoDB rejects overlapping paths",
-            ));
-        }
-        if let (Action::Set(_, Ok(value)), 1) = (action, path.segments().len()) {
-            let index_key = schema
-                .indexes
-                .iter()
-                .flat_map(|i| std::iter::once(&i.partition_key).chain(i.sort_key.as_ref()))
-                .find(|k| k.name == root);
-            if let Some(key) = index_key {
-                crate::entity::check_key_value(schema, key, Some(value))?;
-            }
-        }
-    }
-    let mut expression = update
-        .render(ph)
-        .map_err(|(path, e)| Error::validation(schema.entity, path.to_string(), e))?;
-    if let Some(version) = schema.version {
-        let v = ph.name(version);
-        let zero = ph.value(AttributeValue::N("0".into()));
-        let one = ph.value(AttributeValue::N("1".into()));
-        let bump = format!("{v} = if_not_exists({v}, {zero}) + {one}");
-        expression = match expression.strip_prefix("SET ") {
-            Some(rest) => format!("SET {bump}, {rest}"),
-            None => format!("SET {bump} {expression}"),
-        };
-    }
-    Ok(expression)
-}

@@ -4,7 +4,7 @@
 //!
 //! # What is retried
 //!
-//! Every failure has an [`ErrorKind`](crate::ErrorKind) read from the SDK error's variant and
+//! Every failure has an [`ErrorKind`] read from the SDK error's variant and
 //! DynamoDB's error code. Throttling, server errors (HTTP 503) and connections that never
 //! reached DynamoDB are retried for every request: nothing was applied. A failure whose
 //! outcome is unknown (the connection was lost or timed out after sending, HTTP 500) may follow

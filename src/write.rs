@@ -1,0 +1,436 @@
+//! The write compiler: the one place where a single-item write (put, update, delete, condition
+//! check) is validated, version-stamped and rendered. Item writes, transactions and idempotent
+//! mode send what it compiles; batch writes validate items with it. No I/O.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem, Update as SdkUpdate,
+};
+
+use crate::expr::update::Action;
+use crate::expr::Placeholders;
+use crate::{Client, Condition, Entity, Error, Item, Key, Result, Update};
+
+/// The kind of one operation of a transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TransactAction {
+    /// Write a whole item.
+    Put,
+    /// Change attributes of an item.
+    Update,
+    /// Delete an item.
+    Delete,
+    /// Check a condition on an item without writing it.
+    ConditionCheck,
+    /// Read an item (TransactGetItems).
+    Get,
+}
+
+impl TransactAction {
+    /// The name DynamoDB gives the operation (`"ConditionCheck"`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            TransactAction::Put => "Put",
+            TransactAction::Update => "Update",
+            TransactAction::Delete => "Delete",
+            TransactAction::ConditionCheck => "ConditionCheck",
+            TransactAction::Get => "Get",
+        }
+    }
+}
+
+impl std::fmt::Display for TransactAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Sets the parts every write request shares on an SDK builder (a fluent PutItem/UpdateItem/
+/// DeleteItem builder or a transaction part's): table, condition, names, values, and the item
+/// returned when the condition fails. The builders are distinct types with the same setters.
+macro_rules! write_parts {
+    ($builder:expr, $write:expr) => {
+        $builder
+            .table_name(&$write.table)
+            .set_condition_expression($write.condition.clone())
+            .set_expression_attribute_names($write.names.clone())
+            .set_expression_attribute_values($write.values.clone())
+            .return_values_on_condition_check_failure(
+                aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
+            )
+    };
+}
+pub(crate) use write_parts;
+
+/// A new client request token for a TransactWriteItems: 36 random alphanumerics (DynamoDB
+/// allows 1 to 36 characters). Every attempt of one call carries the same token, so DynamoDB
+/// applies the transaction once however often it is sent (within 10 minutes).
+pub(crate) fn request_token() -> String {
+    std::iter::repeat_with(fastrand::alphanumeric)
+        .take(36)
+        .collect()
+}
+
+/// What a compiled write does to its item.
+#[derive(Debug, Clone)]
+pub(crate) enum WriteBody {
+    /// Write this whole item (version stamped).
+    Put(Item),
+    /// Apply this update expression.
+    Update(String),
+    /// Delete the item.
+    Delete,
+    /// Check the condition only.
+    Check,
+}
+
+/// A single-item write, validated and rendered, ready to be sent on its own or in a
+/// transaction.
+#[derive(Debug, Clone)]
+pub(crate) struct CompiledWrite {
+    /// The table, with the client's prefix.
+    pub table: String,
+    /// The item's primary key.
+    pub key: Item,
+    pub body: WriteBody,
+    /// The caller's condition AND the version check.
+    pub condition: Option<String>,
+    pub names: Option<HashMap<String, String>>,
+    pub values: Option<HashMap<String, AttributeValue>>,
+    /// The version the write expects (`Some(None)`: no item), when version-checked.
+    pub expected_version: Option<Option<u64>>,
+    /// Applying it twice leaves what applying it once does: puts, deletes and checks; updates
+    /// that only set and remove attributes of an entity without a version attribute (every
+    /// update bumps it), or that are version-checked (only one attempt can pass the check).
+    pub repeatable: bool,
+}
+
+impl CompiledWrite {
+    /// A put of `entity`: with a version attribute, stamped `v + 1` and checked against `v`.
+    pub fn put<E: Entity>(
+        client: &Client,
+        entity: &E,
+        condition: Option<&Condition<E>>,
+    ) -> Result<Self> {
+        let schema = E::schema();
+        let mut item = entity.to_item()?;
+        let expected_version = schema.version.map(|attr| {
+            let current = entity.version();
+            item.insert(
+                attr.to_owned(),
+                AttributeValue::N((current.unwrap_or(0) + 1).to_string()),
+            );
+            current
+        });
+        validate_item::<E>(&item)?;
+        let mut ph = Placeholders::default();
+        let condition = write_condition(&mut ph, condition, expected_version)?;
+        Ok(CompiledWrite {
+            table: client.table_name(schema.table),
+            key: schema.primary_key_of(&item),
+            body: WriteBody::Put(item),
+            condition,
+            names: ph.names(),
+            values: ph.values(),
+            expected_version,
+            repeatable: true,
+        })
+    }
+
+    /// An update of the item at `key`; `expect_version` makes it version-checked.
+    pub fn update<E: Entity>(
+        client: &Client,
+        key: &Key<E>,
+        update: &Update<E>,
+        condition: Option<&Condition<E>>,
+        expect_version: Option<u64>,
+    ) -> Result<Self> {
+        let expected_version = expected_version::<E>(expect_version)?;
+        let mut ph = Placeholders::default();
+        let expression = render_update(&mut ph, update)?;
+        let condition = write_condition(&mut ph, condition, expected_version)?;
+        Ok(CompiledWrite {
+            table: client.table_name(E::schema().table),
+            key: key.to_item()?,
+            body: WriteBody::Update(expression),
+            condition,
+            names: ph.names(),
+            values: ph.values(),
+            expected_version,
+            repeatable: expected_version.is_some()
+                || (E::schema().version.is_none()
+                    && update.actions.iter().all(Action::is_idempotent)),
+        })
+    }
+
+    /// A delete of the item at `key`; `expect_version` makes it version-checked.
+    pub fn delete<E: Entity>(
+        client: &Client,
+        key: &Key<E>,
+        condition: Option<&Condition<E>>,
+        expect_version: Option<u64>,
+    ) -> Result<Self> {
+        let expected_version = expected_version::<E>(expect_version)?;
+        let mut ph = Placeholders::default();
+        let condition = write_condition(&mut ph, condition, expected_version)?;
+        Ok(CompiledWrite {
+            table: client.table_name(E::schema().table),
+            key: key.to_item()?,
+            body: WriteBody::Delete,
+            condition,
+            names: ph.names(),
+            values: ph.values(),
+            expected_version,
+            repeatable: true,
+        })
+    }
+
+    /// A condition check on the item at `key` (transactions only).
+    pub fn check<E: Entity>(
+        client: &Client,
+        key: &Key<E>,
+        condition: &Condition<E>,
+    ) -> Result<Self> {
+        let mut ph = Placeholders::default();
+        let expression = render_condition::<E>(&mut ph, condition)?;
+        Ok(CompiledWrite {
+            table: client.table_name(E::schema().table),
+            key: key.to_item()?,
+            body: WriteBody::Check,
+            condition: Some(expression),
+            names: ph.names(),
+            values: ph.values(),
+            expected_version: None,
+            repeatable: true,
+        })
+    }
+
+    /// What kind of transaction part this write is.
+    pub fn action(&self) -> TransactAction {
+        match self.body {
+            WriteBody::Put(_) => TransactAction::Put,
+            WriteBody::Update(_) => TransactAction::Update,
+            WriteBody::Delete => TransactAction::Delete,
+            WriteBody::Check => TransactAction::ConditionCheck,
+        }
+    }
+
+    /// The write as one part of a TransactWriteItems (a failed condition returns the item).
+    pub fn to_transact_item(&self) -> TransactWriteItem {
+        let item = TransactWriteItem::builder();
+        match &self.body {
+            WriteBody::Put(put) => item.put(
+                write_parts!(Put::builder().set_item(Some(put.clone())), self)
+                    .build()
+                    .expect("table and item are set"),
+            ),
+            WriteBody::Update(expression) => item.update(
+                write_parts!(
+                    SdkUpdate::builder()
+                        .set_key(Some(self.key.clone()))
+                        .update_expression(expression),
+                    self
+                )
+                .build()
+                .expect("table, key and expression are set"),
+            ),
+            WriteBody::Delete => item.delete(
+                write_parts!(Delete::builder().set_key(Some(self.key.clone())), self)
+                    .build()
+                    .expect("table and key are set"),
+            ),
+            WriteBody::Check => item.condition_check(
+                write_parts!(
+                    ConditionCheck::builder().set_key(Some(self.key.clone())),
+                    self
+                )
+                .build()
+                .expect("table, key and condition are set"),
+            ),
+        }
+        .build()
+    }
+}
+
+/// Renders `condition` AND the version check (if any) into `ph`.
+fn write_condition<E: Entity>(
+    ph: &mut Placeholders,
+    condition: Option<&Condition<E>>,
+    expected_version: Option<Option<u64>>,
+) -> Result<Option<String>> {
+    let schema = E::schema();
+    let mut parts = Vec::new();
+    if let Some(cond) = condition {
+        parts.push(render_condition::<E>(ph, cond)?);
+    }
+    if let Some(expected) = expected_version {
+        match expected {
+            None => {
+                let pk = ph.name(schema.partition_key.name);
+                parts.push(format!("attribute_not_exists({pk})"));
+            }
+            Some(v) => {
+                let ver = ph.name(
+                    schema
+                        .version
+                        .expect("version-checked entities have a version attribute"),
+                );
+                let val = ph.value(AttributeValue::N(v.to_string()));
+                parts.push(format!("{ver} = {val}"));
+            }
+        }
+    }
+    Ok(match parts.len() {
+        0 => None,
+        1 => parts.pop(),
+        _ => Some(
+            parts
+                .iter()
+                .map(|p| format!("({p})"))
+                .collect::<Vec<_>>()
+                .join(" AND "),
+        ),
+    })
+}
+
+/// Renders a condition, turning a value that could not be converted into a validation error.
+fn render_condition<E: Entity>(ph: &mut Placeholders, cond: &Condition<E>) -> Result<String> {
+    cond.render(ph)
+        .map_err(|(path, e)| Error::validation(E::schema().entity, path.to_string(), e))
+}
+
+/// Checks a whole item before it is written: key attributes, index keys, numbers, size.
+pub(crate) fn validate_item<E: Entity>(item: &Item) -> Result<()> {
+    let schema = E::schema();
+    crate::entity::check_key_value(
+        schema,
+        &schema.partition_key,
+        item.get(schema.partition_key.name),
+    )?;
+    if let Some(sk) = &schema.sort_key {
+        crate::entity::check_key_value(schema, sk, item.get(sk.name))?;
+    }
+    for index in schema.indexes {
+        for key in std::iter::once(&index.partition_key).chain(index.sort_key.as_ref()) {
+            // Absent index keys are fine (sparse index); present ones must be valid.
+            if let Some(value) = item.get(key.name) {
+                crate::entity::check_key_value(schema, key, Some(value)).map_err(|e| match e {
+                    Error::Validation {
+                        entity,
+                        attribute,
+                        reason,
+                    } => Error::Validation {
+                        entity,
+                        attribute,
+                        reason: format!("{reason} (it is a key of index {})", index.name),
+                    },
+                    other => other,
+                })?;
+            }
+        }
+    }
+    for (name, value) in item {
+        check_numbers(value).map_err(|e| Error::validation(schema.entity, name.as_str(), e))?;
+    }
+    let size = crate::value::item_size(item);
+    if size > crate::value::MAX_ITEM_SIZE {
+        return Err(Error::validation(
+            schema.entity,
+            "(item)",
+            format!(
+                "item is {size} bytes, over DynamoDB's limit of {} bytes (400 KB)",
+                crate::value::MAX_ITEM_SIZE
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn check_numbers(value: &AttributeValue) -> std::result::Result<(), crate::value::ConvertError> {
+    match value {
+        AttributeValue::N(n) => crate::value::check_number_text(n),
+        AttributeValue::Ns(ns) => ns
+            .iter()
+            .try_for_each(|n| crate::value::check_number_text(n)),
+        AttributeValue::L(l) => l.iter().try_for_each(check_numbers),
+        AttributeValue::M(m) => m.values().try_for_each(check_numbers),
+        _ => Ok(()),
+    }
+}
+
+/// The version a write expects, checked against the schema.
+fn expected_version<E: Entity>(version: Option<u64>) -> Result<Option<Option<u64>>> {
+    match version {
+        None => Ok(None),
+        Some(_) if E::schema().version.is_none() => Err(Error::validation(
+            E::schema().entity,
+            "expect_version",
+            "the entity has no #[dynamite(version)] attribute",
+        )),
+        Some(v) => Ok(Some(Some(v))),
+    }
+}
+/// Checks an update (no key or version attribute touched, no path twice, index keys valid)
+/// and renders it, with the version bump when the entity has a version attribute.
+fn render_update<E: Entity>(ph: &mut Placeholders, update: &Update<E>) -> Result<String> {
+    let schema = E::schema();
+    if update.is_empty() {
+        return Err(Error::validation(
+            schema.entity,
+            "update",
+            "the update has no actions",
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for action in &update.actions {
+        let path = action.path();
+        let root = path.root();
+        if schema.is_key_attribute(root) {
+            return Err(Error::validation(
+                schema.entity,
+                root,
+                "key attributes cannot be updated; delete and put the item instead",
+            ));
+        }
+        if schema.version == Some(root) {
+            return Err(Error::validation(
+                schema.entity,
+                root,
+                "the version attribute is managed by dynamite and cannot be updated directly",
+            ));
+        }
+        if !seen.insert(path.to_string()) {
+            return Err(Error::validation(
+                schema.entity,
+                path.to_string(),
+                "the update changes this attribute twice; DynamoDB rejects overlapping paths",
+            ));
+        }
+        if let (Action::Set(_, Ok(value)), 1) = (action, path.segments().len()) {
+            let index_key = schema
+                .indexes
+                .iter()
+                .flat_map(|i| std::iter::once(&i.partition_key).chain(i.sort_key.as_ref()))
+                .find(|k| k.name == root);
+            if let Some(key) = index_key {
+                crate::entity::check_key_value(schema, key, Some(value))?;
+            }
+        }
+    }
+    let mut expression = update
+        .render(ph)
+        .map_err(|(path, e)| Error::validation(schema.entity, path.to_string(), e))?;
+    if let Some(version) = schema.version {
+        let v = ph.name(version);
+        let zero = ph.value(AttributeValue::N("0".into()));
+        let one = ph.value(AttributeValue::N("1".into()));
+        let bump = format!("{v} = if_not_exists({v}, {zero}) + {one}");
+        expression = match expression.strip_prefix("SET ") {
+            Some(rest) => format!("SET {bump}, {rest}"),
+            None => format!("SET {bump} {expression}"),
+        };
+    }
+    Ok(expression)
+}
