@@ -155,6 +155,13 @@ impl TableSchema {
         self.partition_key.name == attribute || self.sort_key.is_some_and(|k| k.name == attribute)
     }
 
+    /// The names of the table's key attributes (partition key, and sort key if any).
+    pub(crate) fn primary_key_names(&self) -> Vec<&'static str> {
+        std::iter::once(self.partition_key.name)
+            .chain(self.sort_key.map(|k| k.name))
+            .collect()
+    }
+
     /// The table's key attributes of `item` (partition key, and sort key if any).
     pub(crate) fn primary_key_of(&self, item: &crate::Item) -> crate::Item {
         std::iter::once(self.partition_key.name)

@@ -172,6 +172,11 @@ pub enum Error {
         reasons: Vec<crate::ops::CancellationReason>,
     },
 
+    /// A cache layer could not be set up (e.g. `RedisLayer::connect`). Cache faults while
+    /// serving requests never fail them; they are counted and logged instead.
+    #[error("cache layer error")]
+    Cache(#[from] crate::cache::CacheError),
+
     /// Client configuration is incomplete or invalid.
     #[error("configuration: {0}")]
     Config(String),

@@ -148,12 +148,14 @@ impl CompiledWrite {
         expect_version: Option<u64>,
     ) -> Result<Self> {
         let expected_version = expected_version::<E>(expect_version)?;
+        let key = key.to_item()?;
         let mut ph = Placeholders::default();
         let expression = render_update(&mut ph, update)?;
+        check_update_size::<E>(&key, &ph)?;
         let condition = write_condition(&mut ph, condition, expected_version)?;
         Ok(CompiledWrite {
             table: client.table_name(E::schema().table),
-            key: key.to_item()?,
+            key,
             body: WriteBody::Update(expression),
             condition,
             names: ph.names(),
@@ -252,6 +254,27 @@ impl CompiledWrite {
         }
         .build()
     }
+}
+
+/// An update whose values alone would make the item larger than DynamoDB allows can never
+/// succeed: refused before sending.
+fn check_update_size<E: Entity>(key: &Item, ph: &Placeholders) -> Result<()> {
+    let values: usize = ph
+        .values()
+        .map_or(0, |v| v.values().map(crate::value::value_size).sum());
+    let size = crate::value::item_size(key) + values;
+    if size > crate::value::MAX_ITEM_SIZE {
+        return Err(Error::validation(
+            E::schema().entity,
+            "(update)",
+            format!(
+                "the update's values are {size} bytes with the key, over DynamoDB's item limit of \
+                 {} bytes (400 KB)",
+                crate::value::MAX_ITEM_SIZE
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Renders `condition` AND the version check (if any) into `ph`.

@@ -254,13 +254,14 @@ async fn put_get_round_trip_with_projection_and_consistency() {
     assert!(raw.contains_key("mail"));
     assert!(!raw.contains_key("nickname"));
 
-    // Projection: only some attributes; the entity must still be readable.
+    // Projection: only some attributes (and the key, always read); the entity must still be
+    // readable, so a missing required field is a Conversion error naming it.
     let err = User::get(&db, User::key("u1", "eu"))
         .select([User::NAME])
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, Error::Conversion { attribute, .. } if attribute == "id"),
+        matches!(&err, Error::Conversion { attribute, .. } if attribute == "status"),
         "{err:?}"
     );
     let note = Note {
@@ -738,4 +739,83 @@ async fn binary_and_numeric_keys() {
         .await
         .unwrap();
     assert_eq!(got, Some(e));
+}
+
+#[tokio::test]
+async fn oversized_updates_and_empty_key_conditions_are_refused_before_sending() {
+    let db = common::unreachable_client().await;
+    let big = "x".repeat(410 * 1024);
+    let err = Note::update(&db, Note::key("n"))
+        .set(Note::BODY, big.as_str())
+        .await
+        .unwrap_err();
+    assert!(err.is_validation(), "{err:?}");
+    assert!(err.to_string().contains("400 KB"), "{err}");
+
+    let err = Note::find(&db)
+        .filter(Note::ID.eq(""))
+        .all()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Validation { attribute, .. } if attribute == "id"),
+        "{err:?}"
+    );
+
+    let err = Note::find(&db)
+        .filter(Note::ID.eq("n"))
+        .limit(0)
+        .page(None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Validation { attribute, .. } if attribute == "limit"),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn selections_always_read_the_key() {
+    #[derive(Entity, Serialize, Deserialize, Clone, Debug, PartialEq)]
+    #[dynamite(table = "notes")]
+    struct NoteBody {
+        #[dynamite(partition_key)]
+        id: String,
+        #[serde(default)]
+        body: String,
+        size: Option<f64>,
+    }
+    let db = setup::<NoteBody>().await;
+    let note = NoteBody {
+        id: "n1".into(),
+        body: "hello".into(),
+        size: Some(1.5),
+    };
+    note.put(&db).await.unwrap();
+
+    // get().select() reads the key with the selection, so the entity decodes.
+    let got = NoteBody::get(&db, NoteBody::key("n1"))
+        .select([NoteBody::BODY])
+        .await
+        .unwrap();
+    assert_eq!(
+        got,
+        Some(NoteBody {
+            size: None,
+            ..note.clone()
+        })
+    );
+
+    // A selection naming the key itself names it once (DynamoDB refuses a path twice).
+    let got = NoteBody::get(&db, NoteBody::key("n1"))
+        .select([NoteBody::ID, NoteBody::BODY])
+        .await
+        .unwrap();
+    assert_eq!(got.map(|n| n.body), Some("hello".to_owned()));
+    let out = NoteBody::batch_get(&db, [NoteBody::key("n1")])
+        .select([NoteBody::ID, NoteBody::BODY])
+        .await
+        .unwrap();
+    assert_eq!(out.items.len(), 1);
+    assert!(out.missing.is_empty());
 }

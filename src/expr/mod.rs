@@ -91,3 +91,16 @@ pub(crate) fn projection(ph: &mut Placeholders, paths: &[Path]) -> Option<String
             .join(", "),
     )
 }
+
+/// `paths` followed by each of the top-level attributes `keys` not among them: a projection that
+/// still reads the item's key (named once: DynamoDB rejects a projection naming one twice).
+pub(crate) fn with_keys(paths: &[Path], keys: &[&str]) -> Vec<Path> {
+    let mut all = paths.to_vec();
+    for key in keys {
+        let top = Path(vec![crate::PathSegment::Name((*key).to_owned().into())]);
+        if !all.contains(&top) {
+            all.push(top);
+        }
+    }
+    all
+}

@@ -508,21 +508,12 @@ pub(crate) fn table_read<'r, E: Entity>(
     retry: Option<&'r RetryPolicy>,
 ) -> TableRead<'r> {
     let schema = E::schema();
-    let key_names: Vec<&'static str> = [
-        Some(schema.partition_key.name),
-        schema.sort_key.map(|k| k.name),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
+    let key_names = schema.primary_key_names();
     let (projection, names) = if projection.is_empty() {
         (None, None)
     } else {
         let mut ph = Placeholders::default();
-        let mut paths = projection.to_vec();
-        for k in &key_names {
-            paths.push(Attr::<E, ()>::new(k).path());
-        }
+        let paths = expr::with_keys(projection, &key_names);
         (expr::projection(&mut ph, &paths), ph.names())
     };
     TableRead {

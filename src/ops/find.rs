@@ -276,7 +276,15 @@ impl<'a, E: Entity, O: Send + 'static> Find<'a, E, O> {
 
     fn prepare(&self) -> Result<Prepared> {
         let schema = E::schema();
+        if self.limit == Some(0) {
+            return Err(Error::validation(
+                schema.entity,
+                "limit",
+                "limit(0) asks for no items; use a limit of at least 1",
+            ));
+        }
         let planned = self.planned()?;
+        check_key_operands(schema.entity, &planned.key_nodes)?;
         if self.segments.is_some() && planned.operation != Operation::Scan {
             return Err(Error::InvalidQuery {
                 entity: schema.entity,
@@ -395,34 +403,12 @@ impl<'a, E: Entity, O: Send + 'static> Find<'a, E, O> {
         if fetch_base {
             read_paths.extend(key_attrs.iter().map(|k| Attr::<E, ()>::new(k).path()));
         } else if !self.projection.is_empty() {
-            read_paths.extend(self.projection.iter().cloned());
-            for k in &key_attrs {
-                if !read_paths
-                    .iter()
-                    .any(|p| p.root() == *k && p.segments().len() == 1)
-                {
-                    read_paths.push(Attr::<E, ()>::new(k).path());
-                }
-            }
+            read_paths = expr::with_keys(&self.projection, &key_attrs);
         }
         let projection = expr::projection(&mut ph, &read_paths);
         let base_projection = if fetch_base && !self.projection.is_empty() {
             let mut bph = Placeholders::default();
-            let mut paths = self.projection.clone();
-            for k in [
-                Some(schema.partition_key.name),
-                schema.sort_key.map(|k| k.name),
-            ]
-            .into_iter()
-            .flatten()
-            {
-                if !paths
-                    .iter()
-                    .any(|p| p.root() == k && p.segments().len() == 1)
-                {
-                    paths.push(Attr::<E, ()>::new(k).path());
-                }
-            }
+            let paths = expr::with_keys(&self.projection, &schema.primary_key_names());
             let expr = expr::projection(&mut bph, &paths);
             Some((expr, bph.names()))
         } else {
@@ -1118,4 +1104,35 @@ impl<'a, O: Send + 'static> Stream for ReadAhead<'a, O> {
             };
         }
     }
+}
+
+/// Key conditions compare key attributes, and DynamoDB refuses empty strings and binaries as
+/// key values: refused here, before sending, naming the attribute.
+fn check_key_operands(entity: &'static str, nodes: &[Node]) -> Result<()> {
+    for node in nodes {
+        let operands: Vec<(&Path, &Result<AttributeValue, crate::value::ConvertError>)> = match node
+        {
+            Node::Compare(path, _, value) | Node::BeginsWith(path, value) => {
+                vec![(path, value)]
+            }
+            Node::Between(path, low, high) => vec![(path, low), (path, high)],
+            _ => Vec::new(),
+        };
+        for (path, value) in operands {
+            let empty = match value {
+                Ok(AttributeValue::S(s)) => s.is_empty(),
+                Ok(AttributeValue::B(b)) => b.as_ref().is_empty(),
+                _ => false,
+            };
+            if empty {
+                return Err(Error::validation(
+                    entity,
+                    path.to_string(),
+                    "a key condition compares a key attribute with an empty value; DynamoDB \
+                     key values cannot be empty",
+                ));
+            }
+        }
+    }
+    Ok(())
 }

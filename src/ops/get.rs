@@ -85,7 +85,13 @@ impl<'a, E: Entity> GetItem<'a, E> {
         self.key.check()?;
         let table = self.client.table_name(schema.table);
         let mut ph = Placeholders::default();
-        let projection = expr::projection(&mut ph, &self.projection);
+        // A selection still reads the key, so the item can be decoded and cached as itself.
+        let paths = if self.projection.is_empty() {
+            Vec::new()
+        } else {
+            expr::with_keys(&self.projection, &schema.primary_key_names())
+        };
+        let projection = expr::projection(&mut ph, &paths);
         let names = ph.names();
         if let Some(cache) = self
             .client

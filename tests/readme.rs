@@ -1,0 +1,267 @@
+//! The README's code blocks, compiled and run against the local server. Each ```rust block of
+//! README.md appears below verbatim (indentation aside), with the set-up it needs around it;
+//! `every_readme_block_is_here` fails when a block is edited in one place and not the other.
+
+mod common;
+
+use std::collections::HashSet;
+
+use dynamite::{Client, Cursor, Entity, RetryPolicy, Update};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+
+/// The README's ```rust blocks, each as trimmed lines.
+fn readme_blocks() -> Vec<Vec<String>> {
+    let readme = include_str!("../README.md");
+    let mut blocks = Vec::new();
+    let mut current: Option<Vec<String>> = None;
+    for line in readme.lines() {
+        match (&mut current, line.trim_start()) {
+            (None, "```rust") => current = Some(Vec::new()),
+            (Some(_), "```") => blocks.push(current.take().expect("in a block")),
+            (Some(block), _) => block.push(line.trim().to_owned()),
+            (None, _) => {}
+        }
+    }
+    blocks
+}
+
+#[test]
+fn every_readme_block_is_here() {
+    let here: Vec<String> = include_str!("readme.rs")
+        .lines()
+        .map(|l| l.trim().to_owned())
+        .collect();
+    let blocks = readme_blocks();
+    assert!(blocks.len() >= 4, "README blocks found: {}", blocks.len());
+    for block in blocks {
+        let found = here
+            .windows(block.len())
+            .any(|window| window == block.as_slice());
+        assert!(
+            found,
+            "this README block is not in tests/readme.rs (copy it there, with what it needs \
+             around it):\n{}",
+            block.join("\n")
+        );
+    }
+}
+
+/// A client for the test server whose tables live under a prefix of their own: the README's
+/// `Client::from_env()` with the prefix the other tests use.
+async fn from_env() -> Client {
+    common::client().await
+}
+
+#[rustfmt::skip] // the README's layout, kept verbatim
+#[tokio::test]
+async fn readme_items_and_queries() -> dynamite::Result<()> {
+    // Set-up for the introduction (items in a block are visible before their declaration).
+    let user = User {
+        id: "u1".into(),
+        status: "active".into(),
+        created_at: 5,
+        name: "Ada".into(),
+        email: "ada@example.com".into(),
+        logins: 0,
+        expires_at: None,
+        version: 0,
+    };
+    // The README's own client has no table prefix, so the table is "users" itself (no other
+    // test uses it); a leftover from an earlier run against the same server goes first.
+    User::delete_table(&Client::from_env().await).if_exists().await?;
+
+    // README: the introduction.
+    use dynamite::{Client, Entity};
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Entity, Serialize, Deserialize, Clone, Debug, PartialEq)]
+    #[dynamite(table = "users")]
+    #[dynamite(global_index(name = "StatusIndex", projection = include(name, email, logins)))]
+    pub struct User {
+        #[dynamite(partition_key)]
+        pub id: String,
+        #[dynamite(index_key(index = "StatusIndex", partition))]
+        pub status: String,
+        #[dynamite(index_key(index = "StatusIndex", sort))]
+        pub created_at: i64,
+        pub name: String,
+        #[serde(rename = "mail")]
+        pub email: String,
+        pub logins: u64,
+        #[dynamite(ttl)]
+        pub expires_at: Option<i64>,
+        #[dynamite(version)]
+        pub version: u64,
+    }
+
+    let db = Client::from_env().await;                 // AWS_ENDPOINT_URL_DYNAMODB is honoured
+    User::ensure_table(&db).await?;                    // from the metadata; idempotent, waits for ACTIVE
+    user.put(&db).await?;                              // version attribute => optimistic lock
+    let u: Option<User> = User::get(&db, User::key("u1")).consistent().await?;
+    User::update(&db, User::key("u1"))
+        .set(User::NAME, "Ada")
+        .add(User::LOGINS, 1)
+        .condition(User::STATUS.eq("active"))
+        .await?;
+    User::delete(&db, User::key("u1")).await?;
+
+    assert_eq!(u.map(|u| u.version), Some(1));
+
+    // README: Queries.
+    for i in 0..30u64 {
+        User {
+            id: format!("u{i}"),
+            name: if i % 2 == 0 { "Ann" } else { "Bob" }.into(),
+            logins: i,
+            created_at: i as i64,
+            ..user.clone()
+        }
+        .put(&db)
+        .await?;
+    }
+    let (t0, t1) = (0, 100);
+    let cursor: Option<Cursor> = None;
+    let active: Vec<User> = User::find(&db)
+        .filter(User::STATUS.eq("active"))               // typed: a number here is a compile error
+        .filter(User::CREATED_AT.between(t0, t1))
+        .filter(User::NAME.begins_with("A").or(User::LOGINS.gt(10)))
+        .limit(50)                                       // 50 *matching* items, across pages
+        .all().await?;
+
+    println!("{}", User::find(&db).filter(User::STATUS.eq("active")).explain()?);
+    // Query on StatusIndex key [status = "active"] + BatchGetItem per page for the full items (...)
+
+    let page = User::find(&db).filter(User::ID.eq("u1")).limit(20).page(cursor).await?;  // Page { items, next }
+    let mut stream = User::find(&db).filter(User::STATUS.eq("active")).stream();          // one page of read-ahead
+    let n = User::find(&db).filter(User::STATUS.eq("active")).count().await?;
+    let all = User::scan(&db).segments(4).stream();                                        // parallel scan
+
+    // What the README promises of them.
+    let expected: HashSet<String> = (0..30)
+        .filter(|i| i % 2 == 0 || *i > 10)
+        .map(|i| format!("u{i}"))
+        .collect();
+    assert_eq!(
+        active.iter().map(|u| u.id.clone()).collect::<HashSet<_>>(),
+        expected
+    );
+    assert_eq!(page.items.len(), 1);
+    assert!(stream.next().await.transpose()?.is_some());
+    assert_eq!(n, 30);
+    assert_eq!(all.count().await, 30);
+    User::delete_table(&db).await?;
+    Ok(())
+}
+
+#[derive(Entity, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[dynamite(table = "orders")]
+struct Order {
+    #[dynamite(partition_key)]
+    id: String,
+}
+
+#[derive(Entity, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[dynamite(table = "accounts")]
+struct Account {
+    #[dynamite(partition_key)]
+    id: String,
+    balance: i64,
+}
+
+#[derive(Entity, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[dynamite(table = "people")]
+struct User {
+    #[dynamite(partition_key)]
+    id: String,
+}
+
+#[rustfmt::skip] // the README's layout, kept verbatim
+#[tokio::test]
+async fn readme_batches_transactions_retries() -> dynamite::Result<()> {
+    let db = from_env().await;
+    User::create_table(&db).await?;
+    Order::create_table(&db).await?;
+    Account::create_table(&db).await?;
+    for (id, balance) in [("a", 20), ("b", 0)] {
+        Account {
+            id: id.into(),
+            balance,
+        }
+        .put(&db)
+        .await?;
+    }
+    let users: Vec<User> = (0..60).map(|i| User { id: format!("u{i}") }).collect();
+    let keys: Vec<_> = (0..70).map(|i| User::key(format!("u{i}"))).collect();
+    let user_keys: Vec<_> = (0..3).map(|i| User::key(format!("u{i}"))).collect();
+    let order_keys = vec![Order::key("o1")];
+    let sdk = db.sdk().clone();
+
+    // README: Batches, transactions, retries.
+    let out = User::batch_write(&db).put_all(&users).delete(User::key("gone")).await?;   // chunks of 25
+    let got = User::batch_get(&db, keys).await?;            // chunks of 100; got.items in input order, got.missing
+    let mut both = db.batch_get().add::<User>(user_keys).add::<Order>(order_keys).await?;
+    let users = both.take::<User>()?;
+    db.transact_write()
+        .update_if(Account::key("a"), Update::new().add(Account::BALANCE, -10), Account::BALANCE.ge(10))
+        .update(Account::key("b"), Update::new().add(Account::BALANCE, 10))
+        .idempotency_token("transfer-42")
+        .await?;
+    let db = Client::builder(sdk).retry_policy(RetryPolicy::standard().max_attempts(5)).build();
+
+    assert_eq!(out.puts, 60);
+    assert_eq!(got.items.len(), 60);
+    assert_eq!(got.missing.len(), 10);
+    assert_eq!(users.items.len(), 3);
+    assert_eq!(db.retry_policy().get_max_attempts(), 5);
+    Ok(())
+}
+
+#[cfg(feature = "redis")]
+#[rustfmt::skip] // the README's layout, kept verbatim
+#[tokio::test]
+async fn readme_cache_layers() -> dynamite::Result<()> {
+    let sdk = from_env().await.sdk().clone();
+    let url = std::env::var("DYNAMITE_REDIS_URL").expect(
+        "the README's cache block needs DYNAMITE_REDIS_URL: run the tests through \
+         `scripts/with-services --redis`",
+    );
+
+    // README: Cache layers.
+    use dynamite::cache::{MokaLayer, RedisLayer, Tiered};
+
+    let db = Client::builder(sdk)
+        .cache(
+            Tiered::new()
+                .layer(MokaLayer::new(64 << 20))                                    // L1: per process, 64 MiB
+                .layer(RedisLayer::builder(url).prefix("myapp:").connect().await?), // L2: shared (feature "redis")
+        )
+        .build();
+
+    #[derive(Entity, Serialize, Deserialize, Clone)]
+    #[dynamite(table = "products", cache(ttl = "5m", negative_ttl = "10s", queries))]
+    struct Product {
+        #[dynamite(partition_key)]
+        sku: String,
+        price_cents: u64,
+    }
+
+    // The cache serves the second read.
+    let db = Client::builder(db.sdk().clone())
+        .table_prefix(from_env().await.table_prefix())
+        .cache(MokaLayer::new(1 << 20))
+        .build();
+    Product::create_table(&db).await?;
+    Product {
+        sku: "p1".into(),
+        price_cents: 250,
+    }
+    .put(&db)
+    .await?;
+    for _ in 0..2 {
+        let got = Product::get(&db, Product::key("p1")).await?;
+        assert_eq!(got.map(|p| p.price_cents), Some(250));
+    }
+    assert!(db.cache_stats().layers.iter().any(|(_, l)| l.hits >= 1));
+    Ok(())
+}
