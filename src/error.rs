@@ -146,7 +146,7 @@ pub enum Error {
     #[error("batch write incomplete: {} operation(s) not applied, {applied} applied", operations.len())]
     Unprocessed {
         /// The operations not applied.
-        operations: Vec<crate::ops::WriteOp>,
+        operations: Vec<crate::write::WriteOp>,
         /// How many operations were applied.
         applied: usize,
         /// The error that stopped the batch, when it was not only unprocessed items.
@@ -169,7 +169,7 @@ pub enum Error {
     #[error("transaction cancelled: {}", reasons.iter().filter(|r| r.code.as_deref().is_some_and(|c| c != "None")).map(|r| format!("operation {} ({} on {}): {}", r.index, r.operation, r.table, r.code.as_deref().unwrap_or("?"))).collect::<Vec<_>>().join("; "))]
     TransactionCanceled {
         /// One entry per operation of the transaction, in order.
-        reasons: Vec<crate::ops::CancellationReason>,
+        reasons: Vec<crate::write::CancellationReason>,
     },
 
     /// A cache layer could not be set up (e.g. `RedisLayer::connect`). Cache faults while

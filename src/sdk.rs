@@ -25,7 +25,7 @@ pub(crate) trait OperationError:
     }
 
     /// The cancellation reasons, when this is a cancelled transaction.
-    fn cancellation_reasons(&self) -> Option<Vec<crate::ops::CancellationReason>> {
+    fn cancellation_reasons(&self) -> Option<Vec<crate::write::CancellationReason>> {
         None
     }
 }
@@ -33,15 +33,15 @@ pub(crate) trait OperationError:
 macro_rules! transaction_error {
     ($($err:path),*) => {$(
         impl OperationError for $err {
-            fn cancellation_reasons(&self) -> Option<Vec<crate::ops::CancellationReason>> {
+            fn cancellation_reasons(&self) -> Option<Vec<crate::write::CancellationReason>> {
                 match self {
                     Self::TransactionCanceledException(e) => Some(
                         e.cancellation_reasons()
                             .iter()
-                            .map(|r| crate::ops::CancellationReason {
+                            .map(|r| crate::write::CancellationReason {
                                 index: 0,
-                                // Attributed to their operations by ops::transact.
-                                operation: crate::ops::TransactAction::Get,
+                                // Attributed to their operations by the transaction.
+                                operation: crate::write::TransactAction::Get,
                                 table: String::new(),
                                 key: Item::new(),
                                 code: r.code().map(str::to_owned),

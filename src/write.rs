@@ -64,6 +64,74 @@ macro_rules! write_parts {
 }
 pub(crate) use write_parts;
 
+/// Why one operation of a cancelled transaction failed (or `code == Some("None")`: it did not).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CancellationReason {
+    /// The operation's position in the transaction (0-based, in the order added).
+    pub index: usize,
+    /// What the operation was.
+    pub operation: TransactAction,
+    /// The table (with prefix).
+    pub table: String,
+    /// The key of the item the operation is on.
+    pub key: Item,
+    /// DynamoDB's code: `ConditionalCheckFailed`, `TransactionConflict`, `None`, ...
+    pub code: Option<String>,
+    /// DynamoDB's message.
+    pub message: Option<String>,
+    /// The item as it was, for failed conditions.
+    pub item: Option<Item>,
+}
+
+impl CancellationReason {
+    /// `true` when this operation's condition failed.
+    pub fn is_condition_failed(&self) -> bool {
+        self.code.as_deref() == Some("ConditionalCheckFailed")
+    }
+}
+
+/// One put or delete of a batch write, on its table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WriteOp {
+    pub(crate) table: String,
+    pub(crate) entity: &'static str,
+    pub(crate) key: Item,
+    /// The key in cache-key form (partition, sort), for invalidation.
+    pub(crate) key_text: String,
+    pub(crate) kind: WriteKind,
+}
+
+/// What a [`WriteOp`] does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WriteKind {
+    /// Put this item.
+    Put(Item),
+    /// Delete the item with the op's key.
+    Delete,
+}
+
+impl WriteOp {
+    /// The table (with the client's prefix).
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// The entity type name.
+    pub fn entity(&self) -> &'static str {
+        self.entity
+    }
+
+    /// The primary key the operation writes.
+    pub fn key(&self) -> &Item {
+        &self.key
+    }
+
+    /// Put or delete.
+    pub fn kind(&self) -> &WriteKind {
+        &self.kind
+    }
+}
+
 /// A new client request token for a TransactWriteItems: 36 random alphanumerics (DynamoDB
 /// allows 1 to 36 characters). Every attempt of one call carries the same token, so DynamoDB
 /// applies the transaction once however often it is sent (within 10 minutes).

@@ -14,52 +14,13 @@ use futures::StreamExt;
 use super::batch_get::{key_string, BatchStats};
 use crate::pipeline::Target;
 use crate::retry::Attempts;
-use crate::{Client, Entity, Error, ErrorKind, Item, Key, Operation, Result, RetryPolicy};
+use crate::write::{WriteKind, WriteOp};
+use crate::{Client, Entity, Error, ErrorKind, Key, Operation, Result, RetryPolicy};
 
 /// DynamoDB's limit of operations per BatchWriteItem request.
 pub const MAX_WRITES_PER_REQUEST: usize = 25;
 
-/// One put or delete of a batch write, on its table.
-#[derive(Debug, Clone, PartialEq)]
-pub struct WriteOp {
-    table: String,
-    entity: &'static str,
-    key: Item,
-    /// The key in cache-key form (partition, sort), for invalidation.
-    key_text: String,
-    kind: WriteKind,
-}
-
-/// What a [`WriteOp`] does.
-#[derive(Debug, Clone, PartialEq)]
-pub enum WriteKind {
-    /// Put this item.
-    Put(Item),
-    /// Delete the item with the op's key.
-    Delete,
-}
-
 impl WriteOp {
-    /// The table (with the client's prefix).
-    pub fn table(&self) -> &str {
-        &self.table
-    }
-
-    /// The entity type name.
-    pub fn entity(&self) -> &'static str {
-        self.entity
-    }
-
-    /// The primary key the operation writes.
-    pub fn key(&self) -> &Item {
-        &self.key
-    }
-
-    /// Put or delete.
-    pub fn kind(&self) -> &WriteKind {
-        &self.kind
-    }
-
     fn request(&self) -> WriteRequest {
         match &self.kind {
             WriteKind::Put(item) => WriteRequest::builder()

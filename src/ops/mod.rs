@@ -10,14 +10,14 @@ mod put;
 mod transact;
 mod update;
 
-pub use crate::write::TransactAction;
+pub use crate::write::{CancellationReason, TransactAction, WriteKind, WriteOp};
 pub use batch_get::{BatchGet, BatchGetOutput, BatchStats, MultiBatchGet, MultiBatchGetOutput};
-pub use batch_write::{BatchWrite, BatchWriteOutput, WriteKind, WriteOp};
+pub use batch_write::{BatchWrite, BatchWriteOutput};
 pub use delete::DeleteItem;
 pub use find::{Find, IndexName};
 pub use get::GetItem;
 pub use put::PutItem;
-pub use transact::{CancellationReason, TransactGet, TransactGetOutput, TransactWrite};
+pub use transact::{TransactGet, TransactGetOutput, TransactWrite};
 pub use update::UpdateItem;
 
 use crate::{Entity, Item, Result};

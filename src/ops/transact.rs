@@ -10,37 +10,11 @@ use aws_sdk_dynamodb::types::{Get, ReturnConsumedCapacity, TransactGetItem, Tran
 
 use super::batch_get::key_string;
 use crate::pipeline::Target;
-use crate::write::{CompiledWrite, TransactAction};
+use crate::write::{CancellationReason, CompiledWrite, TransactAction};
 use crate::{Client, Condition, Entity, Error, Item, Key, Operation, Result, RetryPolicy, Update};
 
 /// DynamoDB's limit of operations per transaction.
 pub const MAX_TRANSACTION_ITEMS: usize = 100;
-
-/// Why one operation of a cancelled transaction failed (or `code == Some("None")`: it did not).
-#[derive(Debug, Clone, PartialEq)]
-pub struct CancellationReason {
-    /// The operation's position in the transaction (0-based, in the order added).
-    pub index: usize,
-    /// What the operation was.
-    pub operation: TransactAction,
-    /// The table (with prefix).
-    pub table: String,
-    /// The key of the item the operation is on.
-    pub key: Item,
-    /// DynamoDB's code: `ConditionalCheckFailed`, `TransactionConflict`, `None`, ...
-    pub code: Option<String>,
-    /// DynamoDB's message.
-    pub message: Option<String>,
-    /// The item as it was, for failed conditions.
-    pub item: Option<Item>,
-}
-
-impl CancellationReason {
-    /// `true` when this operation's condition failed.
-    pub fn is_condition_failed(&self) -> bool {
-        self.code.as_deref() == Some("ConditionalCheckFailed")
-    }
-}
 
 struct TxOp {
     operation: TransactAction,
