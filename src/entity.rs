@@ -52,9 +52,17 @@ pub trait Entity: Sized + Send + Sync + 'static {
         PutItem::new(client, self)
     }
 
-    /// Changes attributes of the item with `key`.
+    /// Changes attributes of the existing item with `key`; when there is none, the update
+    /// fails with [`Error::NotFound`](crate::Error::NotFound) and creates nothing (a partial
+    /// item would fail every later read). [`upsert`](Entity::upsert) creates it.
     fn update(client: &Client, key: Key<Self>) -> UpdateItem<'_, Self> {
-        UpdateItem::new(client, key)
+        UpdateItem::new(client, key, true)
+    }
+
+    /// Changes attributes of the item with `key`, creating it when there is none (DynamoDB's
+    /// own UpdateItem). The update must then set every attribute the entity needs to be read.
+    fn upsert(client: &Client, key: Key<Self>) -> UpdateItem<'_, Self> {
+        UpdateItem::new(client, key, false)
     }
 
     /// Deletes the item with `key`.

@@ -51,6 +51,21 @@ pub enum Error {
         current: Option<Box<Item>>,
     },
 
+    /// An update of an item that does not exist (`update()` changes existing items only;
+    /// `upsert()` creates them).
+    #[error(
+        "{operation} on table {table}: no item with key {}",
+        crate::value::display_item(key)
+    )]
+    NotFound {
+        /// The operation.
+        operation: Operation,
+        /// The table, with its prefix.
+        table: String,
+        /// The key looked for.
+        key: Item,
+    },
+
     /// Optimistic locking: the stored version is not the one the write expected.
     #[error("version conflict on table {table}: expected version {expected:?}, found {actual:?}")]
     VersionConflict {
@@ -297,6 +312,11 @@ impl Error {
             self,
             Error::ConditionFailed { .. } | Error::VersionConflict { .. }
         )
+    }
+
+    /// `true` for [`Error::NotFound`]: `update()` of an item that does not exist.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Error::NotFound { .. })
     }
 
     /// `true` for [`Error::VersionConflict`].

@@ -237,7 +237,7 @@ impl Client {
     pub(crate) async fn write_item<E, O, Er, F, Fut>(
         &self,
         target: Target<'_>,
-        expected_version: Option<Option<u64>>,
+        write: &CompiledWrite,
         landed: Landed<'_>,
         send: F,
     ) -> Result<Option<Item>>
@@ -259,8 +259,72 @@ impl Client {
                 self.resolve_lost_answer::<E>(err, table, key, retry, landed)
                     .await
             }
-            Err(err) => Err(refine_condition_error::<E>(err, expected_version)),
+            Err(err @ Error::ConditionFailed { .. }) => {
+                Err(self.explain_condition_failure::<E>(err, write, retry).await)
+            }
+            Err(err) => Err(err),
         }
+    }
+
+    /// A failed condition, explained from the stored item (read consistently when DynamoDB
+    /// did not return it): [`Error::NotFound`] for an update of a missing item,
+    /// [`Error::VersionConflict`] when the stored version is not the expected one, else the
+    /// caller's condition failed.
+    async fn explain_condition_failure<E: Entity>(
+        &self,
+        err: Error,
+        write: &CompiledWrite,
+        retry: Option<&RetryPolicy>,
+    ) -> Error {
+        let Error::ConditionFailed {
+            operation,
+            table,
+            current,
+        } = err
+        else {
+            return err;
+        };
+        let current = match current {
+            Some(item) => Some(item),
+            None => match self.read_stored::<E>(&table, &write.key, retry).await {
+                Ok(stored) => stored.map(Box::new),
+                Err(_) => None,
+            },
+        };
+        if write.must_exist && current.is_none() {
+            return Error::NotFound {
+                operation,
+                table,
+                key: write.key.clone(),
+            };
+        }
+        let failed = Error::ConditionFailed {
+            operation,
+            table,
+            current,
+        };
+        refine_condition_error::<E>(failed, write.expected_version)
+    }
+
+    /// The item as stored, read consistently.
+    async fn read_stored<E: Entity>(
+        &self,
+        table: &str,
+        key: &Item,
+        retry: Option<&RetryPolicy>,
+    ) -> Result<Option<Item>> {
+        let target = Target::safe(Operation::GetItem, table, E::schema().entity, retry);
+        let read = self
+            .execute(target, || {
+                self.sdk()
+                    .get_item()
+                    .table_name(table)
+                    .set_key(Some(key.clone()))
+                    .consistent_read(true)
+                    .send()
+            })
+            .await?;
+        Ok(read.item)
     }
 
     /// After a lost answer: reads the item back (consistently) and decides whether the write
@@ -276,21 +340,9 @@ impl Client {
         if matches!(landed, Landed::Unknowable) {
             return Err(unknown);
         }
-        let target = Target::safe(Operation::GetItem, table, E::schema().entity, retry);
-        let read = self
-            .execute(target, || {
-                self.sdk()
-                    .get_item()
-                    .table_name(table)
-                    .set_key(Some(key.clone()))
-                    .consistent_read(true)
-                    .send()
-            })
-            .await;
-        let Ok(read) = read else {
+        let Ok(stored) = self.read_stored::<E>(table, key, retry).await else {
             return Err(unknown);
         };
-        let stored = read.item;
         match landed {
             Landed::Unknowable => Err(unknown),
             Landed::Delete if stored.is_none() => Ok(None),
@@ -356,7 +408,7 @@ impl Client {
             &write.key,
             plan.repeat,
         );
-        self.write_item::<E, _, _, _, _>(target, write.expected_version, plan.landed, send)
+        self.write_item::<E, _, _, _, _>(target, write, plan.landed, send)
             .await
     }
 
@@ -401,7 +453,9 @@ impl Client {
                     table: write.table.clone(),
                     current: current.map(Box::new),
                 };
-                Err(refine_condition_error::<E>(failed, write.expected_version))
+                Err(self
+                    .explain_condition_failure::<E>(failed, write, retry)
+                    .await)
             }
             Err(e) => Err(e),
         }
@@ -424,10 +478,7 @@ impl Client {
 
 /// After a failed conditional write: a version conflict when the stored version is not the
 /// expected one, otherwise the caller's condition failed.
-pub(crate) fn refine_condition_error<E: Entity>(
-    err: Error,
-    expected_version: Option<Option<u64>>,
-) -> Error {
+fn refine_condition_error<E: Entity>(err: Error, expected_version: Option<Option<u64>>) -> Error {
     let Some(expected) = expected_version else {
         return err;
     };

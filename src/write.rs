@@ -169,6 +169,8 @@ pub(crate) struct CompiledWrite {
     pub values: Option<HashMap<String, AttributeValue>>,
     /// The version the write expects (`Some(None)`: no item), when version-checked.
     pub expected_version: Option<Option<u64>>,
+    /// The item must exist (`update()`, not `upsert()`): its condition checks that.
+    pub must_exist: bool,
     /// Applying it twice leaves what applying it once does: puts, deletes and checks; updates
     /// that only set and remove attributes of an entity without a version attribute (every
     /// update bumps it), or that are version-checked (only one attempt can pass the check).
@@ -203,24 +205,35 @@ impl CompiledWrite {
             names: ph.names(),
             values: ph.values(),
             expected_version,
+            must_exist: false,
             repeatable: true,
         })
     }
 
-    /// An update of the item at `key`; `expect_version` makes it version-checked.
+    /// An update of the item at `key`; `expect_version` makes it version-checked, `must_exist`
+    /// adds a check that the item exists (`update()`; `upsert()` creates it).
     pub fn update<E: Entity>(
         client: &Client,
         key: &Key<E>,
         update: &Update<E>,
         condition: Option<&Condition<E>>,
         expect_version: Option<u64>,
+        must_exist: bool,
     ) -> Result<Self> {
         let expected_version = expected_version::<E>(expect_version)?;
         let key = key.to_item()?;
         let mut ph = Placeholders::default();
         let expression = render_update(&mut ph, update)?;
         check_update_size::<E>(&key, &ph)?;
-        let condition = write_condition(&mut ph, condition, expected_version)?;
+        let mut condition = write_condition(&mut ph, condition, expected_version)?;
+        if must_exist {
+            let pk = ph.name(E::schema().partition_key.name);
+            let exists = format!("attribute_exists({pk})");
+            condition = Some(match condition {
+                Some(other) => format!("({exists}) AND ({other})"),
+                None => exists,
+            });
+        }
         Ok(CompiledWrite {
             table: client.table_name(E::schema().table),
             key,
@@ -229,6 +242,7 @@ impl CompiledWrite {
             names: ph.names(),
             values: ph.values(),
             expected_version,
+            must_exist,
             repeatable: expected_version.is_some()
                 || (E::schema().version.is_none()
                     && update.actions.iter().all(Action::is_idempotent)),
@@ -253,6 +267,7 @@ impl CompiledWrite {
             names: ph.names(),
             values: ph.values(),
             expected_version,
+            must_exist: false,
             repeatable: true,
         })
     }
@@ -273,6 +288,7 @@ impl CompiledWrite {
             names: ph.names(),
             values: ph.values(),
             expected_version: None,
+            must_exist: false,
             repeatable: true,
         })
     }

@@ -819,3 +819,54 @@ async fn selections_always_read_the_key() {
     assert_eq!(out.items.len(), 1);
     assert!(out.missing.is_empty());
 }
+
+#[tokio::test]
+async fn update_changes_existing_items_only_and_upsert_creates() {
+    let db = setup::<Note>().await;
+    let err = Note::update(&db, Note::key("n1"))
+        .set(Note::BODY, "hello")
+        .await
+        .unwrap_err();
+    assert!(err.is_not_found(), "{err:?}");
+    assert!(err.to_string().contains("n1"), "{err}");
+    // Nothing was created: no partial item for later reads to trip on.
+    assert_eq!(
+        Note::get(&db, Note::key("n1")).consistent().await.unwrap(),
+        None
+    );
+
+    Note::upsert(&db, Note::key("n1"))
+        .set(Note::BODY, "hello")
+        .await
+        .unwrap();
+    Note::update(&db, Note::key("n1"))
+        .set(Note::SIZE, Some(2.0))
+        .await
+        .unwrap();
+    let got = Note::get(&db, Note::key("n1")).consistent().await.unwrap();
+    assert_eq!(
+        got,
+        Some(Note {
+            id: "n1".into(),
+            body: "hello".into(),
+            size: Some(2.0)
+        })
+    );
+
+    // A condition that fails on an existing item is still ConditionFailed, with the item.
+    let err = Note::update(&db, Note::key("n1"))
+        .set(Note::BODY, "bye")
+        .condition(Note::BODY.eq("other"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            Error::ConditionFailed {
+                current: Some(_),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}

@@ -503,10 +503,19 @@ async fn idempotent_mode_reports_conditions_as_plain_writes_do() {
     assert_eq!(fx.proxy.count("TransactWriteItems"), 1);
     assert_eq!(fx.proxy.count("PutItem"), 0);
 
-    // A failed condition of an update: ConditionFailed, naming the update.
+    // An update of a missing item: NotFound, as for a plain update.
     let err = Thing::update(&fx.client, Thing::key("missing"))
         .set(Thing::N, 1)
-        .condition(Thing::N.exists())
+        .idempotent(true)
+        .await
+        .unwrap_err();
+    assert!(err.is_not_found(), "{err:?}");
+
+    // A failed condition of an update: ConditionFailed, naming the update, with the item.
+    thing(7).put(direct).await.unwrap();
+    let err = Thing::update(&fx.client, Thing::key("t7"))
+        .set(Thing::N, 1)
+        .condition(Thing::N.eq(0))
         .idempotent(true)
         .await
         .unwrap_err();
@@ -515,6 +524,7 @@ async fn idempotent_mode_reports_conditions_as_plain_writes_do() {
             &err,
             dynamite::Error::ConditionFailed {
                 operation: dynamite::Operation::UpdateItem,
+                current: Some(_),
                 ..
             }
         ),

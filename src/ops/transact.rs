@@ -88,16 +88,26 @@ impl<'a> TransactWrite<'a> {
         self.push(op)
     }
 
-    /// Applies `update` to the item with `key` (the version attribute, if any, is bumped).
+    /// Applies `update` to the existing item with `key` (the version attribute, if any, is
+    /// bumped); a missing item cancels the transaction (reason `ConditionalCheckFailed`).
     pub fn update<E: Entity>(self, key: Key<E>, update: Update<E>) -> Self {
         let op = tx_op(
             &key,
-            CompiledWrite::update(self.client, &key, &update, None, None),
+            CompiledWrite::update(self.client, &key, &update, None, None, true),
         );
         self.push(op)
     }
 
-    /// Applies `update` if `condition` holds.
+    /// Applies `update` to the item with `key`, creating it when missing.
+    pub fn upsert<E: Entity>(self, key: Key<E>, update: Update<E>) -> Self {
+        let op = tx_op(
+            &key,
+            CompiledWrite::update(self.client, &key, &update, None, None, false),
+        );
+        self.push(op)
+    }
+
+    /// Applies `update` to the existing item with `key` if `condition` holds.
     pub fn update_if<E: Entity>(
         self,
         key: Key<E>,
@@ -106,7 +116,7 @@ impl<'a> TransactWrite<'a> {
     ) -> Self {
         let op = tx_op(
             &key,
-            CompiledWrite::update(self.client, &key, &update, Some(&condition), None),
+            CompiledWrite::update(self.client, &key, &update, Some(&condition), None, true),
         );
         self.push(op)
     }

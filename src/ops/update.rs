@@ -16,10 +16,10 @@ use crate::{Client, Condition, Entity, Error, Item, Key, Operation, Result, Retr
 
 /// Changes attributes of one item in place. Built by [`Entity::update`].
 ///
-/// Creates the item if it does not exist (as DynamoDB does); add
-/// `.condition(E::ID.exists())` (any key attribute) to update existing items only. With a version
-/// attribute, every update increments it; [`expect_version`](Self::expect_version) makes the
-/// update optimistic-locked.
+/// [`Entity::update`] changes an existing item only (a missing one is
+/// [`Error::NotFound`](crate::Error::NotFound)); [`Entity::upsert`] creates it when missing, as
+/// DynamoDB's UpdateItem does. With a version attribute, every update increments it;
+/// [`expect_version`](Self::expect_version) makes the update optimistic-locked.
 ///
 /// ```no_run
 /// # use dynamite::Entity;
@@ -39,6 +39,8 @@ use crate::{Client, Condition, Entity, Error, Item, Key, Operation, Result, Retr
 pub struct UpdateItem<'a, E: Entity, R = returns::Nothing> {
     client: &'a Client,
     key: Key<E>,
+    /// `update()` (the item must exist), not `upsert()`.
+    must_exist: bool,
     update: Update<E>,
     condition: Option<Condition<E>>,
     expected_version: Option<u64>,
@@ -48,10 +50,11 @@ pub struct UpdateItem<'a, E: Entity, R = returns::Nothing> {
 }
 
 impl<'a, E: Entity> UpdateItem<'a, E, returns::Nothing> {
-    pub(crate) fn new(client: &'a Client, key: Key<E>) -> Self {
+    pub(crate) fn new(client: &'a Client, key: Key<E>, must_exist: bool) -> Self {
         UpdateItem {
             client,
             key,
+            must_exist,
             update: Update::new(),
             condition: None,
             expected_version: None,
@@ -190,6 +193,7 @@ impl<'a, E: Entity, R> UpdateItem<'a, E, R> {
         UpdateItem {
             client: self.client,
             key: self.key,
+            must_exist: self.must_exist,
             update: self.update,
             condition: self.condition,
             expected_version: self.expected_version,
@@ -216,6 +220,7 @@ impl<'a, E: Entity, R> UpdateItem<'a, E, R> {
             &self.update,
             self.condition.as_ref(),
             self.expected_version,
+            self.must_exist,
         )?;
         let WriteBody::Update(expression) = &write.body else {
             unreachable!("an update compiles to an update")
