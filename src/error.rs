@@ -113,7 +113,7 @@ pub enum Error {
         key: Item,
         /// The failure that left the outcome unknown.
         #[source]
-        source: Box<Error>,
+        source: Cause,
     },
 
     /// A table did not reach the expected state in time.
@@ -155,29 +155,35 @@ pub enum Error {
     },
 
     /// A batch write ran out of retries (or hit an error that retrying cannot fix) before
-    /// every operation was applied. `operations` are exactly the ones not applied (a request
-    /// that failed in transit may have been applied anyway; puts and deletes are safe to send
-    /// again); pass them to [`BatchWrite::resume`](crate::ops::BatchWrite::resume) to try again.
-    #[error("batch write incomplete: {} operation(s) not applied, {applied} applied", operations.len())]
+    /// every operation was applied. `operations` were certainly not applied; `unknown` were in
+    /// a request whose answer was lost, so they may have been. Pass `operations` (and `unknown`
+    /// too, if you choose: puts and deletes of whole items leave the same state when applied
+    /// twice) to [`BatchWrite::resume`](crate::ops::BatchWrite::resume) to try again.
+    #[error("batch write incomplete: {} operation(s) not applied, {} with an unknown outcome, {applied} applied", operations.len(), unknown.len())]
     Unprocessed {
-        /// The operations not applied.
+        /// The operations certainly not applied.
         operations: Vec<crate::write::WriteOp>,
+        /// The operations that may or may not have been applied.
+        unknown: Vec<crate::write::WriteOp>,
         /// How many operations were applied.
         applied: usize,
         /// The error that stopped the batch, when it was not only unprocessed items.
         #[source]
-        cause: Option<Box<Error>>,
+        cause: Option<Cause>,
     },
 
-    /// A batch read ran out of retries before every key was read. `keys` are the keys not
-    /// read, per table.
-    #[error("batch get incomplete: {} key(s) not read", keys.len())]
+    /// A batch read ran out of retries (or hit an error) before every key was read. `keys` are
+    /// exactly the keys not read; `read` every item that was read (from DynamoDB or the cache),
+    /// so nothing already read is lost.
+    #[error("batch get incomplete: {} key(s) not read, {} item(s) read", keys.len(), read.len())]
     UnprocessedKeys {
         /// `(table, key)` of every key not read.
         keys: Vec<(String, Item)>,
+        /// `(table, item)` of every item read (decode them with `E::from_item`).
+        read: Vec<(String, Item)>,
         /// The error that stopped the batch, when it was not only unprocessed keys.
         #[source]
-        cause: Option<Box<Error>>,
+        cause: Option<Cause>,
     },
 
     /// A transaction was cancelled; `reasons` says which operations caused it and why.
@@ -195,6 +201,34 @@ pub enum Error {
     /// Client configuration is incomplete or invalid.
     #[error("configuration: {0}")]
     Config(String),
+}
+
+/// The [`Error`] behind another one (the failure that stopped a batch, or left a write's outcome
+/// unknown). It dereferences to that error, and is the outer error's
+/// [`source()`](StdError::source) as the `Error` itself, so
+/// `source().downcast_ref::<dynamite::Error>()` finds it.
+#[derive(Debug)]
+pub struct Cause(Box<Error>);
+
+impl Cause {
+    /// The error.
+    pub fn into_inner(self) -> Error {
+        *self.0
+    }
+}
+
+impl std::ops::Deref for Cause {
+    type Target = Error;
+
+    fn deref(&self) -> &Error {
+        &self.0
+    }
+}
+
+impl From<Error> for Cause {
+    fn from(error: Error) -> Self {
+        Cause(Box::new(error))
+    }
 }
 
 /// What kind of failure a request to DynamoDB met. Read from the SDK error's variant and the
@@ -287,11 +321,16 @@ impl Error {
         }
     }
 
-    /// The DynamoDB error code of a service error (e.g. `ResourceNotFoundException`).
+    /// The DynamoDB error code of a service error (e.g. `ResourceNotFoundException`); for a
+    /// batch or a write stopped by another error, that error's code.
     pub fn code(&self) -> Option<&str> {
         match self {
             Error::Sdk { code, .. } => code.as_deref(),
             Error::ConditionFailed { .. } => Some("ConditionalCheckFailedException"),
+            Error::OutcomeUnknown { source, .. } => source.code(),
+            Error::Unprocessed { cause, .. } | Error::UnprocessedKeys { cause, .. } => {
+                cause.as_deref().and_then(Error::code)
+            }
             _ => None,
         }
     }
@@ -347,5 +386,22 @@ impl Error {
     /// `true` when DynamoDB answered that the table (or index) does not exist.
     pub fn is_resource_not_found(&self) -> bool {
         self.code() == Some("ResourceNotFoundException")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_causes_downcast_to_the_dynamite_error() {
+        let cause = Error::Config("x".into());
+        let err = Error::UnprocessedKeys {
+            keys: Vec::new(),
+            read: Vec::new(),
+            cause: Some(cause.into()),
+        };
+        let source = StdError::source(&err).expect("a source");
+        assert!(source.downcast_ref::<Error>().is_some(), "{source:?}");
     }
 }

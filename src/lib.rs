@@ -126,7 +126,7 @@ pub use dynamite_derive::Entity;
 pub use entity::{
     CacheSettings, Entity, IndexKind, IndexSchema, Key, KeySchema, Projection, TableSchema,
 };
-pub use error::{BoxError, Error, ErrorKind, Result};
+pub use error::{BoxError, Cause, Error, ErrorKind, Result};
 pub use expr::{AttributeType, Condition, Update};
 pub use operation::Operation;
 pub use page::{Cursor, Page};

@@ -79,7 +79,7 @@ impl<'a> Target<'a> {
             operation: self.operation,
             table: self.table.to_owned(),
             key: self.key.cloned().unwrap_or_default(),
-            source: Box::new(source),
+            source: source.into(),
         }
     }
 }

@@ -795,10 +795,12 @@ async fn always_failing_requests_stop_after_max_attempts() {
     match &err {
         Error::Unprocessed {
             operations,
+            unknown,
             applied,
             cause,
         } => {
             assert_eq!(*applied, 0);
+            assert!(unknown.is_empty(), "throttled requests were not applied");
             assert_eq!(
                 sorted(operations.iter().map(op_id).collect()),
                 (0..10).map(id).collect::<Vec<_>>()
@@ -824,9 +826,13 @@ async fn always_failing_requests_stop_after_max_attempts() {
     match &err {
         Error::Unprocessed {
             operations,
+            unknown,
             applied: 0,
             cause: None,
-        } => assert_eq!(operations.len(), 10),
+        } => {
+            assert_eq!(operations.len(), 10);
+            assert!(unknown.is_empty());
+        }
         other => panic!("{other:?}"),
     }
     let events = fx.capture.events_of(BATCH_WRITE);
@@ -855,7 +861,7 @@ async fn always_failing_requests_stop_after_max_attempts() {
         .unwrap_err();
     assert_eq!(fx.proxy.count(BATCH_GET), 4);
     match &err {
-        Error::UnprocessedKeys { keys, cause } => {
+        Error::UnprocessedKeys { keys, cause, .. } => {
             assert_eq!(keys.len(), 10);
             let cause = cause.as_deref().expect("the throttling error is the cause");
             assert_eq!(sdk_error(cause), (BATCH_GET, Some("ThrottlingException")));
@@ -870,7 +876,7 @@ async fn always_failing_requests_stop_after_max_attempts() {
         .unwrap_err();
     assert_eq!(fx.proxy.count(BATCH_GET), 4);
     assert!(
-        matches!(&err, Error::UnprocessedKeys { keys, cause: None } if keys.len() == 10),
+        matches!(&err, Error::UnprocessedKeys { keys, cause: None, .. } if keys.len() == 10),
         "{err:?}"
     );
 }
@@ -911,7 +917,7 @@ async fn a_budget_smaller_than_the_delays_stops_retrying_early() {
         .script(Match::Operation(BATCH_GET), Fault::UnprocessedAll, FOREVER);
     let err = Thing::batch_get(&fx.db, (0..5).map(key)).await.unwrap_err();
     assert!(
-        matches!(&err, Error::UnprocessedKeys { keys, cause: None } if keys.len() == 5),
+        matches!(&err, Error::UnprocessedKeys { keys, cause: None, .. } if keys.len() == 5),
         "{err:?}"
     );
     let requests = fx.proxy.count(BATCH_GET);
@@ -1015,7 +1021,7 @@ async fn non_retryable_errors_fail_at_once() {
         .await
         .unwrap_err();
     match &err {
-        Error::UnprocessedKeys { keys, cause } => {
+        Error::UnprocessedKeys { keys, cause, .. } => {
             assert_eq!(keys.len(), 10);
             let cause = cause.as_deref().expect("cause");
             assert_eq!(sdk_error(cause), (BATCH_GET, Some("AccessDeniedException")));
@@ -1032,6 +1038,7 @@ async fn non_retryable_errors_fail_at_once() {
             operations,
             applied: 0,
             cause: Some(cause),
+            ..
         } => {
             assert_eq!(operations.len(), 1);
             assert_eq!(sdk_error(cause), (BATCH_WRITE, Some("ValidationException")));
@@ -1313,6 +1320,7 @@ async fn batch_write_hands_back_exactly_the_operations_not_applied() {
         operations,
         applied,
         cause,
+        ..
     } = err
     else {
         panic!("{err:?}");
@@ -1541,10 +1549,16 @@ async fn batch_get_out_of_retries_reports_exactly_the_unread_keys() {
     let err = Thing::batch_get(&fx.db, input.iter().map(|k| key(*k)))
         .await
         .unwrap_err();
-    let Error::UnprocessedKeys { keys, cause } = err else {
+    let Error::UnprocessedKeys { keys, read, cause } = err else {
         panic!("{err:?}");
     };
     assert!(cause.is_none(), "{cause:?}");
+    // Nothing already read is lost: the error holds every stored item of the keys it read.
+    let attr = |item: &Item| item["id"].as_s().unwrap().clone();
+    let unread: HashSet<String> = keys.iter().map(|(_, k)| attr(k)).collect();
+    let read: HashSet<String> = read.iter().map(|(_, item)| attr(item)).collect();
+    let expected: HashSet<String> = (0..60).map(id).filter(|i| !unread.contains(i)).collect();
+    assert_eq!(read, expected);
     // 70 -> 35 sent, 35 left -> 18 sent, 17 left -> nothing twice: out of attempts.
     assert_eq!(fx.proxy.count(BATCH_GET), 4);
     assert_eq!(keys.len(), 17);

@@ -557,3 +557,86 @@ async fn idempotent_mode_reports_conditions_as_plain_writes_do() {
     assert!(fx.proxy.requests().is_empty());
     fx.db.cleanup().await.unwrap();
 }
+
+#[tokio::test]
+async fn batch_leftovers_separate_the_unknown_from_the_not_applied() {
+    let fx = setup().await;
+    let direct = fx.db.client();
+    let once = fx
+        .db
+        .client_builder_through(&fx.proxy)
+        .retry_policy(RetryPolicy::none())
+        .build();
+    let things: Vec<Thing> = (0..60).map(thing).collect();
+
+    // The first request's answer is lost (after it was applied), the second is refused.
+    fx.proxy.script(
+        Match::Operation("BatchWriteItem"),
+        Fault::DropAfterApplied,
+        1,
+    );
+    fx.proxy.script(
+        Match::Operation("BatchWriteItem"),
+        Fault::ValidationError,
+        1,
+    );
+    let err = Thing::batch_write(&once)
+        .concurrency(1)
+        .put_all(&things)
+        .await
+        .unwrap_err();
+    let dynamite::Error::Unprocessed {
+        operations,
+        unknown,
+        applied,
+        ..
+    } = err
+    else {
+        panic!("{err:?}");
+    };
+    eprintln!(
+        "batch_write of 60, one answer lost and one request refused: {applied} applied, {} \
+         unknown, {} not applied",
+        unknown.len(),
+        operations.len()
+    );
+    assert_eq!(unknown.len(), 25, "the lost request's operations");
+    assert_eq!(operations.len(), 25, "the refused request's operations");
+    assert_eq!(applied, 10);
+    let stored = |op: &dynamite::ops::WriteOp| {
+        let id = op.key()["id"].as_s().unwrap().clone();
+        async move {
+            Thing::get(direct, Thing::key(id))
+                .consistent()
+                .await
+                .unwrap()
+        }
+    };
+    for op in &operations {
+        assert_eq!(
+            stored(op).await,
+            None,
+            "reported not applied, so not stored"
+        );
+    }
+    for op in &unknown {
+        // The proxy drops answers only after the server applied the request.
+        assert!(stored(op).await.is_some());
+    }
+    fx.db.cleanup().await.unwrap();
+}
+
+#[tokio::test]
+async fn batch_errors_keep_their_cause() {
+    // No table created: DynamoDB's ResourceNotFoundException must show through.
+    let db = TestDb::new().await.expect("a DynamoDB server for tests");
+    let client = db.client();
+    let err = Thing::batch_write(client).put(&thing(1)).await.unwrap_err();
+    assert!(err.is_resource_not_found(), "{err:?}");
+    let source = std::error::Error::source(&err).expect("the cause");
+    assert!(source.downcast_ref::<dynamite::Error>().is_some());
+    let err = Thing::batch_get(client, [Thing::key("t1")])
+        .await
+        .unwrap_err();
+    assert!(err.is_resource_not_found(), "{err:?}");
+}

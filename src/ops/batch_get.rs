@@ -14,7 +14,9 @@ use crate::cache::stack::{ClientCache, Found};
 use crate::expr::{self, Placeholders};
 use crate::pipeline::Target;
 use crate::retry::Attempts;
-use crate::{Attr, Client, Entity, Error, ErrorKind, Item, Key, Operation, Result, RetryPolicy};
+use crate::{
+    Attr, Cause, Client, Entity, Error, ErrorKind, Item, Key, Operation, Result, RetryPolicy,
+};
 
 /// DynamoDB's limit of keys per BatchGetItem request.
 pub const MAX_KEYS_PER_REQUEST: usize = 100;
@@ -118,13 +120,10 @@ impl<'a> TableRead<'a> {
                 })
                 .await;
             stats.requests += sent.into_inner();
-            let out = out.map_err(|e| Error::UnprocessedKeys {
-                keys: pending
-                    .iter()
-                    .map(|k| (self.table.clone(), k.clone()))
-                    .collect(),
-                cause: Some(Box::new(e)),
-            })?;
+            let out = match out {
+                Ok(out) => out,
+                Err(e) => return Err(self.incomplete(pending, found, Some(e))),
+            };
             if let Some(mut responses) = out.responses {
                 found.extend(responses.remove(&self.table).unwrap_or_default());
             }
@@ -148,15 +147,7 @@ impl<'a> TableRead<'a> {
                         .wait(delay, Operation::BatchGetItem, "UnprocessedKeys")
                         .await;
                 }
-                None => {
-                    return Err(Error::UnprocessedKeys {
-                        keys: pending
-                            .into_iter()
-                            .map(|k| (self.table.clone(), k))
-                            .collect(),
-                        cause: None,
-                    })
-                }
+                None => return Err(self.incomplete(pending, found, None)),
             }
         }
     }
@@ -179,18 +170,51 @@ impl<'a> TableRead<'a> {
             .buffer_unordered(concurrency.max(1))
             .collect()
             .await;
-        let results = merge_outcomes(outcomes)?;
         let mut stats = BatchStats::default();
         let mut by_key: HashMap<String, Item> = HashMap::with_capacity(keys.len());
-        for (items, s) in results {
-            stats.requests += s.requests;
-            stats.unprocessed_retries += s.unprocessed_retries;
-            for item in items {
-                by_key.insert(key_string(&self.key_of(&item)), item);
+        let mut unread: Vec<Item> = Vec::new();
+        let mut read_before_failing: Vec<Item> = Vec::new();
+        let mut first_cause: Option<Cause> = None;
+        for outcome in outcomes {
+            match outcome {
+                Ok((items, s)) => {
+                    stats.requests += s.requests;
+                    stats.unprocessed_retries += s.unprocessed_retries;
+                    for item in items {
+                        by_key.insert(key_string(&self.key_of(&item)), item);
+                    }
+                }
+                Err(Error::UnprocessedKeys { keys, read, cause }) => {
+                    unread.extend(keys.into_iter().map(|(_, k)| k));
+                    read_before_failing.extend(read.into_iter().map(|(_, item)| item));
+                    if first_cause.is_none() {
+                        first_cause = cause;
+                    }
+                }
+                Err(other) => return Err(other),
             }
+        }
+        if !unread.is_empty() {
+            let read = by_key.into_values().chain(read_before_failing).collect();
+            let mut err = self.incomplete(unread, read, None);
+            if let Error::UnprocessedKeys { cause, .. } = &mut err {
+                *cause = first_cause;
+            }
+            return Err(err);
         }
         let aligned = keys.iter().map(|k| by_key.remove(&key_string(k))).collect();
         Ok((aligned, stats))
+    }
+
+    /// The error of a read that did not get every key: exactly the keys not read, every item
+    /// read, and what stopped it.
+    fn incomplete(&self, unread: Vec<Item>, read: Vec<Item>, cause: Option<Error>) -> Error {
+        let table = |item| (self.table.clone(), item);
+        Error::UnprocessedKeys {
+            keys: unread.into_iter().map(table).collect(),
+            read: read.into_iter().map(table).collect(),
+            cause: cause.map(Cause::from),
+        }
     }
 
     pub(crate) fn key_of(&self, item: &Item) -> Item {
@@ -198,39 +222,6 @@ impl<'a> TableRead<'a> {
             .iter()
             .filter_map(|k| item.get(*k).map(|v| ((*k).to_owned(), v.clone())))
             .collect()
-    }
-}
-
-/// The successes, or one error listing every key not read (with the first cause).
-fn merge_outcomes<T>(outcomes: Vec<Result<T>>) -> Result<Vec<T>> {
-    let mut ok = Vec::with_capacity(outcomes.len());
-    let mut unread: Vec<(String, Item)> = Vec::new();
-    let mut first_cause: Option<Box<Error>> = None;
-    let mut other: Option<Error> = None;
-    for outcome in outcomes {
-        match outcome {
-            Ok(v) => ok.push(v),
-            Err(Error::UnprocessedKeys { keys, cause }) => {
-                unread.extend(keys);
-                if first_cause.is_none() {
-                    first_cause = cause;
-                }
-            }
-            Err(e) => {
-                other.get_or_insert(e);
-            }
-        }
-    }
-    if let Some(e) = other {
-        return Err(e);
-    }
-    if unread.is_empty() {
-        Ok(ok)
-    } else {
-        Err(Error::UnprocessedKeys {
-            keys: unread,
-            cause: first_cause,
-        })
     }
 }
 
@@ -447,7 +438,25 @@ async fn send_cached<E: Entity>(
         }
     }
     let miss_items: Vec<Item> = misses.iter().map(|(i, _)| items[*i].clone()).collect();
-    let (found, stats) = read.read_all(client, miss_items, concurrency).await?;
+    let (found, stats) = match read.read_all(client, miss_items, concurrency).await {
+        Ok(found) => found,
+        // The cache hits were read too: they go into the error with the rest.
+        Err(Error::UnprocessedKeys {
+            keys,
+            read: mut got,
+            cause,
+        }) => {
+            for hit in answers.iter().flatten().flatten() {
+                got.push((read.table.clone(), hit.to_item()?));
+            }
+            return Err(Error::UnprocessedKeys {
+                keys,
+                read: got,
+                cause,
+            });
+        }
+        Err(other) => return Err(other),
+    };
     for ((i, token), item) in misses.into_iter().zip(found) {
         if let Some(token) = token {
             cache
@@ -670,16 +679,48 @@ impl<'a> MultiBatchGet<'a> {
                 retry,
                 ..part.read.clone()
             };
-            let (found, stats) = read
-                .read_all(client, part.keys.clone(), concurrency)
-                .await?;
-            Ok::<_, Error>((part.type_id, (part.finish)(part.keys, found, stats)?))
+            let result = read.read_all(client, part.keys.clone(), concurrency).await;
+            (part, result)
         }))
         .await;
-        let results = merge_outcomes(outcomes)?;
-        Ok(MultiBatchGetOutput {
-            parts: results.into_iter().collect(),
-        })
+        // Every table ran to its end: on a failure, the error holds every key not read and
+        // every item read, across tables.
+        if outcomes.iter().any(|(_, result)| result.is_err()) {
+            let (mut keys, mut read, mut first_cause) = (Vec::new(), Vec::new(), None);
+            for (part, result) in outcomes {
+                match result {
+                    Ok((found, _)) => read.extend(
+                        found
+                            .into_iter()
+                            .flatten()
+                            .map(|item| (part.read.table.clone(), item)),
+                    ),
+                    Err(Error::UnprocessedKeys {
+                        keys: unread,
+                        read: got,
+                        cause,
+                    }) => {
+                        keys.extend(unread);
+                        read.extend(got);
+                        if first_cause.is_none() {
+                            first_cause = cause;
+                        }
+                    }
+                    Err(other) => return Err(other),
+                }
+            }
+            return Err(Error::UnprocessedKeys {
+                keys,
+                read,
+                cause: first_cause,
+            });
+        }
+        let mut parts = HashMap::new();
+        for (part, result) in outcomes {
+            let (found, stats) = result?;
+            parts.insert(part.type_id, (part.finish)(part.keys, found, stats)?);
+        }
+        Ok(MultiBatchGetOutput { parts })
     }
 }
 

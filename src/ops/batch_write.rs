@@ -14,8 +14,9 @@ use futures::StreamExt;
 use super::batch_get::{key_string, BatchStats};
 use crate::pipeline::Target;
 use crate::retry::Attempts;
+use crate::retry::Repeat;
 use crate::write::{WriteKind, WriteOp};
-use crate::{Client, Entity, Error, ErrorKind, Key, Operation, Result, RetryPolicy};
+use crate::{Cause, Client, Entity, Error, ErrorKind, Key, Operation, Result, RetryPolicy};
 
 /// DynamoDB's limit of operations per BatchWriteItem request.
 pub const MAX_WRITES_PER_REQUEST: usize = 25;
@@ -146,7 +147,9 @@ impl<'a> BatchWrite<'a> {
         self
     }
 
-    /// Adds operations handed back by [`Error::Unprocessed`], to try them again.
+    /// Adds operations handed back by [`Error::Unprocessed`], to try them again: its
+    /// `operations` (certainly not applied), and its `unknown` ones too if the caller decides
+    /// to (puts and deletes of whole items leave the same state when applied twice).
     pub fn resume(mut self, ops: impl IntoIterator<Item = WriteOp>) -> Self {
         self.ops.extend(ops);
         self
@@ -211,6 +214,7 @@ impl<'a> BatchWrite<'a> {
             ..Default::default()
         };
         let mut failed: Vec<WriteOp> = Vec::new();
+        let mut unknown: Vec<WriteOp> = Vec::new();
         let mut cause: Option<Error> = None;
         for r in results {
             out.puts += r.puts;
@@ -218,17 +222,19 @@ impl<'a> BatchWrite<'a> {
             out.stats.requests += r.stats.requests;
             out.stats.unprocessed_retries += r.stats.unprocessed_retries;
             failed.extend(r.not_applied);
+            unknown.extend(r.unknown);
             if cause.is_none() {
                 cause = r.error;
             }
         }
-        if failed.is_empty() {
+        if failed.is_empty() && unknown.is_empty() {
             Ok(out)
         } else {
             Err(Error::Unprocessed {
                 operations: failed,
+                unknown,
                 applied: out.puts + out.deletes,
-                cause: cause.map(Box::new),
+                cause: cause.map(Cause::from),
             })
         }
     }
@@ -257,7 +263,10 @@ struct ChunkResult {
     puts: usize,
     deletes: usize,
     stats: BatchStats,
+    /// Certainly not applied.
     not_applied: Vec<WriteOp>,
+    /// Sent in a request whose answer was lost: maybe applied.
+    unknown: Vec<WriteOp>,
     error: Option<Error>,
 }
 
@@ -274,6 +283,7 @@ async fn write_chunk(
         deletes: 0,
         stats: BatchStats::default(),
         not_applied: Vec::new(),
+        unknown: Vec::new(),
         error: None,
     };
     let mut pending = chunk;
@@ -289,8 +299,13 @@ async fn write_chunk(
             .first()
             .map(|op| (op.table.clone(), op.entity))
             .unwrap_or_default();
-        // Puts and deletes of whole items, without conditions: safe to send again.
-        let target = Target::safe(Operation::BatchWriteItem, &label.0, label.1, retry);
+        // Puts and deletes of whole items, without conditions: they leave the same state when
+        // sent again, but a request that fails after a lost answer may have been applied, so
+        // its operations are reported apart (`Error::Unprocessed::unknown`).
+        let target = Target {
+            repeat: Repeat::SameState,
+            ..Target::safe(Operation::BatchWriteItem, &label.0, label.1, retry)
+        };
         let attempts_sent = std::sync::atomic::AtomicUsize::new(0);
         let sent = client
             .execute(target, || {
@@ -319,6 +334,11 @@ async fn write_chunk(
         }
         let out = match sent {
             Ok(out) => out,
+            Err(Error::OutcomeUnknown { source, .. }) => {
+                result.unknown = pending;
+                result.error = Some(source.into_inner());
+                return result;
+            }
             Err(e) => {
                 result.not_applied = pending;
                 result.error = Some(e);
@@ -330,12 +350,15 @@ async fn write_chunk(
             std::collections::HashSet::new();
         for (table, requests) in out.unprocessed_items.unwrap_or_default() {
             for request in requests {
+                // Matched by key attributes, never by the whole item: an interceptor that
+                // rewrites items (client-side encryption, say) must not make an unwritten item
+                // look written.
                 let key = match (&request.put_request, &request.delete_request) {
                     (Some(put), _) => pending
                         .iter()
                         .find(|op| {
                             op.table == table
-                                && matches!(&op.kind, WriteKind::Put(item) if item == &put.item)
+                                && op.key.iter().all(|(name, v)| put.item.get(name) == Some(v))
                         })
                         .map(|op| op.key.clone()),
                     (None, Some(del)) => Some(del.key.clone()),
