@@ -9,8 +9,30 @@ struct Account {
     #[dynamite(partition_key)]
     id: String,
     balance: i64,
+}
+
+/// Versioned: batch writes cannot check versions, so they refuse it.
+#[derive(Entity, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[dynamite(table = "ledgers")]
+struct Ledger {
+    #[dynamite(partition_key)]
+    id: String,
     #[dynamite(version)]
     version: u64,
+}
+
+#[tokio::test]
+async fn batch_writes_refuse_versioned_entities_before_sending() {
+    let db = common::unreachable_client().await;
+    let ledger = Ledger {
+        id: "l1".into(),
+        version: 3,
+    };
+    let err = Ledger::batch_write(&db).put(&ledger).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Validation { attribute, .. } if attribute == "version"),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -21,7 +43,6 @@ async fn smoke() {
         .map(|i| Account {
             id: format!("a{i}"),
             balance: i,
-            version: 0,
         })
         .collect();
     let out = Account::batch_write(&db)

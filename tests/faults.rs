@@ -1987,3 +1987,65 @@ async fn backoff_waits_are_async_sleeps_of_the_chosen_length() {
         "the calls never ran during each other's waits: {marks:?}"
     );
 }
+
+/// A keys-only local index: a find of whole entities reads the base items after the index.
+#[derive(Entity, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[dynamite(table = "threads")]
+#[dynamite(local_index(name = "ByVotes", projection = keys_only))]
+struct Thread {
+    #[dynamite(partition_key)]
+    forum: String,
+    #[dynamite(sort_key)]
+    id: u32,
+    #[dynamite(index_key(index = "ByVotes", sort))]
+    votes: u32,
+    body: String,
+}
+
+#[tokio::test]
+async fn a_consistent_find_reads_its_base_items_consistently() {
+    let fx = Fx::start(policy(3)).await;
+    create::<Thread>(&fx).await;
+    for i in 0..3u32 {
+        Thread {
+            forum: "f".into(),
+            id: i,
+            votes: 10 - i,
+            body: format!("post {i}"),
+        }
+        .put(&fx.direct)
+        .await
+        .unwrap();
+    }
+    for consistent in [false, true] {
+        fx.reset();
+        let find = Thread::find(&fx.db)
+            .index(Thread::BY_VOTES)
+            .filter(Thread::FORUM.eq("f"));
+        let find = if consistent { find.consistent() } else { find };
+        assert_eq!(find.all().await.unwrap().len(), 3);
+        let seen = fx.proxy.requests();
+        let query = seen.iter().find(|s| s.operation == "Query").unwrap();
+        let batch = seen.iter().find(|s| s.operation == BATCH_GET).unwrap();
+        let read_consistently = |body: &Value| {
+            body.get("ConsistentRead") == Some(&Value::Bool(true))
+                || body["RequestItems"]
+                    .as_object()
+                    .into_iter()
+                    .flat_map(|tables| tables.values())
+                    .any(|t| t.get("ConsistentRead") == Some(&Value::Bool(true)))
+        };
+        assert_eq!(
+            read_consistently(&query.body),
+            consistent,
+            "{:?}",
+            query.body
+        );
+        assert_eq!(
+            read_consistently(&batch.body),
+            consistent,
+            "{:?}",
+            batch.body
+        );
+    }
+}

@@ -191,15 +191,18 @@ async fn readme_batches_transactions_retries() -> dynamite::Result<()> {
         .put(&db)
         .await?;
     }
-    let users: Vec<User> = (0..60).map(|i| User { id: format!("u{i}") }).collect();
-    let keys: Vec<_> = (0..70).map(|i| User::key(format!("u{i}"))).collect();
+    let orders: Vec<Order> = (0..60).map(|i| Order { id: format!("o{i}") }).collect();
+    let keys: Vec<_> = (0..70).map(|i| Order::key(format!("o{i}"))).collect();
+    for i in 0..3 {
+        User { id: format!("u{i}") }.put(&db).await?;
+    }
     let user_keys: Vec<_> = (0..3).map(|i| User::key(format!("u{i}"))).collect();
     let order_keys = vec![Order::key("o1")];
     let sdk = db.sdk().clone();
 
     // README: Batches, transactions, retries.
-    let out = User::batch_write(&db).put_all(&users).delete(User::key("gone")).await?;   // chunks of 25
-    let got = User::batch_get(&db, keys).await?;            // chunks of 100; got.items in input order, got.missing
+    let out = Order::batch_write(&db).put_all(&orders).delete(Order::key("gone")).await?; // chunks of 25
+    let got = Order::batch_get(&db, keys).await?;           // chunks of 100; got.items in input order, got.missing
     let mut both = db.batch_get().add::<User>(user_keys).add::<Order>(order_keys).await?;
     let users = both.take::<User>()?;
     db.transact_write()

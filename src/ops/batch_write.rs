@@ -6,9 +6,7 @@ use std::collections::HashMap;
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 
-use aws_sdk_dynamodb::types::{
-    AttributeValue, DeleteRequest, PutRequest, ReturnConsumedCapacity, WriteRequest,
-};
+use aws_sdk_dynamodb::types::{DeleteRequest, PutRequest, ReturnConsumedCapacity, WriteRequest};
 use futures::StreamExt;
 
 use super::batch_get::{key_string, BatchStats};
@@ -242,11 +240,18 @@ impl<'a> BatchWrite<'a> {
 
 fn prepare_put<E: Entity>(client: &Client, entity: &E) -> Result<WriteOp> {
     let schema = E::schema();
-    let mut item = entity.to_item()?;
     if let Some(attr) = schema.version {
-        let next = entity.version().unwrap_or(0) + 1;
-        item.insert(attr.to_owned(), AttributeValue::N(next.to_string()));
+        // BatchWriteItem carries no conditions: a stamped version could not be checked, and
+        // writing it over a newer item would move the stored version backwards.
+        return Err(Error::validation(
+            schema.entity,
+            attr,
+            "batch writes cannot check versions, and an unchecked version could move a stored \
+             one backwards: write versioned entities with put() (or transact_write(), up to \
+             100 version-checked writes at once)",
+        ));
     }
+    let item = entity.to_item()?;
     crate::write::validate_item::<E>(&item)?;
     let primary = entity.primary_key();
     let key = primary.to_item()?;

@@ -983,9 +983,13 @@ impl<'a, O: Send + 'static> Reader<'a, O> {
             key_names: p.table_keys.clone(),
             projection,
             names,
-            consistent: false,
+            // `.consistent()` holds for every read a find makes (a consistent find can only be
+            // on the table or a local index).
+            consistent: p.consistent,
             retry: self.retry.as_ref(),
         };
+        // Bypasses the item cache on purpose: these reads are part of the find, whose results
+        // the query cache holds when the entity or the call asks for it.
         let (found, _) = read.read_all(self.client, keys, 4).await?;
         Ok(found.into_iter().flatten().collect())
     }
