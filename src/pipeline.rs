@@ -1,10 +1,13 @@
-//! The request pipeline: every request runs through [`Client::execute`], single-item writes
-//! through [`Client::write_item`] on top of it.
+//! The request pipeline: every request runs through [`Client::execute_settled`] (the one
+//! attempts loop in the crate; [`Client::execute`] is it for requests answered in one piece),
+//! single-item writes through [`Client::write_item`] on top of it.
 //!
 //! ```text
-//! span → attempts loop (retry rule by error kind and repeat safety; attempts and time budget of
-//!        the policy; the client's retry budget) → typed error mapping
-//!      → (single-item writes) cache invalidation → resolution of lost answers
+//! span → attempts loop (errors: retry rule by error kind and repeat safety; batch remainders:
+//!        unprocessed items and keys sent again; one count reset by progress; the policy's time
+//!        budget; the client's retry budget) → typed error mapping
+//!      → (writes) cache invalidation → (single-item writes) resolution of lost answers and
+//!        explanation of failed conditions
 //! ```
 //!
 //! Builders describe a request as a [`Target`] and a closure that sends one attempt; they do no
@@ -101,6 +104,28 @@ impl Client {
         O: CapacityOutput,
         E: OperationError,
     {
+        self.execute_settled(target, |_| send(), Settle::Done).await
+    }
+
+    /// [`execute`](Self::execute) for requests that may be answered in part (BatchGetItem's
+    /// unprocessed keys, BatchWriteItem's unprocessed items): `settle` takes each answer and
+    /// says whether the request is done or what is left is sent again. Errors and remainders
+    /// share the one attempts loop: one count (reset by an answer that made progress), one
+    /// time budget, the client's retry budget (an answer without progress costs a retry).
+    /// `send` is told whether it sends a remainder.
+    pub(crate) async fn execute_settled<O, E, F, Fut, S, R>(
+        &self,
+        target: Target<'_>,
+        mut send: F,
+        mut settle: S,
+    ) -> Result<R>
+    where
+        F: FnMut(bool) -> Fut,
+        Fut: Future<Output = std::result::Result<O, SdkError<E, HttpResponse>>>,
+        O: CapacityOutput,
+        E: OperationError,
+        S: FnMut(O) -> Settle<R>,
+    {
         let span = tracing::info_span!(
             "dynamite",
             operation = target.operation.name(),
@@ -113,19 +138,45 @@ impl Client {
         let policy = target.retry.unwrap_or_else(|| self.retry_policy());
         let mut attempts = Attempts::new(policy, self.retry_tokens());
         let mut answer_lost = false;
+        let mut remainder = false;
         loop {
-            let err = match send().instrument(span.clone()).await {
+            let err = match send(remainder).instrument(span.clone()).await {
                 Ok(output) => {
                     if let Some(units) =
                         output.consumed().and_then(ConsumedCapacity::capacity_units)
                     {
                         span.record("consumed_capacity", units);
                     }
-                    if attempts.total_retries > 0 {
-                        span.record("retries", attempts.total_retries);
-                    }
-                    attempts.succeeded();
-                    return Ok(output);
+                    let exhausted = match settle(output) {
+                        Settle::Done(result) => {
+                            if attempts.total_retries > 0 {
+                                span.record("retries", attempts.total_retries);
+                            }
+                            attempts.succeeded();
+                            return Ok(result);
+                        }
+                        Settle::Again {
+                            progressed,
+                            exhausted,
+                            reason,
+                        } => {
+                            if progressed {
+                                attempts.progressed();
+                            }
+                            let spend = (!progressed).then_some(ErrorKind::Throttled);
+                            if let Some(delay) = attempts.next_delay(spend) {
+                                attempts
+                                    .wait(delay, target.operation, reason)
+                                    .instrument(span.clone())
+                                    .await;
+                                remainder = true;
+                                continue;
+                            }
+                            exhausted
+                        }
+                    };
+                    span.record("retries", attempts.total_retries);
+                    return Ok(exhausted);
                 }
                 Err(err) => crate::sdk::map_error(target.operation, target.table, err),
             };
@@ -144,6 +195,7 @@ impl Client {
                         .wait(delay, target.operation, reason)
                         .instrument(span.clone())
                         .await;
+                    remainder = false;
                     continue;
                 }
             }
@@ -159,6 +211,20 @@ impl Client {
             return Err(error);
         }
     }
+}
+
+/// What an answer to a request that may be answered in part leaves to do.
+pub(crate) enum Settle<R> {
+    /// Finished, with this result.
+    Done(R),
+    /// Part is left and is sent again. `progressed`: this answer did part of the work (the
+    /// attempt count and backoff start again); `exhausted`: the result when no attempt is left;
+    /// `reason`: for the retry event (`"UnprocessedKeys"`).
+    Again {
+        progressed: bool,
+        exhausted: R,
+        reason: &'static str,
+    },
 }
 
 /// How a single-item write is sent: plainly (repeat rule and resolution of lost answers), or in

@@ -5,6 +5,7 @@ use std::any::{Any, TypeId};
 use std::collections::{HashMap, HashSet};
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
+use std::sync::{Mutex, PoisonError};
 
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnConsumedCapacity};
 use futures::{Stream, StreamExt, TryStreamExt};
@@ -12,11 +13,8 @@ use futures::{Stream, StreamExt, TryStreamExt};
 use crate::attr::Path;
 use crate::cache::stack::{ClientCache, Found};
 use crate::expr::{self, Placeholders};
-use crate::pipeline::Target;
-use crate::retry::Attempts;
-use crate::{
-    Attr, Cause, Client, Entity, Error, ErrorKind, Item, Key, Operation, Result, RetryPolicy,
-};
+use crate::pipeline::{Settle, Target};
+use crate::{Attr, Cause, Client, Entity, Error, Item, Key, Operation, Result, RetryPolicy};
 
 /// DynamoDB's limit of keys per BatchGetItem request.
 pub const MAX_KEYS_PER_REQUEST: usize = 100;
@@ -88,67 +86,76 @@ impl<'a> TableRead<'a> {
         client: &Client,
         keys: Vec<Item>,
     ) -> Result<(Vec<Item>, BatchStats)> {
-        let policy = self.retry.unwrap_or_else(|| client.retry_policy());
-        let mut attempts = Attempts::new(policy, client.retry_tokens());
-        let mut stats = BatchStats::default();
-        let mut found = Vec::with_capacity(keys.len());
-        let mut pending = keys;
-        loop {
-            let request = KeysAndAttributes::builder()
-                .set_keys(Some(pending.clone()))
-                .set_projection_expression(self.projection.clone())
-                .set_expression_attribute_names(self.names.clone())
-                .consistent_read(self.consistent)
-                .build()
-                .expect("keys are set");
-            let target = Target::safe(
-                Operation::BatchGetItem,
-                &self.table,
-                self.entity,
-                self.retry,
-            );
-            let sent = std::sync::atomic::AtomicUsize::new(0);
-            let out = client
-                .execute(target, || {
-                    sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let state = Mutex::new(ReadState {
+            found: Vec::with_capacity(keys.len()),
+            pending: keys,
+            stats: BatchStats::default(),
+        });
+        let lock = || state.lock().unwrap_or_else(PoisonError::into_inner);
+        let target = Target::safe(
+            Operation::BatchGetItem,
+            &self.table,
+            self.entity,
+            self.retry,
+        );
+        let sent = client
+            .execute_settled(
+                target,
+                |remainder| {
+                    let mut st = lock();
+                    st.stats.requests += 1;
+                    if remainder {
+                        st.stats.unprocessed_retries += 1;
+                    }
+                    let request = KeysAndAttributes::builder()
+                        .set_keys(Some(st.pending.clone()))
+                        .set_projection_expression(self.projection.clone())
+                        .set_expression_attribute_names(self.names.clone())
+                        .consistent_read(self.consistent)
+                        .build()
+                        .expect("keys are set");
+                    drop(st);
                     client
                         .sdk()
                         .batch_get_item()
-                        .request_items(&self.table, request.clone())
+                        .request_items(&self.table, request)
                         .return_consumed_capacity(ReturnConsumedCapacity::Total)
                         .send()
-                })
-                .await;
-            stats.requests += sent.into_inner();
-            let out = match out {
-                Ok(out) => out,
-                Err(e) => return Err(self.incomplete(pending, found, Some(e))),
-            };
-            if let Some(mut responses) = out.responses {
-                found.extend(responses.remove(&self.table).unwrap_or_default());
-            }
-            let unprocessed = out
-                .unprocessed_keys
-                .and_then(|mut u| u.remove(&self.table))
-                .map(|k| k.keys)
-                .unwrap_or_default();
-            if unprocessed.is_empty() {
-                return Ok((found, stats));
-            }
-            let progressed = unprocessed.len() < pending.len();
-            if progressed {
-                attempts.progressed();
-            }
-            pending = unprocessed;
-            match attempts.next_delay((!progressed).then_some(ErrorKind::Throttled)) {
-                Some(delay) => {
-                    stats.unprocessed_retries += 1;
-                    attempts
-                        .wait(delay, Operation::BatchGetItem, "UnprocessedKeys")
-                        .await;
-                }
-                None => return Err(self.incomplete(pending, found, None)),
-            }
+                },
+                |out| {
+                    let mut st = lock();
+                    if let Some(mut responses) = out.responses {
+                        st.found
+                            .extend(responses.remove(&self.table).unwrap_or_default());
+                    }
+                    let unprocessed = out
+                        .unprocessed_keys
+                        .and_then(|mut u| u.remove(&self.table))
+                        .map(|k| k.keys)
+                        .unwrap_or_default();
+                    let progressed = unprocessed.len() < st.pending.len();
+                    st.pending = unprocessed;
+                    if st.pending.is_empty() {
+                        Settle::Done(())
+                    } else {
+                        Settle::Again {
+                            progressed,
+                            exhausted: (),
+                            reason: "UnprocessedKeys",
+                        }
+                    }
+                },
+            )
+            .await;
+        let ReadState {
+            pending,
+            found,
+            stats,
+        } = state.into_inner().unwrap_or_else(PoisonError::into_inner);
+        match sent {
+            Ok(()) if pending.is_empty() => Ok((found, stats)),
+            Ok(()) => Err(self.incomplete(pending, found, None)),
+            Err(e) => Err(self.incomplete(pending, found, Some(e))),
         }
     }
 
@@ -223,6 +230,13 @@ impl<'a> TableRead<'a> {
             .filter_map(|k| item.get(*k).map(|v| ((*k).to_owned(), v.clone())))
             .collect()
     }
+}
+
+/// A chunk being read: the keys left, the items found, the requests made.
+struct ReadState {
+    pending: Vec<Item>,
+    found: Vec<Item>,
+    stats: BatchStats,
 }
 
 /// What a batch get found.

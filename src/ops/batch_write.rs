@@ -2,19 +2,20 @@
 //! concurrency, everything validated before the first request, unprocessed items retried, and
 //! whatever could not be applied handed back in [`Error::Unprocessed`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemOutput;
 use aws_sdk_dynamodb::types::{DeleteRequest, PutRequest, ReturnConsumedCapacity, WriteRequest};
 use futures::StreamExt;
 
 use super::batch_get::{key_string, BatchStats};
-use crate::pipeline::Target;
-use crate::retry::Attempts;
+use crate::pipeline::{Settle, Target};
 use crate::retry::Repeat;
 use crate::write::{WriteKind, WriteOp};
-use crate::{Cause, Client, Entity, Error, ErrorKind, Key, Operation, Result, RetryPolicy};
+use crate::{Cause, Client, Entity, Error, Key, Operation, Result, RetryPolicy};
 
 /// DynamoDB's limit of operations per BatchWriteItem request.
 pub const MAX_WRITES_PER_REQUEST: usize = 25;
@@ -275,91 +276,120 @@ struct ChunkResult {
     error: Option<Error>,
 }
 
-/// Writes at most 25 operations, retrying unprocessed ones.
+/// Writes at most 25 operations; unprocessed ones are sent again by the pipeline's attempts
+/// loop.
 async fn write_chunk(
     client: &Client,
     chunk: Vec<WriteOp>,
     retry: Option<&RetryPolicy>,
 ) -> ChunkResult {
-    let policy = retry.unwrap_or_else(|| client.retry_policy());
-    let mut attempts = Attempts::new(policy, client.retry_tokens());
-    let mut result = ChunkResult {
-        puts: 0,
-        deletes: 0,
-        stats: BatchStats::default(),
-        not_applied: Vec::new(),
-        unknown: Vec::new(),
-        error: None,
+    let label = chunk
+        .first()
+        .map(|op| (op.table.clone(), op.entity))
+        .unwrap_or_default();
+    // What invalidation must cover: every item the chunk may write.
+    let mut keys_by_table: HashMap<String, Vec<String>> = HashMap::new();
+    for op in &chunk {
+        keys_by_table
+            .entry(op.table.clone())
+            .or_default()
+            .push(op.key_text.clone());
+    }
+    let state = Mutex::new(ChunkState {
+        pending: chunk,
+        result: ChunkResult {
+            puts: 0,
+            deletes: 0,
+            stats: BatchStats::default(),
+            not_applied: Vec::new(),
+            unknown: Vec::new(),
+            error: None,
+        },
+    });
+    // Puts and deletes of whole items, without conditions: they leave the same state when sent
+    // again, but a request that fails after a lost answer may have been applied, so its
+    // operations are reported apart (`Error::Unprocessed::unknown`).
+    let target = Target {
+        repeat: Repeat::SameState,
+        ..Target::safe(Operation::BatchWriteItem, &label.0, label.1, retry)
     };
-    let mut pending = chunk;
-    loop {
+    let sent = client
+        .execute_settled(
+            target,
+            |remainder| {
+                let request = lock(&state).request(remainder);
+                client
+                    .sdk()
+                    .batch_write_item()
+                    .set_request_items(Some(request))
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                    .send()
+            },
+            |out| lock(&state).settle(out),
+        )
+        .await;
+    // Drop the cache entries of every item the chunk may have written, before returning.
+    if let Some(cache) = client.cache() {
+        for (table, texts) in &keys_by_table {
+            cache
+                .invalidate_keys(table, texts.iter().map(String::as_str))
+                .await;
+        }
+    }
+    let ChunkState {
+        pending,
+        mut result,
+    } = state.into_inner().unwrap_or_else(PoisonError::into_inner);
+    match sent {
+        // Done (nothing pending), or out of attempts with `pending` unprocessed.
+        Ok(()) => result.not_applied = pending,
+        Err(Error::OutcomeUnknown { source, .. }) => {
+            result.unknown = pending;
+            result.error = Some(source.into_inner());
+        }
+        Err(e) => {
+            result.not_applied = pending;
+            result.error = Some(e);
+        }
+    }
+    result
+}
+
+/// A chunk in flight: what is left to write, and what was done.
+struct ChunkState {
+    pending: Vec<WriteOp>,
+    result: ChunkResult,
+}
+
+impl ChunkState {
+    /// The request for what is pending (counted; `remainder`: sent for unprocessed items).
+    fn request(&mut self, remainder: bool) -> HashMap<String, Vec<WriteRequest>> {
+        self.result.stats.requests += 1;
+        if remainder {
+            self.result.stats.unprocessed_retries += 1;
+        }
         let mut by_table: HashMap<String, Vec<WriteRequest>> = HashMap::new();
-        for op in &pending {
+        for op in &self.pending {
             by_table
                 .entry(op.table.clone())
                 .or_default()
                 .push(op.request());
         }
-        let label = pending
-            .first()
-            .map(|op| (op.table.clone(), op.entity))
-            .unwrap_or_default();
-        // Puts and deletes of whole items, without conditions: they leave the same state when
-        // sent again, but a request that fails after a lost answer may have been applied, so
-        // its operations are reported apart (`Error::Unprocessed::unknown`).
-        let target = Target {
-            repeat: Repeat::SameState,
-            ..Target::safe(Operation::BatchWriteItem, &label.0, label.1, retry)
-        };
-        let attempts_sent = std::sync::atomic::AtomicUsize::new(0);
-        let sent = client
-            .execute(target, || {
-                attempts_sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                client
-                    .sdk()
-                    .batch_write_item()
-                    .set_request_items(Some(by_table.clone()))
-                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                    .send()
-            })
-            .await;
-        result.stats.requests += attempts_sent.into_inner();
-        // Drop the cache entries of every item this round may have written.
-        if let Some(cache) = client.cache() {
-            let mut by_table: HashMap<&str, Vec<&str>> = HashMap::new();
-            for op in &pending {
-                by_table
-                    .entry(op.table.as_str())
-                    .or_default()
-                    .push(op.key_text.as_str());
-            }
-            for (table, texts) in by_table {
-                cache.invalidate_keys(table, texts.into_iter()).await;
-            }
-        }
-        let out = match sent {
-            Ok(out) => out,
-            Err(Error::OutcomeUnknown { source, .. }) => {
-                result.unknown = pending;
-                result.error = Some(source.into_inner());
-                return result;
-            }
-            Err(e) => {
-                result.not_applied = pending;
-                result.error = Some(e);
-                return result;
-            }
-        };
+        by_table
+    }
+
+    /// Takes an answer: the operations applied are counted, the unprocessed ones stay pending.
+    fn settle(&mut self, out: BatchWriteItemOutput) -> Settle<()> {
         // Match unprocessed requests back to their operations.
-        let mut unprocessed_ids: std::collections::HashSet<String> =
-            std::collections::HashSet::new();
+        let mut unprocessed_ids: HashSet<String> = HashSet::new();
         for (table, requests) in out.unprocessed_items.unwrap_or_default() {
             for request in requests {
                 // Matched by key attributes, never by the whole item: an interceptor that
                 // rewrites items (client-side encryption, say) must not make an unwritten item
                 // look written.
                 let key = match (&request.put_request, &request.delete_request) {
-                    (Some(put), _) => pending
+                    (Some(put), _) => self
+                        .pending
                         .iter()
                         .find(|op| {
                             op.table == table
@@ -377,37 +407,32 @@ async fn write_chunk(
                 }
             }
         }
-        let before = pending.len();
-        let (left, done): (Vec<WriteOp>, Vec<WriteOp>) = pending
+        let before = self.pending.len();
+        let (left, done): (Vec<WriteOp>, Vec<WriteOp>) = std::mem::take(&mut self.pending)
             .into_iter()
             .partition(|op| unprocessed_ids.contains(&op.id()));
         for op in &done {
             match op.kind {
-                WriteKind::Put(_) => result.puts += 1,
-                WriteKind::Delete => result.deletes += 1,
+                WriteKind::Put(_) => self.result.puts += 1,
+                WriteKind::Delete => self.result.deletes += 1,
             }
-        }
-        if left.is_empty() {
-            return result;
         }
         let progressed = left.len() < before;
-        if progressed {
-            attempts.progressed();
-        }
-        match attempts.next_delay((!progressed).then_some(ErrorKind::Throttled)) {
-            Some(delay) => {
-                result.stats.unprocessed_retries += 1;
-                attempts
-                    .wait(delay, Operation::BatchWriteItem, "UnprocessedItems")
-                    .await;
-                pending = left;
-            }
-            None => {
-                result.not_applied = left;
-                return result;
+        self.pending = left;
+        if self.pending.is_empty() {
+            Settle::Done(())
+        } else {
+            Settle::Again {
+                progressed,
+                exhausted: (),
+                reason: "UnprocessedItems",
             }
         }
     }
+}
+
+fn lock(state: &Mutex<ChunkState>) -> MutexGuard<'_, ChunkState> {
+    state.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl<'a> IntoFuture for BatchWrite<'a> {
