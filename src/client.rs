@@ -106,6 +106,7 @@ impl Client {
     }
 
     /// A batch read across several entities: `db.batch_get().add::<User>(keys).add::<Order>(keys)`.
+    /// It bypasses the item cache (see [`MultiBatchGet`](crate::ops::MultiBatchGet)).
     pub fn batch_get(&self) -> crate::ops::MultiBatchGet<'_> {
         crate::ops::MultiBatchGet::new(self)
     }

@@ -387,6 +387,12 @@ impl Error {
     pub fn is_resource_not_found(&self) -> bool {
         self.code() == Some("ResourceNotFoundException")
     }
+
+    /// `true` when DynamoDB answered that the table is being created, updated or deleted, or
+    /// exists already (`ResourceInUseException`).
+    pub fn is_resource_in_use(&self) -> bool {
+        self.code() == Some("ResourceInUseException")
+    }
 }
 
 #[cfg(test)]

@@ -71,6 +71,7 @@ impl From<&str> for Cursor {
 
 /// One page of results, and the cursor of the next one (`None`: no more items).
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Page<T> {
     /// The items, in order.
     pub items: Vec<T>,

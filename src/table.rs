@@ -86,7 +86,7 @@ impl<'a, E: Entity> CreateTable<'a, E> {
             match created {
                 Ok(_) => {}
                 // Someone else created it meanwhile: fine for ensure_table.
-                Err(e) if self.if_missing && e.code() == Some("ResourceInUseException") => {}
+                Err(e) if self.if_missing && e.is_resource_in_use() => {}
                 Err(e) => return Err(e),
             }
         }
@@ -246,7 +246,7 @@ async fn describe(
         .await
     {
         Ok(out) => Ok(out.table),
-        Err(e) if e.code() == Some("ResourceNotFoundException") => Ok(None),
+        Err(e) if e.is_resource_not_found() => Ok(None),
         Err(e) => Err(e),
     }
 }
@@ -318,7 +318,7 @@ impl<'a, E: Entity> DeleteTable<'a, E> {
             .await
         {
             Ok(_) => Ok(()),
-            Err(e) if self.if_exists && e.code() == Some("ResourceNotFoundException") => Ok(()),
+            Err(e) if self.if_exists && e.is_resource_not_found() => Ok(()),
             Err(e) => Err(e),
         }
     }

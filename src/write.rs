@@ -66,6 +66,7 @@ pub(crate) use write_parts;
 
 /// Why one operation of a cancelled transaction failed (or `code == Some("None")`: it did not).
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct CancellationReason {
     /// The operation's position in the transaction (0-based, in the order added).
     pub index: usize,

@@ -72,6 +72,7 @@ pub(crate) struct TableRead<'a> {
 
 /// Counts of a batch operation, for reporting.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct BatchStats {
     /// Requests sent (each BatchGetItem / BatchWriteItem call, retries included).
     pub requests: usize,
@@ -241,6 +242,7 @@ struct ReadState {
 
 /// What a batch get found.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct BatchGetOutput<E> {
     /// The items found, in the order of the input keys (each key once).
     pub items: Vec<E>,
@@ -370,6 +372,10 @@ impl<'a, E: Entity> BatchGet<'a, E> {
     /// Reads lazily, chunk by chunk (keys are pulled from the iterator as needed), for key
     /// sets too large to hold: each key once, in input order, with `None` for a missing item.
     /// At most `concurrency` chunks are in flight or buffered.
+    ///
+    /// Bypasses the item cache: a stream is for sweeping key sets too large to hold, which
+    /// would only evict what the cache holds for serving traffic. Awaiting the builder (or
+    /// [`send`](Self::send)) reads through the cache.
     pub fn stream(self) -> impl Stream<Item = Result<(Key<E>, Option<E>)>> + Send + 'a {
         let BatchGet {
             client,
@@ -559,6 +565,9 @@ impl<'a, E: Entity> IntoFuture for BatchGet<'a, E> {
 }
 
 /// Reads items of several entities (tables) in one call. Built by [`Client::batch_get`].
+///
+/// Reads DynamoDB directly, not the item cache (one `E::batch_get` per entity reads through
+/// it): the entities' cache settings differ, and their keys are read together.
 ///
 /// ```no_run
 /// # use dynamite::Entity;

@@ -52,6 +52,7 @@ impl WriteOp {
 
 /// What a batch write did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct BatchWriteOutput {
     /// Puts applied.
     pub puts: usize,

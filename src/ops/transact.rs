@@ -433,6 +433,7 @@ impl<'a> IntoFuture for TransactGet<'a> {
 
 /// The items a [`TransactGet`] read, by position.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct TransactGetOutput {
     items: Vec<(TypeId, &'static str, Option<Item>)>,
 }

@@ -253,7 +253,7 @@ async fn delete_table(client: &Client, created: &Created) -> Result<()> {
         })
         .await;
     match deleted {
-        Err(e) if e.code() != Some("ResourceNotFoundException") => Err(e),
+        Err(e) if !e.is_resource_not_found() => Err(e),
         _ => Ok(()),
     }
 }
