@@ -99,11 +99,12 @@ pub enum Error {
         source: BoxError,
     },
 
-    /// A write whose request may or may not have been applied: its answer was lost (connection
-    /// closed or timed out after sending, an unreadable response, HTTP 500), and sending it
-    /// again could apply it twice or misreport it, so dynamite did not. Read the item to learn
-    /// what happened, or use idempotent mode (`.idempotent()`), which can retry safely.
-    #[error("{operation} on table {table}, key {}: the outcome is unknown (the request may have been applied, and was not sent again)", crate::value::display_item(key))]
+    /// A write that may or may not have been applied: an answer was lost (connection closed or
+    /// timed out after sending, an unreadable response, HTTP 500), and either sending it again
+    /// could apply it twice or misreport it (so dynamite did not), or the attempts that followed
+    /// could not settle it. Read the item to learn what happened, or use idempotent mode
+    /// (`.idempotent(true)`), which retries safely.
+    #[error("{operation} on table {table}{}: the outcome is unknown (an answer was lost, so the request may have been applied)", key_part(key))]
     OutcomeUnknown {
         /// The operation.
         operation: Operation,
@@ -295,6 +296,15 @@ impl ErrorKind {
 impl fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.describe())
+    }
+}
+
+/// `, key {id: "u1"}` for a key, nothing for none (a transaction of several items).
+fn key_part(key: &Item) -> String {
+    if key.is_empty() {
+        String::new()
+    } else {
+        format!(", key {}", crate::value::display_item(key))
     }
 }
 

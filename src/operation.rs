@@ -43,6 +43,8 @@ pub enum Operation {
     DeleteTable,
     /// Enable or disable TTL on a table.
     UpdateTimeToLive,
+    /// Read a table's TTL setting.
+    DescribeTimeToLive,
 }
 
 impl Operation {
@@ -63,6 +65,7 @@ impl Operation {
             Operation::DescribeTable => "DescribeTable",
             Operation::DeleteTable => "DeleteTable",
             Operation::UpdateTimeToLive => "UpdateTimeToLive",
+            Operation::DescribeTimeToLive => "DescribeTimeToLive",
         }
     }
 
@@ -76,6 +79,7 @@ impl Operation {
                 | Operation::BatchGetItem
                 | Operation::TransactGetItems
                 | Operation::DescribeTable
+                | Operation::DescribeTimeToLive
         )
     }
 }

@@ -199,8 +199,14 @@ impl Client {
                     continue;
                 }
             }
+            let after_lost_answer = answer_lost || lost;
             let unknown = decision == AfterFailure::OutcomeUnknown
-                || (target.repeat != Repeat::Safe && (answer_lost || lost));
+                || match target.repeat {
+                    Repeat::Safe => false,
+                    // A definitive answer to the token settles it; a transient one does not.
+                    Repeat::Token => after_lost_answer && kind.is_some_and(ErrorKind::is_transient),
+                    Repeat::SameState | Repeat::Never => after_lost_answer,
+                };
             let error = if unknown {
                 target.outcome_unknown(err)
             } else {
@@ -490,11 +496,13 @@ impl Client {
     ) -> Result<Option<Item>> {
         let token = crate::write::request_token();
         let item = write.to_transact_item();
-        let target = Target::safe(
+        let target = Target::write(
             Operation::TransactWriteItems,
             &write.table,
             E::schema().entity,
             retry,
+            &write.key,
+            Repeat::Token,
         );
         let result = self
             .execute(target, || {

@@ -91,7 +91,8 @@ plain_error!(
     aws_sdk_dynamodb::operation::create_table::CreateTableError,
     aws_sdk_dynamodb::operation::describe_table::DescribeTableError,
     aws_sdk_dynamodb::operation::delete_table::DeleteTableError,
-    aws_sdk_dynamodb::operation::update_time_to_live::UpdateTimeToLiveError
+    aws_sdk_dynamodb::operation::update_time_to_live::UpdateTimeToLiveError,
+    aws_sdk_dynamodb::operation::describe_time_to_live::DescribeTimeToLiveError
 );
 
 /// Outputs that report consumed capacity.
@@ -146,6 +147,10 @@ impl CapacityOutput for aws_sdk_dynamodb::operation::create_table::CreateTableOu
 impl CapacityOutput for aws_sdk_dynamodb::operation::describe_table::DescribeTableOutput {}
 impl CapacityOutput for aws_sdk_dynamodb::operation::delete_table::DeleteTableOutput {}
 impl CapacityOutput for aws_sdk_dynamodb::operation::update_time_to_live::UpdateTimeToLiveOutput {}
+impl CapacityOutput
+    for aws_sdk_dynamodb::operation::describe_time_to_live::DescribeTimeToLiveOutput
+{
+}
 
 /// Outputs of single-item writes: the item they return, if asked.
 pub(crate) trait WriteOutput {

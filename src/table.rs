@@ -92,6 +92,22 @@ impl<'a, E: Entity> CreateTable<'a, E> {
         }
         wait_active(self.client, &table, schema.entity, self.wait_timeout).await?;
         if let Some(ttl) = schema.ttl {
+            if exists {
+                match ttl_attribute(self.client, &table, schema.entity).await? {
+                    // Already on (or turning on) for this attribute.
+                    Some(current) if current == ttl => return Ok(()),
+                    Some(current) => {
+                        return Err(Error::Config(format!(
+                            "table {table} has TTL on attribute {current:?}, but entity {} \
+                             declares {ttl:?}: DynamoDB allows one TTL attribute per table, so \
+                             items would not expire as declared; disable TTL on the table (it \
+                             takes up to an hour) or change the entity",
+                            schema.entity
+                        )))
+                    }
+                    None => {}
+                }
+            }
             let target = Target::safe(Operation::UpdateTimeToLive, &table, schema.entity, None);
             let result = self
                 .client
@@ -110,12 +126,7 @@ impl<'a, E: Entity> CreateTable<'a, E> {
                         .send()
                 })
                 .await;
-            match result {
-                Ok(_) => {}
-                // Already enabled (ensure_table on an existing table).
-                Err(e) if exists && e.code() == Some("ValidationException") => {}
-                Err(e) => return Err(e),
-            }
+            result?;
         }
         Ok(())
     }
@@ -230,6 +241,31 @@ fn create_request<E: Entity>(
             BillingMode::Provisioned { .. } => SdkBillingMode::Provisioned,
         })
         .set_provisioned_throughput(throughput)
+}
+
+/// The attribute TTL is enabled (or being enabled) on, `None` when TTL is off.
+async fn ttl_attribute(
+    client: &Client,
+    table: &str,
+    entity: &'static str,
+) -> Result<Option<String>> {
+    use aws_sdk_dynamodb::types::TimeToLiveStatus;
+    let target = Target::safe(Operation::DescribeTimeToLive, table, entity, None);
+    let out = client
+        .execute(target, || {
+            client
+                .sdk()
+                .describe_time_to_live()
+                .table_name(table)
+                .send()
+        })
+        .await?;
+    Ok(out
+        .time_to_live_description
+        .and_then(|d| match d.time_to_live_status {
+            Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling) => d.attribute_name,
+            _ => None,
+        }))
 }
 
 /// The table's description, or `None` when it does not exist.

@@ -212,6 +212,22 @@ async fn ensure_table_enables_ttl() {
         Some(&TimeToLiveStatus::Enabled)
     );
     assert_eq!(description.attribute_name(), Some("expires_at"));
+
+    // The same table declared with TTL on another attribute: DynamoDB allows one, so items
+    // would not expire as declared. ensure_table says so instead of succeeding.
+    #[derive(Entity, Serialize, Deserialize, Clone, Debug, PartialEq)]
+    #[dynamite(table = "sessions")]
+    struct OtherSession {
+        #[dynamite(partition_key)]
+        id: String,
+        #[dynamite(ttl)]
+        gone_at: Option<i64>,
+    }
+    let err = OtherSession::ensure_table(&db).await.unwrap_err();
+    assert!(
+        matches!(&err, dynamite::Error::Config(m) if m.contains("expires_at") && m.contains("gone_at")),
+        "{err:?}"
+    );
 }
 
 /// TransactGetItems reads up to 100 items (moto caps it at 25); 101 are refused before sending.

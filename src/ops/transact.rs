@@ -10,6 +10,7 @@ use aws_sdk_dynamodb::types::{Get, ReturnConsumedCapacity, TransactGetItem, Tran
 
 use super::batch_get::key_string;
 use crate::pipeline::Target;
+use crate::retry::Repeat;
 use crate::write::{CancellationReason, CompiledWrite, TransactAction};
 use crate::{Client, Condition, Entity, Error, Item, Key, Operation, Result, RetryPolicy, Update};
 
@@ -177,12 +178,15 @@ impl<'a> TransactWrite<'a> {
             .map(|op| op.table.clone())
             .unwrap_or_default();
         // Every attempt carries the same token: DynamoDB applies the transaction once.
-        let target = Target::safe(
-            Operation::TransactWriteItems,
-            &label,
-            "(transaction)",
-            self.retry.as_ref(),
-        );
+        let target = Target {
+            repeat: Repeat::Token,
+            ..Target::safe(
+                Operation::TransactWriteItems,
+                &label,
+                "(transaction)",
+                self.retry.as_ref(),
+            )
+        };
         let result = self
             .client
             .execute(target, || {

@@ -175,8 +175,12 @@ impl RetryPolicy {
 /// module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Repeat {
-    /// Sending it twice gives the same state and the same answer: reads, transactions.
+    /// Sending it twice gives the same state and the same answer: reads.
     Safe,
+    /// The request carries a client request token: DynamoDB applies it once and answers a
+    /// repeat as it answered the first (transactions). Retried; a failure after a lost answer
+    /// is `OutcomeUnknown` unless DynamoDB's last answer was definitive.
+    Token,
     /// Sending it twice gives the same state, but the answer to a repeat may be about the first
     /// attempt (a condition failing because the first attempt landed): retried, and a failure
     /// after a lost answer becomes `OutcomeUnknown`.
@@ -319,7 +323,12 @@ mod tests {
 
     #[test]
     fn client_errors_and_other_errors_fail_at_once() {
-        for repeat in [Repeat::Safe, Repeat::SameState, Repeat::Never] {
+        for repeat in [
+            Repeat::Safe,
+            Repeat::Token,
+            Repeat::SameState,
+            Repeat::Never,
+        ] {
             assert_eq!(
                 after_failure(Some(ErrorKind::Client), repeat),
                 AfterFailure::Fail
