@@ -324,7 +324,7 @@ impl Client {
         let key = target.key.expect("single-item writes have a key");
         let retry = target.retry;
         let result = self.execute(target, send).await;
-        self.invalidate_after_write::<E>(table, [key]).await;
+        self.invalidate_after_write::<E>(table, key).await;
         match result {
             Ok(output) => Ok(output.into_attributes()),
             Err(err @ Error::OutcomeUnknown { .. }) => {
@@ -514,7 +514,7 @@ impl Client {
                     .send()
             })
             .await;
-        self.invalidate_after_write::<E>(&write.table, [&write.key])
+        self.invalidate_after_write::<E>(&write.table, &write.key)
             .await;
         match result {
             Ok(_) => Ok(None),
@@ -535,17 +535,36 @@ impl Client {
         }
     }
 
-    /// Drops the cache entries of the items with these keys (whole items work too) and the
-    /// query results of `table`, in every layer. No-op without a cache.
-    pub(crate) async fn invalidate_after_write<'k, E: Entity>(
+    /// After a single-item write of `E`: [`invalidate_written`](Self::invalidate_written) for
+    /// the item with `key`.
+    pub(crate) async fn invalidate_after_write<E: Entity>(&self, table: &str, key: &Item) {
+        if self.cache().is_some() {
+            if let Some(text) = crate::cache::key_text_of(E::schema(), key) {
+                self.invalidate_written([(table, text.as_str())]).await;
+            }
+        }
+    }
+
+    /// The invalidation stage of every write (item writes, batch writes, transactions),
+    /// whatever its outcome, as a failed request may still have been applied: the cache
+    /// entries of the written items — `(table, key text)` — and the query results of their
+    /// tables are dropped in every layer before the write returns. No-op without a cache.
+    pub(crate) async fn invalidate_written<'k>(
         &self,
-        table: &str,
-        keys: impl IntoIterator<Item = &'k Item>,
+        written: impl IntoIterator<Item = (&'k str, &'k str)>,
     ) {
-        if let Some(cache) = self.cache() {
-            cache
-                .invalidate_items(table, E::schema(), keys.into_iter())
-                .await;
+        let Some(cache) = self.cache() else {
+            return;
+        };
+        let mut by_table: Vec<(&str, Vec<&str>)> = Vec::new();
+        for (table, text) in written {
+            match by_table.iter_mut().find(|(t, _)| *t == table) {
+                Some((_, texts)) => texts.push(text),
+                None => by_table.push((table, vec![text])),
+            }
+        }
+        for (table, texts) in by_table {
+            cache.invalidate_keys(table, texts.into_iter()).await;
         }
     }
 }

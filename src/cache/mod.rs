@@ -310,7 +310,7 @@ pub trait CacheLayer: Send + Sync + 'static {
     }
 }
 
-pub(crate) use keys::key_text;
+pub(crate) use keys::{key_text, key_text_of};
 
 /// Generations of invalidation scopes, kept in stripes: invalidating a scope bumps its stripe,
 /// so (rarely) other scopes of the same stripe lose their entries too. Correct, and bounded in

@@ -212,22 +212,8 @@ impl ClientCache {
         }
     }
 
-    /// After a write of `keys` on `table`: drop their entries and the table's query results,
-    /// in every layer, before the write returns.
-    pub(crate) async fn invalidate_items<'k>(
-        &self,
-        table: &str,
-        schema: &TableSchema,
-        items: impl Iterator<Item = &'k Item>,
-    ) {
-        let texts: Vec<String> = items
-            .filter_map(|item| keys::key_text_of(schema, item))
-            .collect();
-        self.invalidate_keys(table, texts.iter().map(String::as_str))
-            .await;
-    }
-
-    /// The same, from key texts ([`keys::key_text`]).
+    /// After a write on `table` of the items with these key texts ([`keys::key_text`]): drop
+    /// their entries and the table's query results, in every layer, before the write returns.
     pub(crate) async fn invalidate_keys<'k>(
         &self,
         table: &str,

@@ -289,13 +289,10 @@ async fn write_chunk(
         .map(|op| (op.table.clone(), op.entity))
         .unwrap_or_default();
     // What invalidation must cover: every item the chunk may write.
-    let mut keys_by_table: HashMap<String, Vec<String>> = HashMap::new();
-    for op in &chunk {
-        keys_by_table
-            .entry(op.table.clone())
-            .or_default()
-            .push(op.key_text.clone());
-    }
+    let written: Vec<(String, String)> = chunk
+        .iter()
+        .map(|op| (op.table.clone(), op.key_text.clone()))
+        .collect();
     let state = Mutex::new(ChunkState {
         pending: chunk,
         result: ChunkResult {
@@ -330,13 +327,9 @@ async fn write_chunk(
         )
         .await;
     // Drop the cache entries of every item the chunk may have written, before returning.
-    if let Some(cache) = client.cache() {
-        for (table, texts) in &keys_by_table {
-            cache
-                .invalidate_keys(table, texts.iter().map(String::as_str))
-                .await;
-        }
-    }
+    client
+        .invalidate_written(written.iter().map(|(t, k)| (t.as_str(), k.as_str())))
+        .await;
     let ChunkState {
         pending,
         mut result,

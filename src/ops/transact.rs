@@ -199,17 +199,12 @@ impl<'a> TransactWrite<'a> {
                     .send()
             })
             .await;
-        if let Some(cache) = self.client.cache() {
-            for op in self
-                .ops
-                .iter()
-                .filter(|op| op.operation != TransactAction::ConditionCheck)
-            {
-                cache
-                    .invalidate_keys(&op.table, std::iter::once(op.key_text.as_str()))
-                    .await;
-            }
-        }
+        let written = self
+            .ops
+            .iter()
+            .filter(|op| op.operation != TransactAction::ConditionCheck)
+            .map(|op| (op.table.as_str(), op.key_text.as_str()));
+        self.client.invalidate_written(written).await;
         match result {
             Ok(_) => Ok(()),
             Err(Error::TransactionCanceled { reasons }) => Err(Error::TransactionCanceled {
