@@ -535,6 +535,19 @@ impl Client {
         }
     }
 
+    /// The cache a read of `E` goes through, decided in one place for every read path:
+    /// `None` without a cache on the client, for consistent reads (they always read DynamoDB),
+    /// when the call opted out (`no_cache()`), or when the entity's cache is off.
+    pub(crate) fn read_cache<E: Entity>(
+        &self,
+        consistent: bool,
+        use_cache: bool,
+    ) -> Option<&crate::cache::stack::ClientCache> {
+        self.cache().filter(|_| {
+            use_cache && !consistent && crate::cache::stack::ClientCache::enabled_for(E::schema())
+        })
+    }
+
     /// After a single-item write of `E`: [`invalidate_written`](Self::invalidate_written) for
     /// the item with `key`.
     pub(crate) async fn invalidate_after_write<E: Entity>(&self, table: &str, key: &Item) {

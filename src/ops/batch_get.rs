@@ -346,12 +346,7 @@ impl<'a, E: Entity> BatchGet<'a, E> {
             }
         }
         let read = self.table_read();
-        let schema = E::schema();
-        if let Some(cache) = self
-            .client
-            .cache()
-            .filter(|_| self.use_cache && !self.consistent && ClientCache::enabled_for(schema))
-        {
+        if let Some(cache) = self.client.read_cache::<E>(self.consistent, self.use_cache) {
             return send_cached(self.client, self.concurrency, cache, &read, keys, items).await;
         }
         let (found, stats) = read.read_all(self.client, items, self.concurrency).await?;

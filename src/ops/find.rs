@@ -539,12 +539,9 @@ impl<'a, E: Entity, O: Send + 'static> Find<'a, E, O> {
         let opted_in = self
             .cache_queries
             .unwrap_or_else(|| schema.cache.is_some_and(|c| c.queries));
-        self.client.cache().filter(|_| {
-            opted_in
-                && !self.consistent
-                && self.segments.is_none()
-                && ClientCache::enabled_for(schema)
-        })
+        // Parallel scans are not cached: each segment is its own read.
+        self.client
+            .read_cache::<E>(self.consistent, opted_in && self.segments.is_none())
     }
 
     /// Serves `read` from the query cache when this find uses it (keyed by the query's

@@ -93,11 +93,7 @@ impl<'a, E: Entity> GetItem<'a, E> {
         };
         let projection = expr::projection(&mut ph, &paths);
         let names = ph.names();
-        if let Some(cache) = self
-            .client
-            .cache()
-            .filter(|_| self.use_cache && !self.consistent && ClientCache::enabled_for(schema))
-        {
+        if let Some(cache) = self.client.read_cache::<E>(self.consistent, self.use_cache) {
             let projection_hash = projection
                 .as_deref()
                 .map_or(0, |p| crate::cache::projection_hash(p, names.as_ref()));
