@@ -16,6 +16,7 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 use dynamite::testing::{Fault, FaultProxy, Match};
+use dynamite::Operation;
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -267,7 +268,7 @@ async fn error_faults_reach_the_sdk_with_their_codes() {
     for (n, (fault, status, code)) in cases.iter().enumerate() {
         assert_eq!(fault.code(), Some(*code));
         fx.proxy
-            .script(Match::Operation("GetItem"), fault.clone(), 1);
+            .script(Match::Operation(Operation::GetItem), fault.clone(), 1);
         let err = fx
             .via_proxy
             .get_item()
@@ -326,7 +327,7 @@ async fn delay_forwards_after_sleeping() {
 
     let delay = Duration::from_millis(400);
     fx.proxy
-        .script(Match::Operation("GetItem"), Fault::Delay(delay), 1);
+        .script(Match::Operation(Operation::GetItem), Fault::Delay(delay), 1);
     let started = Instant::now();
     assert_eq!(fx.get("a").await.unwrap().unwrap(), item("a"));
     assert!(started.elapsed() >= delay, "took {:?}", started.elapsed());
@@ -354,8 +355,11 @@ async fn dropped_connection_is_a_dispatch_error_and_the_next_request_works() {
     assert_eq!(fx.get("a").await.unwrap().unwrap(), item("a"));
     let connections = fx.proxy.connections();
 
-    fx.proxy
-        .script(Match::Operation("GetItem"), Fault::DropBeforeForwarding, 1);
+    fx.proxy.script(
+        Match::Operation(Operation::GetItem),
+        Fault::DropBeforeForwarding,
+        1,
+    );
     let err = fx
         .via_proxy
         .get_item()
@@ -397,8 +401,11 @@ async fn dropped_connection_is_a_dispatch_error_and_the_next_request_works() {
 async fn drop_after_applied_loses_the_answer_of_an_applied_write() {
     let fx = Fixture::new("dropapplied", 1).await;
 
-    fx.proxy
-        .script(Match::Operation("PutItem"), Fault::DropAfterApplied, 1);
+    fx.proxy.script(
+        Match::Operation(Operation::PutItem),
+        Fault::DropAfterApplied,
+        1,
+    );
     let err = fx
         .via_proxy
         .put_item()
@@ -438,7 +445,7 @@ async fn unprocessed_half_on_batch_write_forwards_the_first_half() {
     let three = keys("s", 3);
 
     fx.proxy.script(
-        Match::Operation("BatchWriteItem"),
+        Match::Operation(Operation::BatchWriteItem),
         Fault::UnprocessedHalf,
         1,
     );
@@ -499,8 +506,11 @@ async fn unprocessed_half_on_batch_get_returns_the_first_half() {
     let ten = keys("k", 10);
     fx.put_direct(&table, &ten).await;
 
-    fx.proxy
-        .script(Match::Operation("BatchGetItem"), Fault::UnprocessedHalf, 1);
+    fx.proxy.script(
+        Match::Operation(Operation::BatchGetItem),
+        Fault::UnprocessedHalf,
+        1,
+    );
     let request = KeysAndAttributes::builder()
         .set_keys(Some(ten.iter().map(|k| key_of(k)).collect()))
         .consistent_read(true)
@@ -553,8 +563,11 @@ async fn unprocessed_all_forwards_nothing() {
     let table = fx.table().to_string();
     let four = keys("k", 4);
 
-    fx.proxy
-        .script(Match::Operation("BatchWriteItem"), Fault::UnprocessedAll, 1);
+    fx.proxy.script(
+        Match::Operation(Operation::BatchWriteItem),
+        Fault::UnprocessedAll,
+        1,
+    );
     let out = fx
         .via_proxy
         .batch_write_item()
@@ -566,8 +579,11 @@ async fn unprocessed_all_forwards_nothing() {
     assert!(fx.stored_keys(&table).await.is_empty());
 
     fx.put_direct(&table, &four).await;
-    fx.proxy
-        .script(Match::Operation("BatchGetItem"), Fault::UnprocessedAll, 1);
+    fx.proxy.script(
+        Match::Operation(Operation::BatchGetItem),
+        Fault::UnprocessedAll,
+        1,
+    );
     let out = fx
         .via_proxy
         .batch_get_item()
@@ -618,10 +634,13 @@ async fn rules_are_consumed_in_order() {
     };
 
     fx.proxy
-        .script(Match::Operation("GetItem"), Fault::Throttling, 2);
+        .script(Match::Operation(Operation::GetItem), Fault::Throttling, 2);
     fx.proxy.script(Match::Any, Fault::InternalServerError, 1);
-    fx.proxy
-        .script(Match::Operation("PutItem"), Fault::ValidationError, 1);
+    fx.proxy.script(
+        Match::Operation(Operation::PutItem),
+        Fault::ValidationError,
+        1,
+    );
     // Batch-only faults never match other operations, and are not used up by them.
     fx.proxy.script(Match::Any, Fault::UnprocessedAll, 1);
     assert_eq!(fx.proxy.pending(), 4);
@@ -754,8 +773,11 @@ async fn speaks_enough_http() {
 
     // Two pipelined requests in one write: a chunked GetItem, then a DescribeTable that asks to
     // close the connection and is throttled.
-    fx.proxy
-        .script(Match::Operation("DescribeTable"), Fault::Throttling, 1);
+    fx.proxy.script(
+        Match::Operation(Operation::DescribeTable),
+        Fault::Throttling,
+        1,
+    );
     let (first, second) = get.split_at(10);
     let both = format!(
         "{}{:x}\r\n{first}\r\n{:X};ext=1\r\n{second}\r\n0\r\n\r\n{}{describe}",

@@ -27,7 +27,8 @@ use aws_sdk_dynamodb::config::retry::RetryConfig;
 use dynamite::ops::{WriteKind, WriteOp};
 use dynamite::testing::{Fault, FaultProxy, Match, Seen};
 use dynamite::{
-    Client, ClientBuilder, Entity, Error, ErrorKind, Item, Key, RetryBudget, RetryPolicy, Update,
+    Client, ClientBuilder, Entity, Error, ErrorKind, Item, Key, Operation, RetryBudget,
+    RetryPolicy, Update,
 };
 use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
@@ -572,7 +573,7 @@ async fn single_item_operations_retry_throttling_until_they_succeed() {
     // PutItem: 3 × ProvisionedThroughputExceeded, then the server.
     let fault = Fault::ProvisionedThroughputExceeded;
     fx.proxy
-        .script(Match::Operation("PutItem"), fault.clone(), 3);
+        .script(Match::Operation(Operation::PutItem), fault.clone(), 3);
     thing(1).put(&fx.db).await.unwrap();
     assert_eq!(fx.proxy.count("PutItem"), 4);
     fx.assert_retried(&p, "PutItem", &[fault.code().unwrap(); 3]);
@@ -581,7 +582,7 @@ async fn single_item_operations_retry_throttling_until_they_succeed() {
     // GetItem: 3 × Throttling.
     fx.reset();
     fx.proxy
-        .script(Match::Operation("GetItem"), Fault::Throttling, 3);
+        .script(Match::Operation(Operation::GetItem), Fault::Throttling, 3);
     let got = Thing::get(&fx.db, key(1)).await.unwrap();
     assert_eq!(got, Some(thing(1)));
     assert_eq!(fx.proxy.count("GetItem"), 4);
@@ -592,7 +593,7 @@ async fn single_item_operations_retry_throttling_until_they_succeed() {
     fx.reset();
     let fault = Fault::RequestLimitExceeded;
     fx.proxy
-        .script(Match::Operation("UpdateItem"), fault.clone(), 3);
+        .script(Match::Operation(Operation::UpdateItem), fault.clone(), 3);
     Thing::update(&fx.db, key(1))
         .add(Thing::N, 10)
         .await
@@ -603,8 +604,11 @@ async fn single_item_operations_retry_throttling_until_they_succeed() {
 
     // DeleteItem: 3 × Throttling.
     fx.reset();
-    fx.proxy
-        .script(Match::Operation("DeleteItem"), Fault::Throttling, 3);
+    fx.proxy.script(
+        Match::Operation(Operation::DeleteItem),
+        Fault::Throttling,
+        3,
+    );
     Thing::delete(&fx.db, key(1)).await.unwrap();
     assert_eq!(fx.proxy.count("DeleteItem"), 4);
     fx.assert_retried(&p, "DeleteItem", &["ThrottlingException"; 3]);
@@ -628,7 +632,7 @@ async fn finds_retry_their_query_scan_and_get_requests() {
 
     // A find served by a Query.
     fx.proxy
-        .script(Match::Operation("Query"), Fault::Throttling, 2);
+        .script(Match::Operation(Operation::Query), Fault::Throttling, 2);
     let all = Row::find(&fx.db)
         .filter(Row::GRP.eq("g"))
         .all()
@@ -640,8 +644,11 @@ async fn finds_retry_their_query_scan_and_get_requests() {
 
     // A find served by a GetItem.
     fx.reset();
-    fx.proxy
-        .script(Match::Operation("GetItem"), Fault::InternalServerError, 2);
+    fx.proxy.script(
+        Match::Operation(Operation::GetItem),
+        Fault::InternalServerError,
+        2,
+    );
     let one = Row::find(&fx.db)
         .filter(Row::GRP.eq("g"))
         .filter(Row::SEQ.eq(3))
@@ -664,8 +671,11 @@ async fn finds_retry_their_query_scan_and_get_requests() {
     assert!(first.next.is_some());
     assert_eq!(fx.proxy.count("Query"), 1);
     fx.reset();
-    fx.proxy
-        .script(Match::Operation("Query"), Fault::ServiceUnavailable, 2);
+    fx.proxy.script(
+        Match::Operation(Operation::Query),
+        Fault::ServiceUnavailable,
+        2,
+    );
     let second = Row::find(&fx.db)
         .filter(Row::GRP.eq("g"))
         .limit(4)
@@ -679,7 +689,7 @@ async fn finds_retry_their_query_scan_and_get_requests() {
     // A scan.
     fx.reset();
     fx.proxy
-        .script(Match::Operation("Scan"), Fault::Throttling, 1);
+        .script(Match::Operation(Operation::Scan), Fault::Throttling, 1);
     let scanned = Row::scan(&fx.db).unbounded().all().await.unwrap();
     assert_eq!(
         sorted(scanned.iter().map(|r| r.seq).collect()),
@@ -698,8 +708,11 @@ async fn transport_and_server_faults_are_retried() {
 
     // The connection dropped after the request was read: for the client the outcome is
     // unknown (it cannot tell whether the server got it); a read is retried.
-    fx.proxy
-        .script(Match::Operation("GetItem"), Fault::DropBeforeForwarding, 1);
+    fx.proxy.script(
+        Match::Operation(Operation::GetItem),
+        Fault::DropBeforeForwarding,
+        1,
+    );
     let got = Thing::get(&fx.db, key(1)).await.unwrap();
     assert_eq!(got, Some(thing(1)));
     assert_eq!(fx.proxy.count("GetItem"), 2);
@@ -707,16 +720,22 @@ async fn transport_and_server_faults_are_retried() {
 
     // 500 InternalServerError, twice.
     fx.reset();
-    fx.proxy
-        .script(Match::Operation("PutItem"), Fault::InternalServerError, 2);
+    fx.proxy.script(
+        Match::Operation(Operation::PutItem),
+        Fault::InternalServerError,
+        2,
+    );
     thing(2).put(&fx.db).await.unwrap();
     assert_eq!(fx.proxy.count("PutItem"), 3);
     fx.assert_retried(&p, "PutItem", &["InternalServerError"; 2]);
 
     // 503 ServiceUnavailable, twice.
     fx.reset();
-    fx.proxy
-        .script(Match::Operation("DeleteItem"), Fault::ServiceUnavailable, 2);
+    fx.proxy.script(
+        Match::Operation(Operation::DeleteItem),
+        Fault::ServiceUnavailable,
+        2,
+    );
     Thing::delete(&fx.db, key(2)).await.unwrap();
     assert_eq!(fx.proxy.count("DeleteItem"), 3);
     fx.assert_retried(&p, "DeleteItem", &["ServiceUnavailable"; 2]);
@@ -725,7 +744,7 @@ async fn transport_and_server_faults_are_retried() {
     // retry writes everything once.
     fx.reset();
     fx.proxy.script(
-        Match::Operation(BATCH_WRITE),
+        Match::Operation(Operation::BatchWriteItem),
         Fault::DropBeforeForwarding,
         2,
     );
@@ -755,8 +774,11 @@ async fn always_failing_requests_stop_after_max_attempts() {
     create::<Thing>(&fx).await;
 
     // A single item operation.
-    fx.proxy
-        .script(Match::Operation("GetItem"), Fault::Throttling, FOREVER);
+    fx.proxy.script(
+        Match::Operation(Operation::GetItem),
+        Fault::Throttling,
+        FOREVER,
+    );
     let err = Thing::get(&fx.db, key(1)).await.unwrap_err();
     assert_eq!(sdk_error(&err), ("GetItem", Some("ThrottlingException")));
     assert_eq!(err.kind(), Some(ErrorKind::Throttled));
@@ -771,8 +793,11 @@ async fn always_failing_requests_stop_after_max_attempts() {
 
     // A per-call policy overrides the client's.
     fx.reset();
-    fx.proxy
-        .script(Match::Operation("UpdateItem"), Fault::Throttling, FOREVER);
+    fx.proxy.script(
+        Match::Operation(Operation::UpdateItem),
+        Fault::Throttling,
+        FOREVER,
+    );
     let err = Thing::update(&fx.db, key(1))
         .add(Thing::N, 1)
         .retry(policy(2))
@@ -784,8 +809,11 @@ async fn always_failing_requests_stop_after_max_attempts() {
     // A batch write whose every request is throttled: one chunk, max_attempts requests, every
     // operation handed back, the throttling error as the cause.
     fx.reset();
-    fx.proxy
-        .script(Match::Operation(BATCH_WRITE), Fault::Throttling, FOREVER);
+    fx.proxy.script(
+        Match::Operation(Operation::BatchWriteItem),
+        Fault::Throttling,
+        FOREVER,
+    );
     let things: Vec<Thing> = (0..10).map(thing).collect();
     let err = Thing::batch_write(&fx.db)
         .put_all(&things)
@@ -814,7 +842,7 @@ async fn always_failing_requests_stop_after_max_attempts() {
     // A batch write whose every request comes back all unprocessed.
     fx.reset();
     fx.proxy.script(
-        Match::Operation(BATCH_WRITE),
+        Match::Operation(Operation::BatchWriteItem),
         Fault::UnprocessedAll,
         FOREVER,
     );
@@ -854,8 +882,11 @@ async fn always_failing_requests_stop_after_max_attempts() {
 
     // The same for batch gets.
     fx.reset();
-    fx.proxy
-        .script(Match::Operation(BATCH_GET), Fault::Throttling, FOREVER);
+    fx.proxy.script(
+        Match::Operation(Operation::BatchGetItem),
+        Fault::Throttling,
+        FOREVER,
+    );
     let err = Thing::batch_get(&fx.db, (0..10).map(key))
         .await
         .unwrap_err();
@@ -869,8 +900,11 @@ async fn always_failing_requests_stop_after_max_attempts() {
         other => panic!("{other:?}"),
     }
     fx.reset();
-    fx.proxy
-        .script(Match::Operation(BATCH_GET), Fault::UnprocessedAll, FOREVER);
+    fx.proxy.script(
+        Match::Operation(Operation::BatchGetItem),
+        Fault::UnprocessedAll,
+        FOREVER,
+    );
     let err = Thing::batch_get(&fx.db, (0..10).map(key))
         .await
         .unwrap_err();
@@ -892,8 +926,11 @@ async fn a_budget_smaller_than_the_delays_stops_retrying_early() {
     let fx = Fx::start(p.clone()).await;
     create::<Thing>(&fx).await;
 
-    fx.proxy
-        .script(Match::Operation("GetItem"), Fault::Throttling, FOREVER);
+    fx.proxy.script(
+        Match::Operation(Operation::GetItem),
+        Fault::Throttling,
+        FOREVER,
+    );
     let err = Thing::get(&fx.db, key(1)).await.unwrap_err();
     assert_eq!(sdk_error(&err), ("GetItem", Some("ThrottlingException")));
     let requests = fx.proxy.count("GetItem");
@@ -913,8 +950,11 @@ async fn a_budget_smaller_than_the_delays_stops_retrying_early() {
 
     // Unprocessed rounds of a batch read obey the budget too.
     fx.reset();
-    fx.proxy
-        .script(Match::Operation(BATCH_GET), Fault::UnprocessedAll, FOREVER);
+    fx.proxy.script(
+        Match::Operation(Operation::BatchGetItem),
+        Fault::UnprocessedAll,
+        FOREVER,
+    );
     let err = Thing::batch_get(&fx.db, (0..5).map(key)).await.unwrap_err();
     assert!(
         matches!(&err, Error::UnprocessedKeys { keys, cause: None, .. } if keys.len() == 5),
@@ -940,7 +980,7 @@ async fn the_sdk_retry_loop_is_off_unless_kept() {
         "build() disables the SDK's retries"
     );
     fx.proxy.script(
-        Match::Operation("GetItem"),
+        Match::Operation(Operation::GetItem),
         Fault::InternalServerError,
         FOREVER,
     );
@@ -960,7 +1000,7 @@ async fn the_sdk_retry_loop_is_off_unless_kept() {
         })
         .await;
     fx.proxy.script(
-        Match::Operation("GetItem"),
+        Match::Operation(Operation::GetItem),
         Fault::InternalServerError,
         FOREVER,
     );
@@ -981,7 +1021,7 @@ async fn the_sdk_retry_loop_is_off_unless_kept() {
         })
         .await;
     fx.proxy.script(
-        Match::Operation("GetItem"),
+        Match::Operation(Operation::GetItem),
         Fault::InternalServerError,
         FOREVER,
     );
@@ -1003,20 +1043,26 @@ async fn non_retryable_errors_fail_at_once() {
     create::<Thing>(&fx).await;
     thing(1).put(&fx.direct).await.unwrap();
 
-    fx.proxy
-        .script(Match::Operation("GetItem"), Fault::ValidationError, 1);
+    fx.proxy.script(
+        Match::Operation(Operation::GetItem),
+        Fault::ValidationError,
+        1,
+    );
     let err = Thing::get(&fx.db, key(1)).await.unwrap_err();
     assert_eq!(sdk_error(&err), ("GetItem", Some("ValidationException")));
     assert_eq!(fx.proxy.count("GetItem"), 1);
 
     fx.proxy
-        .script(Match::Operation("PutItem"), Fault::AccessDenied, 1);
+        .script(Match::Operation(Operation::PutItem), Fault::AccessDenied, 1);
     let err = thing(2).put(&fx.db).await.unwrap_err();
     assert_eq!(sdk_error(&err), ("PutItem", Some("AccessDeniedException")));
     assert_eq!(fx.proxy.count("PutItem"), 1);
 
-    fx.proxy
-        .script(Match::Operation(BATCH_GET), Fault::AccessDenied, 1);
+    fx.proxy.script(
+        Match::Operation(Operation::BatchGetItem),
+        Fault::AccessDenied,
+        1,
+    );
     let err = Thing::batch_get(&fx.db, (0..10).map(key))
         .await
         .unwrap_err();
@@ -1030,8 +1076,11 @@ async fn non_retryable_errors_fail_at_once() {
     }
     assert_eq!(fx.proxy.count(BATCH_GET), 1);
 
-    fx.proxy
-        .script(Match::Operation(BATCH_WRITE), Fault::ValidationError, 1);
+    fx.proxy.script(
+        Match::Operation(Operation::BatchWriteItem),
+        Fault::ValidationError,
+        1,
+    );
     let err = Thing::batch_write(&fx.db).put(&thing(3)).await.unwrap_err();
     match &err {
         Error::Unprocessed {
@@ -1120,8 +1169,11 @@ async fn transactions_retry_throttling_with_the_same_token() {
     create::<Thing>(&fx).await;
     thing(1).put(&fx.direct).await.unwrap();
 
-    fx.proxy
-        .script(Match::Operation("TransactWriteItems"), Fault::Throttling, 2);
+    fx.proxy.script(
+        Match::Operation(Operation::TransactWriteItems),
+        Fault::Throttling,
+        2,
+    );
     fx.db
         .transact_write()
         .update(key(1), Update::new().add(Thing::N, 10))
@@ -1141,7 +1193,7 @@ async fn transactions_retry_throttling_with_the_same_token() {
 
     fx.reset();
     fx.proxy.script(
-        Match::Operation("TransactGetItems"),
+        Match::Operation(Operation::TransactGetItems),
         Fault::InternalServerError,
         2,
     );
@@ -1158,7 +1210,7 @@ async fn transaction_retries_reuse_one_client_request_token() {
     thing(1).put(&fx.direct).await.unwrap();
 
     fx.proxy.script(
-        Match::Operation("TransactWriteItems"),
+        Match::Operation(Operation::TransactWriteItems),
         Fault::DropBeforeForwarding,
         1,
     );
@@ -1197,7 +1249,7 @@ async fn transaction_whose_answer_was_lost_is_applied_once() {
     thing(1).put(&fx.direct).await.unwrap();
 
     fx.proxy.script(
-        Match::Operation("TransactWriteItems"),
+        Match::Operation(Operation::TransactWriteItems),
         Fault::DropAfterApplied,
         1,
     );
@@ -1236,8 +1288,11 @@ async fn batch_write_with_unprocessed_items_writes_every_item_exactly_once() {
     // 110 puts (one key put twice: the last one wins) and 10 deletes: 120 operations, 5 chunks.
     let things: Vec<Thing> = (0..110).map(thing).collect();
     let superseded = Thing { id: id(7), n: -7 };
-    fx.proxy
-        .script(Match::Operation(BATCH_WRITE), Fault::UnprocessedHalf, 8);
+    fx.proxy.script(
+        Match::Operation(Operation::BatchWriteItem),
+        Fault::UnprocessedHalf,
+        8,
+    );
     let out = Thing::batch_write(&fx.db)
         .put(&superseded)
         .put_all(&things)
@@ -1272,7 +1327,7 @@ async fn batch_write_with_unprocessed_items_writes_every_item_exactly_once() {
     // attempts per policy, a chunk halved five times over still gets written.
     fx.reset();
     fx.proxy.script(
-        Match::Operation(BATCH_WRITE),
+        Match::Operation(Operation::BatchWriteItem),
         Fault::UnprocessedHalf,
         FOREVER,
     );
@@ -1305,10 +1360,13 @@ async fn batch_write_hands_back_exactly_the_operations_not_applied() {
     let all_ids: Vec<String> = (0..120).map(id).collect();
 
     // Some halves get through, then nothing does.
-    fx.proxy
-        .script(Match::Operation(BATCH_WRITE), Fault::UnprocessedHalf, 5);
     fx.proxy.script(
-        Match::Operation(BATCH_WRITE),
+        Match::Operation(Operation::BatchWriteItem),
+        Fault::UnprocessedHalf,
+        5,
+    );
+    fx.proxy.script(
+        Match::Operation(Operation::BatchWriteItem),
         Fault::UnprocessedAll,
         FOREVER,
     );
@@ -1424,8 +1482,11 @@ async fn batch_get_with_unprocessed_keys_reads_every_key_once_in_input_order() {
         .collect();
     let want_sent: Vec<String> = sorted(distinct.iter().map(|k| id(*k)).collect());
 
-    fx.proxy
-        .script(Match::Operation(BATCH_GET), Fault::UnprocessedHalf, 6);
+    fx.proxy.script(
+        Match::Operation(Operation::BatchGetItem),
+        Fault::UnprocessedHalf,
+        6,
+    );
     let out = Thing::batch_get(&fx.db, input.iter().map(|k| key(*k)))
         .await
         .unwrap();
@@ -1452,8 +1513,11 @@ async fn batch_get_with_unprocessed_keys_reads_every_key_once_in_input_order() {
 
     // The lazy stream: the same, chunk by chunk.
     fx.reset();
-    fx.proxy
-        .script(Match::Operation(BATCH_GET), Fault::UnprocessedHalf, 6);
+    fx.proxy.script(
+        Match::Operation(Operation::BatchGetItem),
+        Fault::UnprocessedHalf,
+        6,
+    );
     let streamed: Vec<(Key<Thing>, Option<Thing>)> =
         Thing::batch_get(&fx.db, input.iter().map(|k| key(*k)))
             .concurrency(2)
@@ -1478,8 +1542,11 @@ async fn batch_get_with_unprocessed_keys_reads_every_key_once_in_input_order() {
     let rows: Vec<Row> = (0..40).map(row).collect();
     Row::batch_write(&fx.direct).put_all(&rows).await.unwrap();
     fx.reset();
-    fx.proxy
-        .script(Match::Operation(BATCH_GET), Fault::UnprocessedHalf, 6);
+    fx.proxy.script(
+        Match::Operation(Operation::BatchGetItem),
+        Fault::UnprocessedHalf,
+        6,
+    );
     let mut out = fx
         .db
         .batch_get()
@@ -1513,8 +1580,11 @@ async fn batch_get_with_unprocessed_keys_reads_every_key_once_in_input_order() {
     // Progress starts the attempt count again: 100 keys halved down to one, with a policy of
     // two attempts.
     fx.reset();
-    fx.proxy
-        .script(Match::Operation(BATCH_GET), Fault::UnprocessedHalf, FOREVER);
+    fx.proxy.script(
+        Match::Operation(Operation::BatchGetItem),
+        Fault::UnprocessedHalf,
+        FOREVER,
+    );
     let tight = policy(2);
     let out = Thing::batch_get(&fx.db, (0..100).map(key))
         .retry(tight.clone())
@@ -1542,10 +1612,16 @@ async fn batch_get_out_of_retries_reports_exactly_the_unread_keys() {
 
     // 70 distinct keys (10 of them not stored), 10 repeated: one chunk.
     let input: Vec<usize> = (0..70).chain(0..10).collect();
-    fx.proxy
-        .script(Match::Operation(BATCH_GET), Fault::UnprocessedHalf, 2);
-    fx.proxy
-        .script(Match::Operation(BATCH_GET), Fault::UnprocessedAll, FOREVER);
+    fx.proxy.script(
+        Match::Operation(Operation::BatchGetItem),
+        Fault::UnprocessedHalf,
+        2,
+    );
+    fx.proxy.script(
+        Match::Operation(Operation::BatchGetItem),
+        Fault::UnprocessedAll,
+        FOREVER,
+    );
     let err = Thing::batch_get(&fx.db, input.iter().map(|k| key(*k)))
         .await
         .unwrap_err();
@@ -1577,8 +1653,11 @@ async fn batch_get_out_of_retries_reports_exactly_the_unread_keys() {
 async fn batch_get_out_of_retries_reports_the_unread_keys_of_every_chunk() {
     let fx = Fx::start(policy(2)).await;
     create::<Thing>(&fx).await;
-    fx.proxy
-        .script(Match::Operation(BATCH_GET), Fault::UnprocessedAll, FOREVER);
+    fx.proxy.script(
+        Match::Operation(Operation::BatchGetItem),
+        Fault::UnprocessedAll,
+        FOREVER,
+    );
     let err = Thing::batch_get(&fx.db, (0..250).map(key))
         .await
         .unwrap_err();
@@ -1599,8 +1678,11 @@ async fn batches_recover_from_throttled_and_failed_requests() {
     create::<Thing>(&fx).await;
 
     let things: Vec<Thing> = (0..120).map(thing).collect();
-    fx.proxy
-        .script(Match::Operation(BATCH_WRITE), Fault::Throttling, 3);
+    fx.proxy.script(
+        Match::Operation(Operation::BatchWriteItem),
+        Fault::Throttling,
+        3,
+    );
     let out = Thing::batch_write(&fx.db).put_all(&things).await.unwrap();
     assert_eq!(out.puts, 120);
     assert_eq!(fx.proxy.count(BATCH_WRITE), 5 + 3);
@@ -1629,10 +1711,16 @@ async fn batches_recover_from_throttled_and_failed_requests() {
     assert_eq!(stored(&fx).await, want);
 
     fx.reset();
-    fx.proxy
-        .script(Match::Operation(BATCH_GET), Fault::Throttling, 2);
-    fx.proxy
-        .script(Match::Operation(BATCH_GET), Fault::InternalServerError, 1);
+    fx.proxy.script(
+        Match::Operation(Operation::BatchGetItem),
+        Fault::Throttling,
+        2,
+    );
+    fx.proxy.script(
+        Match::Operation(Operation::BatchGetItem),
+        Fault::InternalServerError,
+        1,
+    );
     let out = Thing::batch_get(&fx.db, (0..250).map(key)).await.unwrap();
     assert_eq!(out.items, things);
     assert_eq!(out.missing, (120..250).map(key).collect::<Vec<_>>());
@@ -1659,12 +1747,18 @@ async fn batch_stats_count_every_request_sent() {
     let fx = Fx::start(policy(5)).await;
     create::<Thing>(&fx).await;
     let things: Vec<Thing> = (0..120).map(thing).collect();
-    fx.proxy
-        .script(Match::Operation(BATCH_WRITE), Fault::Throttling, 3);
+    fx.proxy.script(
+        Match::Operation(Operation::BatchWriteItem),
+        Fault::Throttling,
+        3,
+    );
     let out = Thing::batch_write(&fx.db).put_all(&things).await.unwrap();
     assert_eq!(out.stats.requests, fx.proxy.count(BATCH_WRITE));
-    fx.proxy
-        .script(Match::Operation(BATCH_GET), Fault::Throttling, 3);
+    fx.proxy.script(
+        Match::Operation(Operation::BatchGetItem),
+        Fault::Throttling,
+        3,
+    );
     let out = Thing::batch_get(&fx.db, (0..120).map(key)).await.unwrap();
     assert_eq!(out.stats.requests, fx.proxy.count(BATCH_GET));
 }
@@ -1676,8 +1770,11 @@ async fn batches_keep_at_most_concurrency_requests_in_flight() {
     create::<Thing>(&fx).await;
 
     // 1000 keys: 10 chunks, 3 at a time, each answered 60 ms late.
-    fx.proxy
-        .script(Match::Operation(BATCH_GET), Fault::Delay(delay), FOREVER);
+    fx.proxy.script(
+        Match::Operation(Operation::BatchGetItem),
+        Fault::Delay(delay),
+        FOREVER,
+    );
     let out = Thing::batch_get(&fx.db, (0..1000).map(key))
         .concurrency(3)
         .await
@@ -1693,8 +1790,11 @@ async fn batches_keep_at_most_concurrency_requests_in_flight() {
 
     // 120 puts: 5 chunks, 2 at a time.
     fx.reset();
-    fx.proxy
-        .script(Match::Operation(BATCH_WRITE), Fault::Delay(delay), FOREVER);
+    fx.proxy.script(
+        Match::Operation(Operation::BatchWriteItem),
+        Fault::Delay(delay),
+        FOREVER,
+    );
     let things: Vec<Thing> = (0..120).map(thing).collect();
     let out = Thing::batch_write(&fx.db)
         .put_all(&things)
@@ -1796,8 +1896,11 @@ async fn delays_double_up_to_the_cap_with_full_jitter() {
     create::<Thing>(&fx).await;
 
     // Single item operations, throttled forever, 30 at once.
-    fx.proxy
-        .script(Match::Operation("GetItem"), Fault::Throttling, FOREVER);
+    fx.proxy.script(
+        Match::Operation(Operation::GetItem),
+        Fault::Throttling,
+        FOREVER,
+    );
     let results =
         futures::future::join_all((0..CALLS).map(|i| Thing::get(&fx.db, key(i)).send())).await;
     assert!(results.iter().all(|r| r.is_err()));
@@ -1817,8 +1920,11 @@ async fn delays_double_up_to_the_cap_with_full_jitter() {
 
     // Unprocessed rounds of batch gets that never make progress back off the same way.
     fx.reset();
-    fx.proxy
-        .script(Match::Operation(BATCH_GET), Fault::UnprocessedAll, FOREVER);
+    fx.proxy.script(
+        Match::Operation(Operation::BatchGetItem),
+        Fault::UnprocessedAll,
+        FOREVER,
+    );
     let results =
         futures::future::join_all((0..CALLS).map(|i| Thing::batch_get(&fx.db, [key(i)]).send()))
             .await;
@@ -1831,7 +1937,7 @@ async fn delays_double_up_to_the_cap_with_full_jitter() {
     // And so do batch writes.
     fx.reset();
     fx.proxy.script(
-        Match::Operation(BATCH_WRITE),
+        Match::Operation(Operation::BatchWriteItem),
         Fault::UnprocessedAll,
         FOREVER,
     );

@@ -6,7 +6,7 @@
 //! when the binary exits. `LocalDynamoDb`'s documentation says how to install either.
 
 use dynamite::testing::{Fault, Match, TestDb};
-use dynamite::{Entity, RetryPolicy};
+use dynamite::{Entity, Operation, RetryPolicy};
 use serde::{Deserialize, Serialize};
 
 /// The entity under test.
@@ -55,7 +55,7 @@ async fn a_put_succeeds_after_two_throttled_attempts() {
     let client = db.client_through(&proxy);
 
     // The next two PutItem requests are throttled; the third one reaches the server.
-    proxy.script(Match::Operation("PutItem"), Fault::Throttling, 2);
+    proxy.script(Match::Operation(Operation::PutItem), Fault::Throttling, 2);
     account("a1", 100)
         .put(&client)
         .await
@@ -84,7 +84,11 @@ async fn a_write_whose_answer_was_lost_has_still_landed() {
         .expect("the account");
 
     // The server applies the next UpdateItem, but its answer never reaches the client.
-    proxy.script(Match::Operation("UpdateItem"), Fault::DropAfterApplied, 1);
+    proxy.script(
+        Match::Operation(Operation::UpdateItem),
+        Fault::DropAfterApplied,
+        1,
+    );
     let err = Account::update(&client, Account::key("a2"))
         .add(Account::BALANCE, 25)
         .await
@@ -99,7 +103,11 @@ async fn a_write_whose_answer_was_lost_has_still_landed() {
 
     // A put leaves the same item however often it is applied: it is sent again, and the
     // caller sees a success.
-    proxy.script(Match::Operation("PutItem"), Fault::DropAfterApplied, 1);
+    proxy.script(
+        Match::Operation(Operation::PutItem),
+        Fault::DropAfterApplied,
+        1,
+    );
     account("a2", 80)
         .put(&client)
         .await
@@ -113,7 +121,11 @@ async fn a_write_whose_answer_was_lost_has_still_landed() {
         .client_builder_through(&proxy)
         .retry_policy(RetryPolicy::none())
         .build();
-    proxy.script(Match::Operation("PutItem"), Fault::DropAfterApplied, 1);
+    proxy.script(
+        Match::Operation(Operation::PutItem),
+        Fault::DropAfterApplied,
+        1,
+    );
     account("a2", 90)
         .put(&no_retries)
         .await

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use dynamite::testing::{Fault, FaultProxy, Match, TestDb};
-use dynamite::{Client, Entity, RetryBudget, RetryPolicy};
+use dynamite::{Client, Entity, Operation, RetryBudget, RetryPolicy};
 use serde::{Deserialize, Serialize};
 
 const CALLS: usize = 200;
@@ -116,7 +116,7 @@ async fn new_counter<'f>(fx: &'f Fx, id: &str) -> &'f Client {
 async fn counter_test(fx: &Fx, id: &str, increment: bool) {
     let direct = new_counter(fx, id).await;
     fx.proxy.script_rate(
-        Match::Operation("UpdateItem"),
+        Match::Operation(Operation::UpdateItem),
         Fault::DropAfterApplied,
         LOST,
     );
@@ -188,8 +188,11 @@ async fn version_checked_puts_never_report_their_own_write_as_a_conflict() {
         version: 0,
     };
     doc.put(direct).await.unwrap();
-    fx.proxy
-        .script_rate(Match::Operation("PutItem"), Fault::DropAfterApplied, LOST);
+    fx.proxy.script_rate(
+        Match::Operation(Operation::PutItem),
+        Fault::DropAfterApplied,
+        LOST,
+    );
     let mut results = Vec::new();
     for i in 0..CALLS {
         // Always from the stored state: no other writer, so no conflict is ever genuine.
@@ -235,8 +238,11 @@ async fn conditional_puts_and_deletes_never_report_their_own_write_as_failed() {
     let direct = fx.db.client();
 
     // Create-only puts of new items: every one succeeds (or stays unknown), none "exists".
-    fx.proxy
-        .script_rate(Match::Operation("PutItem"), Fault::DropAfterApplied, LOST);
+    fx.proxy.script_rate(
+        Match::Operation(Operation::PutItem),
+        Fault::DropAfterApplied,
+        LOST,
+    );
     let mut results = Vec::new();
     for i in 0..CALLS {
         results.push(thing(i).put(&fx.client).if_not_exists().await);
@@ -261,7 +267,7 @@ async fn conditional_puts_and_deletes_never_report_their_own_write_as_failed() {
         thing(i).put(direct).await.unwrap();
     }
     fx.proxy.script_rate(
-        Match::Operation("DeleteItem"),
+        Match::Operation(Operation::DeleteItem),
         Fault::DropAfterApplied,
         LOST,
     );
@@ -297,8 +303,11 @@ async fn writes_returning_the_old_item_never_return_a_wrong_one() {
     }
 
     // put().return_old(): the old item is the one stored before, never the put's own.
-    fx.proxy
-        .script_rate(Match::Operation("PutItem"), Fault::DropAfterApplied, LOST);
+    fx.proxy.script_rate(
+        Match::Operation(Operation::PutItem),
+        Fault::DropAfterApplied,
+        LOST,
+    );
     let mut results = Vec::new();
     for i in 0..CALLS {
         let new = Thing {
@@ -320,7 +329,7 @@ async fn writes_returning_the_old_item_never_return_a_wrong_one() {
 
     // delete().return_old(): the deleted item, never None for an item that was there.
     fx.proxy.script_rate(
-        Match::Operation("DeleteItem"),
+        Match::Operation(Operation::DeleteItem),
         Fault::DropAfterApplied,
         LOST,
     );
@@ -399,7 +408,11 @@ async fn sustained_throttling_spends_the_client_retry_budget_once() {
         .retry_policy(fast().max_attempts(5))
         .retry_budget(RetryBudget::standard().capacity(50))
         .build();
-    proxy.script(Match::Operation("GetItem"), Fault::Throttling, usize::MAX);
+    proxy.script(
+        Match::Operation(Operation::GetItem),
+        Fault::Throttling,
+        usize::MAX,
+    );
     let results = futures::future::join_all(
         (0..20).map(|i| Thing::get(&client, Thing::key(format!("t{i}"))).send()),
     )
@@ -452,7 +465,7 @@ async fn idempotent_mode_applies_every_counter_update_exactly_once() {
     new_counter(&fx, "c").await;
     // Idempotent mode sends the updates as one-item transactions.
     fx.proxy.script_rate(
-        Match::Operation("TransactWriteItems"),
+        Match::Operation(Operation::TransactWriteItems),
         Fault::DropAfterApplied,
         LOST,
     );
@@ -573,12 +586,12 @@ async fn batch_leftovers_separate_the_unknown_from_the_not_applied() {
 
     // The first request's answer is lost (after it was applied), the second is refused.
     fx.proxy.script(
-        Match::Operation("BatchWriteItem"),
+        Match::Operation(Operation::BatchWriteItem),
         Fault::DropAfterApplied,
         1,
     );
     fx.proxy.script(
-        Match::Operation("BatchWriteItem"),
+        Match::Operation(Operation::BatchWriteItem),
         Fault::ValidationError,
         1,
     );

@@ -19,15 +19,19 @@ pub enum Match {
     /// Every request (but see [`Fault::UnprocessedHalf`] / [`Fault::UnprocessedAll`], which only
     /// ever match batch operations).
     Any,
-    /// Requests for one operation, named as in `X-Amz-Target` after the dot: `"BatchWriteItem"`.
-    Operation(&'static str),
+    /// Requests for one of dynamite's operations (`Operation::BatchWriteItem`).
+    Operation(crate::Operation),
+    /// Requests for any operation, by its name in `X-Amz-Target` after the dot (for SDK calls
+    /// dynamite does not make itself, e.g. `"ListTables"`).
+    Named(&'static str),
 }
 
 impl Match {
     fn matches(&self, operation: &str) -> bool {
         match self {
             Match::Any => true,
-            Match::Operation(name) => *name == operation,
+            Match::Operation(op) => op.name() == operation,
+            Match::Named(name) => *name == operation,
         }
     }
 }
@@ -203,7 +207,7 @@ struct State {
 /// let client = db.client_through(&proxy); // a dynamite::Client whose requests go through it
 ///
 /// // The next ListTables request is throttled; later ones go through.
-/// proxy.script(Match::Operation("ListTables"), Fault::Throttling, 1);
+/// proxy.script(Match::Named("ListTables"), Fault::Throttling, 1);
 /// // (A raw SDK call: dynamite's retries do not apply, and it turned the SDK's off.)
 /// let err = client.sdk().list_tables().send().await.unwrap_err();
 /// assert_eq!(err.into_service_error().meta().code(), Some("ThrottlingException"));

@@ -12,7 +12,7 @@
 //!
 //! ```no_run
 //! use dynamite::testing::{Fault, Match, TestDb};
-//! use dynamite::Entity;
+//! use dynamite::{Entity, Operation};
 //! use serde::{Deserialize, Serialize};
 //!
 //! #[derive(Entity, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -32,7 +32,7 @@
 //!     // A client whose requests go through a proxy; the proxy throttles the next two puts.
 //!     let proxy = db.fault_proxy().await;
 //!     let client = db.client_through(&proxy);
-//!     proxy.script(Match::Operation("PutItem"), Fault::Throttling, 2);
+//!     proxy.script(Match::Operation(Operation::PutItem), Fault::Throttling, 2);
 //!
 //!     let ada = User { id: "u1".into(), name: "Ada".into() };
 //!     ada.put(&client).await?; // dynamite retried twice
