@@ -2155,3 +2155,61 @@ async fn a_consistent_find_reads_its_base_items_consistently() {
         );
     }
 }
+
+#[derive(Entity, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[dynamite(table = "feeds", cache(queries))]
+struct Feed {
+    #[dynamite(partition_key)]
+    owner: String,
+    #[dynamite(sort_key)]
+    seq: u32,
+}
+
+#[tokio::test]
+async fn concurrent_cached_reads_make_one_request_each() {
+    let fx = Fx::start_with(sdk_standard_retries(), |b| {
+        b.retry_policy(policy(3))
+            .cache(dynamite::cache::MokaLayer::new(1 << 20))
+    })
+    .await;
+    create::<Feed>(&fx).await;
+    create::<Thing>(&fx).await;
+    for seq in 0..5 {
+        Feed {
+            owner: "o".into(),
+            seq,
+        }
+        .put(&fx.direct)
+        .await
+        .unwrap();
+    }
+    thing(1).put(&fx.direct).await.unwrap();
+    // Slow answers, so that every caller misses while the first read is in flight.
+    fx.proxy.script(
+        Match::Operation(Operation::Query),
+        Fault::Delay(Duration::from_millis(200)),
+        FOREVER,
+    );
+    fx.proxy.script(
+        Match::Operation(Operation::GetItem),
+        Fault::Delay(Duration::from_millis(200)),
+        FOREVER,
+    );
+
+    // Ten identical cached queries at once: one Query (single flight), ten answers.
+    let pages = futures::future::join_all(
+        (0..10).map(|_| Feed::find(&fx.db).filter(Feed::OWNER.eq("o")).all()),
+    )
+    .await;
+    assert!(pages
+        .iter()
+        .all(|p| p.as_ref().map(Vec::len).ok() == Some(5)));
+    assert_eq!(fx.proxy.count("Query"), 1);
+
+    // The same for gets of one item.
+    let got = futures::future::join_all((0..10).map(|_| Thing::get(&fx.db, key(1)).send())).await;
+    assert!(got
+        .iter()
+        .all(|g| matches!(g, Ok(Some(t)) if *t == thing(1))));
+    assert_eq!(fx.proxy.count("GetItem"), 1);
+}

@@ -12,7 +12,8 @@ use super::keys;
 use super::{CacheConfig, CacheEntry, CacheKey, CacheLayer, FillToken, Lookup};
 use crate::{Entity, Item, Key, Result, TableSchema};
 
-type Flight = Arc<tokio::sync::OnceCell<Option<Item>>>;
+/// One load shared by concurrent misses of an entry: an item (or its absence) or a page.
+type Flight = Arc<tokio::sync::OnceCell<Cached>>;
 
 /// Removes a flight from the map when the last caller interested in it leaves.
 struct FlightGuard<'m> {
@@ -170,8 +171,8 @@ impl ClientCache {
         }
     }
 
-    /// Reads through the cache: a hit answers; a miss runs `load` once for all concurrent
-    /// callers of the same entry (single flight) and fills the cache.
+    /// Reads an item through the cache: a hit answers; a miss runs `load` once for all
+    /// concurrent callers of the same entry (single flight) and fills the cache.
     pub(crate) async fn get_item<E, F, Fut>(&self, key: CacheKey, load: F) -> Result<Option<E>>
     where
         E: Entity,
@@ -182,6 +183,60 @@ impl ClientCache {
             Found::Hit(value) => return Ok(value),
             Found::Miss(token) => token,
         };
+        let loaded = self
+            .single_flight(&key, || async {
+                let item = load().await?;
+                if let Some(token) = &token {
+                    self.fill_item::<E>(&key, item.as_ref(), token).await;
+                }
+                Ok(item.map_or(Cached::Absent, Cached::Item))
+            })
+            .await?;
+        match loaded {
+            Cached::Item(item) => E::from_item(item).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// Reads query results through the cache: a hit answers; a miss runs `load` once for all
+    /// concurrent callers of the same query (single flight) and fills the cache.
+    pub(crate) async fn get_page<F, Fut>(
+        &self,
+        schema: &TableSchema,
+        key: CacheKey,
+        load: F,
+    ) -> Result<(Vec<Item>, Option<Item>)>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<(Vec<Item>, Option<Item>)>>,
+    {
+        let token = match self.lookup_page(schema, &key).await {
+            Found::Hit(page) => return Ok(page),
+            Found::Miss(token) => token,
+        };
+        let loaded = self
+            .single_flight(&key, || async {
+                let (items, resume) = load().await?;
+                if let Some(token) = &token {
+                    self.fill_page(schema, &key, &items, resume.as_ref(), token)
+                        .await;
+                }
+                Ok(Cached::Page(items, resume))
+            })
+            .await?;
+        match loaded {
+            Cached::Page(items, resume) => Ok((items, resume)),
+            _ => Ok((Vec::new(), None)),
+        }
+    }
+
+    /// Runs `load` once for all concurrent callers of the entry `key`; a read that starts
+    /// after a write (a later epoch) never joins a load that started before it.
+    async fn single_flight<F, Fut>(&self, key: &CacheKey, load: F) -> Result<Cached>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Cached>>,
+    {
         let flight_key = (key.entry.clone(), self.epoch.load(Ordering::Acquire));
         let cell: Flight = self
             .inflight
@@ -196,20 +251,12 @@ impl ClientCache {
             key: flight_key,
             cell,
         };
-        let result = guard
+        // Boxed: the load is a whole read path, too large to nest in the caller's future.
+        guard
             .cell
-            .get_or_try_init(|| async {
-                let item = load().await?;
-                if let Some(token) = &token {
-                    self.fill_item::<E>(&key, item.as_ref(), token).await;
-                }
-                Ok::<_, crate::Error>(item)
-            })
-            .await;
-        match result? {
-            Some(item) => E::from_item(item.clone()).map(Some),
-            None => Ok(None),
-        }
+            .get_or_try_init(|| Box::pin(load()))
+            .await
+            .cloned()
     }
 
     /// After a write on `table` of the items with these key texts ([`keys::key_text`]): drop
@@ -240,7 +287,7 @@ impl ClientCache {
     }
 
     /// A cached query result: raw items and the key to resume after.
-    pub(crate) async fn lookup_page(
+    async fn lookup_page(
         &self,
         schema: &TableSchema,
         key: &CacheKey,
@@ -262,7 +309,7 @@ impl ClientCache {
     }
 
     /// Stores a query result.
-    pub(crate) async fn fill_page(
+    async fn fill_page(
         &self,
         schema: &TableSchema,
         key: &CacheKey,

@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 
 use super::batch_get::TableRead;
 use crate::attr::Path;
-use crate::cache::stack::{ClientCache, Found};
+use crate::cache::stack::ClientCache;
 use crate::expr::condition::Node;
 use crate::expr::{self, Placeholders};
 use crate::page::{self, Cursor, Page};
@@ -573,17 +573,9 @@ impl<'a, E: Entity, O: Send + 'static> Find<'a, E, O> {
             crate::page::fingerprint(&start)
         );
         let key = ClientCache::query_key(&reader.prepared.table, schema, &query);
-        let token = match cache.lookup_page(schema, &key).await {
-            Found::Hit(page) => return Ok(page),
-            Found::Miss(token) => token,
-        };
-        let (items, resume) = read.await?;
-        if let Some(token) = token {
-            cache
-                .fill_page(schema, &key, &items, resume.as_ref(), &token)
-                .await;
-        }
-        Ok((items, resume))
+        // Boxed: the read is a whole paginated read path, too large to nest again.
+        let read = Box::pin(read);
+        cache.get_page(schema, key, || read).await
     }
 
     /// Reads query results through the client's cache (when it has one), whatever the
