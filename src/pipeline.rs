@@ -1,6 +1,6 @@
 //! The request pipeline: every request runs through [`Client::execute_settled`] (the one
 //! attempts loop in the crate; [`Client::execute`] is it for requests answered in one piece),
-//! single-item writes through [`Client::write_item`] on top of it.
+//! single-item writes through [`Client::run_write`] on top of it.
 //!
 //! ```text
 //! span → attempts loop (errors: retry rule by error kind and repeat safety; batch remainders:
@@ -300,44 +300,6 @@ pub(crate) enum Landed<'a> {
 }
 
 impl Client {
-    /// The path of single-item writes (put, update, delete): the request through
-    /// [`execute`](Self::execute), then — whatever the outcome, as a failed request may still
-    /// have been applied — the item's cache entries and the table's query results dropped,
-    /// before the write returns. A failed condition is refined into a version conflict when the
-    /// stored version is not the expected one; an unknown outcome is resolved by `landed` where
-    /// it can be.
-    pub(crate) async fn write_item<E, O, Er, F, Fut>(
-        &self,
-        target: Target<'_>,
-        write: &CompiledWrite,
-        landed: Landed<'_>,
-        send: F,
-    ) -> Result<Option<Item>>
-    where
-        E: Entity,
-        F: FnMut() -> Fut,
-        Fut: Future<Output = std::result::Result<O, SdkError<Er, HttpResponse>>>,
-        O: CapacityOutput + WriteOutput,
-        Er: OperationError,
-    {
-        let table = target.table;
-        let key = target.key.expect("single-item writes have a key");
-        let retry = target.retry;
-        let result = self.execute(target, send).await;
-        self.invalidate_after_write::<E>(table, key).await;
-        match result {
-            Ok(output) => Ok(output.into_attributes()),
-            Err(err @ Error::OutcomeUnknown { .. }) => {
-                self.resolve_lost_answer::<E>(err, table, key, retry, landed)
-                    .await
-            }
-            Err(err @ Error::ConditionFailed { .. }) => {
-                Err(self.explain_condition_failure::<E>(err, write, retry).await)
-            }
-            Err(err) => Err(err),
-        }
-    }
-
     /// A failed condition, explained from the stored item (read consistently when DynamoDB
     /// did not return it): [`Error::NotFound`] for an update of a missing item,
     /// [`Error::VersionConflict`] when the stored version is not the expected one, else the
@@ -445,9 +407,13 @@ impl Client {
         }
     }
 
-    /// Runs a compiled single-item write as [`plan_write`] decides: in idempotent mode through
-    /// [`write_in_transaction`](Self::write_in_transaction), else `send` (one plain PutItem /
-    /// UpdateItem / DeleteItem attempt) through [`write_item`](Self::write_item).
+    /// The path of single-item writes (put, update, delete), as [`plan_write`] decides: in
+    /// idempotent mode through [`write_in_transaction`](Self::write_in_transaction); else `send`
+    /// (one plain PutItem / UpdateItem / DeleteItem attempt) through
+    /// [`execute`](Self::execute), then — whatever the outcome, as a failed request may still
+    /// have been applied — the item's cache entries and the table's query results dropped
+    /// before the write returns; a lost answer resolved where it can be, and a failed
+    /// condition explained (not found, version conflict, or the caller's condition).
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn run_write<E, O, Er, F, Fut>(
         &self,
@@ -471,17 +437,28 @@ impl Client {
                 .write_in_transaction::<E>(write, operation, retry)
                 .await;
         }
-        let entity = E::schema().entity;
+        let (table, key) = (write.table.as_str(), &write.key);
         let target = Target::write(
             operation,
-            &write.table,
-            entity,
+            table,
+            E::schema().entity,
             retry,
-            &write.key,
+            key,
             plan.repeat,
         );
-        self.write_item::<E, _, _, _, _>(target, write, plan.landed, send)
-            .await
+        let result = self.execute(target, send).await;
+        self.invalidate_after_write::<E>(table, key).await;
+        match result {
+            Ok(output) => Ok(output.into_attributes()),
+            Err(err @ Error::OutcomeUnknown { .. }) => {
+                self.resolve_lost_answer::<E>(err, table, key, retry, plan.landed)
+                    .await
+            }
+            Err(err @ Error::ConditionFailed { .. }) => {
+                Err(self.explain_condition_failure::<E>(err, write, retry).await)
+            }
+            Err(err) => Err(err),
+        }
     }
 
     /// Idempotent mode: sends `write` as a one-item TransactWriteItems whose every attempt
