@@ -103,6 +103,7 @@ mod client;
 mod entity;
 mod error;
 pub mod expr;
+mod key;
 mod operation;
 pub mod ops;
 pub mod page;

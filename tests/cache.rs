@@ -1244,7 +1244,15 @@ async fn keys_of_tables_entities_and_projections_never_collide() {
 fn doc_cache_key(db: &Client, id: &str, n: u32) -> CacheKey {
     let schema = Doc::schema();
     let table = db.table_name(schema.table);
-    let key = format!("S{id}\u{1f}N{n}");
+    // The canonical key encoding (src/key.rs): typed, length-prefixed components, numbers
+    // normalised (`1` is `1e0`).
+    let digits = n.to_string();
+    let number = if n == 0 {
+        "0".to_owned()
+    } else {
+        format!("{}e{}", digits.trim_end_matches('0'), digits.len() - 1)
+    };
+    let key = format!("s{}:{id}n{}:{number}", id.len(), number.len());
     CacheKey {
         entry: format!(
             "{table}|{}:{:016x}|i|{:016x}|{key}",
@@ -1304,13 +1312,13 @@ async fn corrupt_or_foreign_entries_are_misses() {
     let alpha_schema = Alpha::schema();
     let alpha_key = CacheKey {
         entry: format!(
-            "{}|{}:{:016x}|i|{:016x}|Sz\u{1f}N1",
+            "{}|{}:{:016x}|i|{:016x}|s1:zn3:1e0",
             db.table_name(alpha_schema.table),
             alpha_schema.entity,
             alpha_schema.fingerprint,
             0u64
         ),
-        scope: format!("{}|i|Sz\u{1f}N1", db.table_name(alpha_schema.table)),
+        scope: format!("{}|i|s1:zn3:1e0", db.table_name(alpha_schema.table)),
     };
     let Lookup::Hit(foreign) = layer.get(&alpha_key).await.unwrap() else {
         panic!("Alpha's entry not found");

@@ -573,7 +573,7 @@ async fn corrupt_or_foreign_entries_in_redis_are_misses() {
     // A corrupt entry's scope is invalidated when it is found (so the next read refills it):
     // every planted value carries the scope's generation of the moment.
     let generation_key = format!(
-        "{prefix}g:{}|i|Sa\u{1f}N1",
+        "{prefix}g:{}|i|s1:an3:1e0",
         db.table_name(Doc::schema().table)
     );
     let restamp = |value: &[u8], generation: u64, by_layer: bool| -> Vec<u8> {

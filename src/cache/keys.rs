@@ -71,15 +71,9 @@ pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
 }
 
 /// The text of a primary key, the same for a `Key<E>` and for the key attributes of an item:
-/// values in key-schema order (partition, then sort), typed and escaped.
+/// the crate's canonical key encoding ([`crate::key`]) of its values in key-schema order.
 pub(crate) fn key_text(partition: &AttributeValue, sort: Option<&AttributeValue>) -> String {
-    let mut s = String::with_capacity(32);
-    push_value(&mut s, partition);
-    if let Some(sort) = sort {
-        s.push('\u{1f}');
-        push_value(&mut s, sort);
-    }
-    s
+    crate::key::encode_key_values(partition, sort)
 }
 
 /// The key text of an item, from its key attributes.
@@ -90,24 +84,4 @@ pub(crate) fn key_text_of(schema: &TableSchema, item: &crate::Item) -> Option<St
         None => None,
     };
     Some(key_text(pk, sk))
-}
-
-fn push_value(s: &mut String, v: &AttributeValue) {
-    match v {
-        AttributeValue::S(x) => {
-            s.push('S');
-            s.push_str(x);
-        }
-        AttributeValue::N(x) => {
-            s.push('N');
-            s.push_str(x);
-        }
-        AttributeValue::B(b) => {
-            s.push('B');
-            for byte in b.as_ref() {
-                s.push_str(&format!("{byte:02x}"));
-            }
-        }
-        other => s.push_str(&format!("{other:?}")),
-    }
 }

@@ -7,12 +7,13 @@ use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::sync::{Mutex, PoisonError};
 
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnConsumedCapacity};
+use aws_sdk_dynamodb::types::{KeysAndAttributes, ReturnConsumedCapacity};
 use futures::{Stream, StreamExt, TryStreamExt};
 
 use crate::attr::Path;
 use crate::cache::stack::{ClientCache, Found};
 use crate::expr::{self, Placeholders};
+use crate::key::encode_item_key;
 use crate::pipeline::{Settle, Target};
 use crate::{Attr, Cause, Client, Entity, Error, Item, Key, Operation, Result, RetryPolicy};
 
@@ -26,36 +27,6 @@ type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 type KeyedItems<E> = Vec<(Key<E>, Option<E>)>;
 /// Turns one entity's aligned answers into its typed output.
 type Finish = fn(Vec<Item>, Vec<Option<Item>>, BatchStats) -> Result<Box<dyn Any + Send>>;
-
-/// A stable string for a key item, for deduplication and matching answers to keys.
-pub(crate) fn key_string(key: &Item) -> String {
-    let mut parts: Vec<(&String, &AttributeValue)> = key.iter().collect();
-    parts.sort_by(|a, b| a.0.cmp(b.0));
-    let mut out = String::new();
-    for (name, value) in parts {
-        out.push_str(name);
-        out.push('=');
-        match value {
-            AttributeValue::S(s) => {
-                out.push('S');
-                out.push_str(s);
-            }
-            AttributeValue::N(n) => {
-                out.push('N');
-                out.push_str(n);
-            }
-            AttributeValue::B(b) => {
-                out.push('B');
-                for byte in b.as_ref() {
-                    out.push_str(&format!("{byte:02x}"));
-                }
-            }
-            other => out.push_str(&format!("{other:?}")),
-        }
-        out.push('\u{0}');
-    }
-    out
-}
 
 /// One table's part of a batch read, with everything a request needs.
 #[derive(Clone)]
@@ -189,7 +160,7 @@ impl<'a> TableRead<'a> {
                     stats.requests += s.requests;
                     stats.unprocessed_retries += s.unprocessed_retries;
                     for item in items {
-                        by_key.insert(key_string(&self.key_of(&item)), item);
+                        by_key.insert(encode_item_key(&self.key_of(&item)), item);
                     }
                 }
                 Err(Error::UnprocessedKeys { keys, read, cause }) => {
@@ -210,7 +181,10 @@ impl<'a> TableRead<'a> {
             }
             return Err(err);
         }
-        let aligned = keys.iter().map(|k| by_key.remove(&key_string(k))).collect();
+        let aligned = keys
+            .iter()
+            .map(|k| by_key.remove(&encode_item_key(k)))
+            .collect();
         Ok((aligned, stats))
     }
 
@@ -340,7 +314,7 @@ impl<'a, E: Entity> BatchGet<'a, E> {
         let mut items: Vec<Item> = Vec::new();
         for key in self.keys.by_ref() {
             let item = key.to_item()?;
-            if seen.insert(key_string(&item)) {
+            if seen.insert(encode_item_key(&item)) {
                 keys.push(key);
                 items.push(item);
             }
@@ -392,7 +366,7 @@ impl<'a, E: Entity> BatchGet<'a, E> {
             .filter_map(move |key| {
                 let r = key
                     .to_item()
-                    .map(|item| seen.insert(key_string(&item)).then_some((key, item)));
+                    .map(|item| seen.insert(encode_item_key(&item)).then_some((key, item)));
                 futures::future::ready(r.transpose())
             })
             .chunks(MAX_KEYS_PER_REQUEST);
@@ -659,8 +633,8 @@ impl<'a> MultiBatchGet<'a> {
             match key.to_item() {
                 Ok(item) => {
                     let part = &mut self.parts[position];
-                    let ks = key_string(&item);
-                    if !part.keys.iter().any(|k| key_string(k) == ks) {
+                    let ks = encode_item_key(&item);
+                    if !part.keys.iter().any(|k| encode_item_key(k) == ks) {
                         part.keys.push(item);
                     }
                 }

@@ -11,11 +11,11 @@ use aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemOutput;
 use aws_sdk_dynamodb::types::{DeleteRequest, PutRequest, ReturnConsumedCapacity, WriteRequest};
 use futures::StreamExt;
 
-use super::batch_get::{key_string, BatchStats};
+use super::batch_get::BatchStats;
 use crate::pipeline::{Settle, Target};
 use crate::retry::Repeat;
 use crate::write::{WriteKind, WriteOp};
-use crate::{Cause, Client, Entity, Error, Key, Operation, Result, RetryPolicy};
+use crate::{Cause, Client, Entity, Error, Item, Key, Operation, Result, RetryPolicy};
 
 /// DynamoDB's limit of operations per BatchWriteItem request.
 pub const MAX_WRITES_PER_REQUEST: usize = 25;
@@ -43,10 +43,7 @@ impl WriteOp {
     }
 
     fn id(&self) -> String {
-        let mut id = self.table.clone();
-        id.push('\u{1}');
-        id.push_str(&key_string(&self.key));
-        id
+        write_id(&self.table, &self.key)
     }
 }
 
@@ -349,6 +346,16 @@ async fn write_chunk(
     result
 }
 
+/// The identity of a write: its table and its key's canonical encoding (table names cannot
+/// hold `\u{1}`).
+fn write_id(table: &str, key: &Item) -> String {
+    let mut id = String::with_capacity(table.len() + 32);
+    id.push_str(table);
+    id.push('\u{1}');
+    id.push_str(&crate::key::encode_item_key(key));
+    id
+}
+
 /// A chunk in flight: what is left to write, and what was done.
 struct ChunkState {
     pending: Vec<WriteOp>,
@@ -394,10 +401,7 @@ impl ChunkState {
                     (None, None) => None,
                 };
                 if let Some(key) = key {
-                    let mut id = table.clone();
-                    id.push('\u{1}');
-                    id.push_str(&key_string(&key));
-                    unprocessed_ids.insert(id);
+                    unprocessed_ids.insert(write_id(&table, &key));
                 }
             }
         }

@@ -8,7 +8,6 @@ use std::pin::Pin;
 
 use aws_sdk_dynamodb::types::{Get, ReturnConsumedCapacity, TransactGetItem, TransactWriteItem};
 
-use super::batch_get::key_string;
 use crate::pipeline::Target;
 use crate::retry::Repeat;
 use crate::write::{CancellationReason, CompiledWrite, TransactAction};
@@ -249,7 +248,7 @@ fn check_transaction<'k>(
     }
     let mut seen = HashSet::new();
     for (i, (table, key)) in keys.enumerate() {
-        if !seen.insert((table.to_owned(), key_string(key))) {
+        if !seen.insert((table.to_owned(), crate::key::encode_item_key(key))) {
             return Err(Error::validation(
                 "transaction",
                 format!("operations[{i}]"),

@@ -1,0 +1,264 @@
+//! The one canonical encoding of keys as text, for every place where a key becomes a string:
+//! batch de-duplication and supersede, transaction duplicate checks, the alignment of batch
+//! answers with their keys, and cache scopes and entries.
+//!
+//! It is injective: every component is length-prefixed and typed, so no value can imitate a
+//! separator, and no two distinct keys encode alike. Numbers are normalised by value, as
+//! DynamoDB compares them: `1`, `1.0`, `1e0` and `10E-1` are one key. No I/O.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use crate::Item;
+
+/// The canonical text of a key given as an item (attribute name → value), whatever the order
+/// of its attributes: `name` and value of each attribute, in name order.
+pub(crate) fn encode_item_key(key: &Item) -> String {
+    let mut names: Vec<&String> = key.keys().collect();
+    names.sort_unstable();
+    let mut out = String::with_capacity(16 * names.len() + 16);
+    for name in names {
+        push_component(&mut out, 'a', name);
+        push_value(&mut out, &key[name]);
+    }
+    out
+}
+
+/// The canonical text of a primary key given as its values in key-schema order (partition,
+/// then sort).
+pub(crate) fn encode_key_values(
+    partition: &AttributeValue,
+    sort: Option<&AttributeValue>,
+) -> String {
+    let mut out = String::with_capacity(32);
+    push_value(&mut out, partition);
+    if let Some(sort) = sort {
+        push_value(&mut out, sort);
+    }
+    out
+}
+
+/// `tag`, the byte length of `text`, `:`, then `text`: a component no content can imitate.
+fn push_component(out: &mut String, tag: char, text: &str) {
+    out.push(tag);
+    out.push_str(itoa::Buffer::new().format(text.len()));
+    out.push(':');
+    out.push_str(text);
+}
+
+fn push_value(out: &mut String, value: &AttributeValue) {
+    match value {
+        AttributeValue::S(s) => push_component(out, 's', s),
+        AttributeValue::N(n) => match normalize_number(n) {
+            Some(canonical) => push_component(out, 'n', &canonical),
+            // Not a number DynamoDB would accept (validation refuses these before sending):
+            // kept apart from every valid number.
+            None => push_component(out, 'x', n),
+        },
+        AttributeValue::B(b) => {
+            let mut hex = String::with_capacity(b.as_ref().len() * 2);
+            for byte in b.as_ref() {
+                hex.push(char::from(HEX[usize::from(byte >> 4)]));
+                hex.push(char::from(HEX[usize::from(byte & 0xf)]));
+            }
+            push_component(out, 'b', &hex);
+        }
+        // Key attributes are S, N or B; anything else gets an unambiguous, typed rendering.
+        other => push_component(out, 'o', &format!("{other:?}")),
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// A number's canonical text: `0`, or an optional `-`, the significant digits without leading
+/// or trailing zeros, `e`, and the exponent of the first digit (`1.5` → `15e0`, `100` →
+/// `1e2`, `-0.025` → `-25e-2`). `None` when `text` is not a decimal number.
+pub(crate) fn normalize_number(text: &str) -> Option<String> {
+    let text = text.trim();
+    let (negative, unsigned) = match text.as_bytes().first()? {
+        b'-' => (true, &text[1..]),
+        b'+' => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
+        Some(i) => (&unsigned[..i], unsigned[i + 1..].parse::<i64>().ok()?),
+        None => (unsigned, 0),
+    };
+    let (int, frac) = match mantissa.find('.') {
+        Some(i) => (&mantissa[..i], &mantissa[i + 1..]),
+        None => (mantissa, ""),
+    };
+    if (int.is_empty() && frac.is_empty())
+        || !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let digits: String = int.chars().chain(frac.chars()).collect();
+    let Some(first) = digits.find(|c| c != '0') else {
+        return Some("0".to_owned());
+    };
+    let significant = digits[first..].trim_end_matches('0');
+    // The first significant digit's power of ten: its position relative to the decimal point.
+    let point = i64::try_from(int.len()).ok()?;
+    let position = i64::try_from(first).ok()?;
+    let power = point - position - 1 + exponent;
+    let mut out = String::with_capacity(significant.len() + 8);
+    if negative {
+        out.push('-');
+    }
+    out.push_str(significant);
+    out.push('e');
+    out.push_str(itoa::Buffer::new().format(power));
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn n(text: &str) -> String {
+        normalize_number(text).unwrap_or_else(|| panic!("{text} is a number"))
+    }
+
+    #[test]
+    fn numbers_equal_by_value_normalise_alike() {
+        for same in [
+            &["1", "1.0", "1e0", "10E-1", "+1", "001.000", "0.1e1"][..],
+            &["0", "0.0", "-0", "0e5", "000"],
+            &["-25e-3", "-0.025", "-2.5E-2"],
+            &["100", "1e2", "1E+2", "100.00"],
+            &[
+                "123456789012345678901234567890123456.78",
+                "1.2345678901234567890123456789012345678e35",
+            ],
+        ] {
+            let first = n(same[0]);
+            for other in &same[1..] {
+                assert_eq!(n(other), first, "{other} vs {}", same[0]);
+            }
+        }
+        assert_eq!(n("1.5"), "15e0");
+        assert_eq!(n("100"), "1e2");
+        assert_eq!(n("-0.025"), "-25e-2");
+        assert_ne!(n("1"), n("-1"));
+        assert_ne!(n("1"), n("10"));
+        assert_ne!(n("0.1"), n("1"));
+        for bad in ["", "-", ".", "e5", "1e", "1.2.3", "abc", "1e5x", "--1"] {
+            assert_eq!(normalize_number(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn separators_inside_values_cannot_imitate_other_keys() {
+        let s = |v: &str| AttributeValue::S(v.to_owned());
+        // The collisions of the old encodings: a separator or `=` or NUL inside a value.
+        assert_ne!(
+            encode_key_values(&s("a\u{1f}Sb"), None),
+            encode_key_values(&s("a"), Some(&s("b")))
+        );
+        let item = |pairs: &[(&str, &str)]| -> Item {
+            pairs.iter().map(|(k, v)| ((*k).to_owned(), s(v))).collect()
+        };
+        assert_ne!(
+            encode_item_key(&item(&[("id", "a\u{0}sk=Sb")])),
+            encode_item_key(&item(&[("id", "a"), ("sk", "b")]))
+        );
+        assert_ne!(
+            encode_item_key(&item(&[("a=Sb", "c")])),
+            encode_item_key(&item(&[("a", "b=c")]))
+        );
+        // Types are part of the key: the string "1" is not the number 1.
+        assert_ne!(
+            encode_key_values(&s("1"), None),
+            encode_key_values(&AttributeValue::N("1".into()), None)
+        );
+    }
+
+    fn value() -> impl Strategy<Value = AttributeValue> {
+        prop_oneof![
+            ".{0,12}".prop_map(AttributeValue::S),
+            (-1_000_000i64..1_000_000, 0u32..4).prop_map(|(m, scale)| {
+                // The same value written in several ways: m / 10^scale.
+                let text = if scale == 0 {
+                    m.to_string()
+                } else {
+                    format!("{}e-{scale}", m)
+                };
+                AttributeValue::N(text)
+            }),
+            proptest::collection::vec(any::<u8>(), 0..8)
+                .prop_map(|b| AttributeValue::B(aws_smithy_types::Blob::new(b))),
+        ]
+    }
+
+    /// DynamoDB's equality of key values: numbers by value.
+    fn same_value(a: &AttributeValue, b: &AttributeValue) -> bool {
+        match (a, b) {
+            (AttributeValue::N(x), AttributeValue::N(y)) => {
+                normalize_number(x) == normalize_number(y)
+            }
+            _ => a == b,
+        }
+    }
+
+    fn key() -> impl Strategy<Value = Item> {
+        proptest::collection::hash_map("[a-z=\u{0}\u{1f}.]{1,4}", value(), 1..3)
+    }
+
+    fn same_key(a: &Item, b: &Item) -> bool {
+        a.len() == b.len()
+            && a.iter()
+                .all(|(name, v)| b.get(name).is_some_and(|w| same_value(v, w)))
+    }
+
+    proptest! {
+        #[test]
+        fn keys_encode_alike_exactly_when_dynamodb_sees_one_key(a in key(), b in key()) {
+            prop_assert_eq!(encode_item_key(&a) == encode_item_key(&b), same_key(&a, &b));
+        }
+
+        #[test]
+        fn a_key_rewritten_in_other_number_notations_encodes_alike(a in key()) {
+            // Every number written another way: `m` as `m.0`, `m e-k` as `m0 e-(k+1)`.
+            let b: Item = a
+                .iter()
+                .map(|(name, v)| {
+                    let v = match v {
+                        AttributeValue::N(text) => AttributeValue::N(match text.split_once("e-") {
+                            Some((m, k)) => format!("{m}0e-{}", k.parse::<u32>().unwrap() + 1),
+                            None => format!("{text}.0"),
+                        }),
+                        other => other.clone(),
+                    };
+                    (name.clone(), v)
+                })
+                .collect();
+            prop_assert_eq!(encode_item_key(&a), encode_item_key(&b));
+        }
+
+        #[test]
+        fn key_values_encode_alike_exactly_when_equal(
+            p1 in value(), s1 in proptest::option::of(value()),
+            p2 in value(), s2 in proptest::option::of(value()),
+        ) {
+            let same = same_value(&p1, &p2)
+                && match (&s1, &s2) {
+                    (None, None) => true,
+                    (Some(x), Some(y)) => same_value(x, y),
+                    _ => false,
+                };
+            prop_assert_eq!(
+                encode_key_values(&p1, s1.as_ref()) == encode_key_values(&p2, s2.as_ref()),
+                same
+            );
+        }
+
+        #[test]
+        fn scaled_integers_normalise_by_value(m in -1_000_000i64..1_000_000, k in 0u32..6) {
+            // m * 10^k written as an integer and in scientific notation.
+            let plain = format!("{m}{}", "0".repeat(k as usize));
+            let scientific = format!("{m}e{k}");
+            prop_assert_eq!(normalize_number(&plain), normalize_number(&scientific));
+        }
+    }
+}
