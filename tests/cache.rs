@@ -1495,3 +1495,57 @@ async fn a_refilled_entry_gets_its_own_ttl() {
         "the negative entry outlived its 200 ms"
     );
 }
+
+/// A map attribute `m` and a top-level attribute whose name is `m.c`.
+#[derive(Entity, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[dynamite(table = "dotted", cache(queries))]
+struct Dotted {
+    #[dynamite(partition_key)]
+    id: String,
+    #[dynamite(sort_key)]
+    n: u32,
+    #[serde(default)]
+    m: BTreeMap<String, String>,
+    #[serde(rename = "m.c", default)]
+    mc: Option<String>,
+}
+
+#[tokio::test]
+async fn a_nested_path_and_an_attribute_named_like_it_are_different_queries() {
+    install();
+    let base = plain().await;
+    Dotted::create_table(&base).await.unwrap();
+    let db = with_cache(&base, MokaLayer::new(MB), moka_config());
+    let nested = Dotted {
+        id: "p".into(),
+        n: 1,
+        m: BTreeMap::from([("c".to_owned(), "x".to_owned())]),
+        mc: None,
+    };
+    let dotted = Dotted {
+        id: "p".into(),
+        n: 2,
+        m: BTreeMap::new(),
+        mc: Some("x".into()),
+    };
+    nested.put(&db).await.unwrap();
+    dotted.put(&db).await.unwrap();
+    let by_nested_path = Dotted::find(&db)
+        .filter(Dotted::ID.eq("p"))
+        .filter(Dotted::M.at::<String>("c").eq("x"))
+        .all()
+        .await
+        .unwrap();
+    let by_dotted_name = Dotted::find(&db)
+        .filter(Dotted::ID.eq("p"))
+        .filter(Dotted::MC.retype::<String>().eq("x"))
+        .all()
+        .await
+        .unwrap();
+    assert_eq!(by_nested_path, vec![nested]);
+    assert_eq!(
+        by_dotted_name,
+        vec![dotted],
+        "served the other query's cached results"
+    );
+}

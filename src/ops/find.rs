@@ -1,7 +1,7 @@
 //! `find()` and `scan()`: planned reads with exact limits, cursors, pages and streams.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
@@ -435,19 +435,6 @@ impl<'a, E: Entity, O: Send + 'static> Find<'a, E, O> {
             fetches_base_items: fetch_base,
             reason: planned.reason.clone(),
         };
-        let normalised = format!(
-            "{}|{}|{:?}|{:?}|{:?}|{:?}|{:?}|{}|{:?}|{}",
-            schema.entity,
-            table,
-            plan.operation,
-            plan.index,
-            plan.key_condition,
-            plan.filter,
-            plan.projection,
-            self.descending,
-            self.segments,
-            self.projected
-        );
         let get_key = (planned.operation == Operation::GetItem).then(|| {
             planned
                 .key_nodes
@@ -458,6 +445,31 @@ impl<'a, E: Entity, O: Send + 'static> Find<'a, E, O> {
                 })
                 .collect::<Item>()
         });
+        // What the query is, exactly as sent: the expressions with their placeholders resolved
+        // through the name and value maps (so a nested path `m.c` and an attribute named "m.c"
+        // differ), the key of a GetItem in the canonical key encoding, and how it is read.
+        let (names, values) = (ph.names(), ph.values());
+        let sorted_names: Option<BTreeMap<&String, &String>> =
+            names.as_ref().map(|m| m.iter().collect());
+        let sorted_values: Option<BTreeMap<&String, &AttributeValue>> =
+            values.as_ref().map(|m| m.iter().collect());
+        let normalised = format!(
+            "{}|{}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{}|{:?}|{}|{}",
+            schema.entity,
+            table,
+            plan.operation,
+            plan.index,
+            key_condition,
+            filter,
+            projection,
+            sorted_names,
+            sorted_values,
+            get_key.as_ref().map(crate::key::encode_item_key),
+            self.descending,
+            self.segments,
+            self.projected,
+            fetch_base,
+        );
         Ok(Prepared {
             fingerprint: page::fingerprint(&normalised),
             plan,
@@ -467,8 +479,8 @@ impl<'a, E: Entity, O: Send + 'static> Find<'a, E, O> {
             key_condition,
             filter,
             projection,
-            names: ph.names(),
-            values: ph.values(),
+            names,
+            values,
             fetch_base,
             base_projection,
             key_attrs,
