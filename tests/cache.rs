@@ -1549,3 +1549,26 @@ async fn a_nested_path_and_an_attribute_named_like_it_are_different_queries() {
         "served the other query's cached results"
     );
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_loop_of_cache_hits_lets_other_tasks_run() {
+    install();
+    let base = plain().await;
+    Doc::create_table(&base).await.unwrap();
+    let db = with_cache(&base, MokaLayer::new(MB), moka_config());
+    let a = doc("a", 1, "one");
+    a.put(&db).await.unwrap();
+    Doc::get(&db, Doc::key("a", 1)).await.unwrap(); // now cached
+                                                    // Another task on the same (single) thread: it runs only when the loop below yields.
+    let ran = Arc::new(AtomicBool::new(false));
+    let flag = ran.clone();
+    tokio::spawn(async move { flag.store(true, Ordering::SeqCst) });
+    for _ in 0..2_000 {
+        let got = Doc::get(&db, Doc::key("a", 1)).await.unwrap();
+        assert_eq!(got.as_ref(), Some(&a));
+    }
+    assert!(
+        ran.load(Ordering::SeqCst),
+        "2,000 cache hits in a row never yielded to the scheduler"
+    );
+}

@@ -108,6 +108,9 @@ impl ClientCache {
     /// Looks up an item; decodes it (or clones the decoded copy). Faults and corrupt entries
     /// are misses.
     pub(crate) async fn lookup_item<E: Entity>(&self, key: &CacheKey) -> Found<Option<E>> {
+        // An in-process hit never waits, so a loop of hits would never yield: each lookup
+        // spends a unit of tokio's cooperative budget, and yields when it is used up.
+        tokio::task::coop::consume_budget().await;
         let entry = match self.layer.get(key).await {
             Ok(Lookup::Hit(entry)) => entry,
             Ok(Lookup::Miss(token)) => return Found::Miss(Some(token)),
@@ -292,6 +295,7 @@ impl ClientCache {
         schema: &TableSchema,
         key: &CacheKey,
     ) -> Found<(Vec<Item>, Option<Item>)> {
+        tokio::task::coop::consume_budget().await;
         match self.layer.get(key).await {
             Ok(Lookup::Hit(entry)) => match codec::decode(schema.fingerprint, entry.bytes()) {
                 Some(Cached::Page(items, resume)) => Found::Hit((items, resume)),
