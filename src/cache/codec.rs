@@ -162,8 +162,9 @@ struct Reader<'a> {
     pos: usize,
 }
 
-/// Nesting deeper than DynamoDB allows (32) means garbage.
-const MAX_DEPTH: usize = 40;
+/// Nesting deeper than DynamoDB allows (32 levels of maps and lists below an attribute) means
+/// garbage. Each map or list counts one level.
+const MAX_DEPTH: usize = 34;
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Option<&'a [u8]> {
@@ -223,7 +224,8 @@ impl<'a> Reader<'a> {
                 }
                 AttributeValue::L(l)
             }
-            b'M' => AttributeValue::M(self.item(depth + 1)?),
+            // The map's values are one level below it (item() adds it).
+            b'M' => AttributeValue::M(self.item(depth)?),
             b's' => {
                 let n = self.len()?;
                 AttributeValue::Ss((0..n).map(|_| self.string()).collect::<Option<_>>()?)
@@ -283,6 +285,27 @@ mod tests {
             let bytes = encode(7, &value);
             assert_eq!(decode(7, &bytes), Some(value));
         }
+    }
+
+    /// `levels` maps and lists, alternating, around a string.
+    fn nested(levels: usize) -> AttributeValue {
+        (0..levels).fold(AttributeValue::S("deep".into()), |inner, level| {
+            if level % 2 == 0 {
+                AttributeValue::M([("k".to_string(), inner)].into())
+            } else {
+                AttributeValue::L(vec![inner])
+            }
+        })
+    }
+
+    #[test]
+    fn items_nested_as_deep_as_dynamodb_allows_round_trip() {
+        let item: Item = [("a".to_string(), nested(32))].into();
+        let value = Cached::Item(item);
+        assert_eq!(decode(7, &encode(7, &value)), Some(value));
+        // Far deeper than DynamoDB allows: garbage, refused (and no stack overflow).
+        let item: Item = [("a".to_string(), nested(200))].into();
+        assert_eq!(decode(7, &encode(7, &Cached::Item(item))), None);
     }
 
     #[test]
