@@ -1572,3 +1572,33 @@ async fn a_loop_of_cache_hits_lets_other_tasks_run() {
         "2,000 cache hits in a row never yielded to the scheduler"
     );
 }
+
+#[tokio::test]
+async fn an_entry_moved_to_another_key_is_a_miss() {
+    install();
+    let base = plain().await;
+    Doc::create_table(&base).await.unwrap();
+    let moka = Tiered::new().layer(MokaLayer::new(MB));
+    let layer = moka.layers()[0].clone();
+    let db = with_cache(&base, moka, moka_config());
+    let (a, b) = (doc("a", 1, "one"), doc("b", 1, "two"));
+    a.put(&db).await.unwrap();
+    b.put(&db).await.unwrap();
+    Doc::get(&db, Doc::key("a", 1)).await.unwrap();
+    let Lookup::Hit(a_entry) = layer.get(&doc_cache_key(&db, "a", 1)).await.unwrap() else {
+        panic!("a is cached");
+    };
+    // a's valid entry, copied under b's key (same table, same schema).
+    let b_key = doc_cache_key(&db, "b", 1);
+    layer.invalidate(&b_key.scope).await.unwrap();
+    let Lookup::Miss(token) = layer.get(&b_key).await.unwrap() else {
+        panic!("invalidated");
+    };
+    let copied = CacheEntry::from_bytes(a_entry.bytes().to_vec());
+    layer
+        .put(&b_key, copied, Duration::from_secs(60), &token)
+        .await
+        .unwrap();
+    assert_eq!(Doc::get(&db, Doc::key("b", 1)).await.unwrap(), Some(b));
+    assert_eq!(db.cache_stats().corrupt_entries, 1);
+}

@@ -1,7 +1,9 @@
 //! The versioned format of cached values: `DYN` + format version + the entity's schema
-//! fingerprint + a kind byte + the payload. A value of another format version or another schema
-//! fingerprint is refused (a miss), so two releases or two versions of an entity never misread
-//! each other's entries.
+//! fingerprint + the entry's own key + a kind byte + the payload + a checksum (FNV-1a, 64 bits,
+//! of everything before it). A value of another format version or another schema fingerprint is
+//! refused (a miss), so two releases or two versions of an entity never misread each other's
+//! entries; so is a value stored under another key (an entry copied or moved) and a value
+//! whose bytes were damaged.
 
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -9,7 +11,10 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use crate::Item;
 
 const MAGIC: &[u8; 3] = b"DYN";
-const FORMAT: u8 = 1;
+const FORMAT: u8 = 2;
+
+/// The checksum's size at the end of every value.
+const CHECKSUM: usize = 8;
 
 const KIND_ITEM: u8 = 1;
 const KIND_ABSENT: u8 = 2;
@@ -26,11 +31,13 @@ pub(crate) enum Cached {
     Page(Vec<Item>, Option<Item>),
 }
 
-pub(crate) fn encode(fingerprint: u64, value: &Cached) -> Vec<u8> {
-    let mut out = Vec::with_capacity(128);
+/// Encodes `value` for the entry `key` (the cache key it is stored under).
+pub(crate) fn encode(fingerprint: u64, key: &str, value: &Cached) -> Vec<u8> {
+    let mut out = Vec::with_capacity(128 + key.len());
     out.extend_from_slice(MAGIC);
     out.push(FORMAT);
     out.extend_from_slice(&fingerprint.to_le_bytes());
+    put_str(&mut out, key.as_bytes());
     match value {
         Cached::Item(item) => {
             out.push(KIND_ITEM);
@@ -52,17 +59,26 @@ pub(crate) fn encode(fingerprint: u64, value: &Cached) -> Vec<u8> {
             }
         }
     }
+    let checksum = super::keys::fnv1a(&out);
+    out.extend_from_slice(&checksum.to_le_bytes());
     out
 }
 
-/// Decodes a value; `None` for anything malformed, of another format, or another schema.
-pub(crate) fn decode(fingerprint: u64, bytes: &[u8]) -> Option<Cached> {
+/// Decodes the value stored under `key`; `None` for anything malformed or damaged, of another
+/// format or schema, or written for another key.
+pub(crate) fn decode(fingerprint: u64, key: &str, bytes: &[u8]) -> Option<Cached> {
+    let body_len = bytes.len().checked_sub(CHECKSUM)?;
+    let (body, checksum) = bytes.split_at(body_len);
+    if u64::from_le_bytes(checksum.try_into().ok()?) != super::keys::fnv1a(body) {
+        return None;
+    }
+    let bytes = body;
     let mut r = Reader { bytes, pos: 0 };
     if r.take(3)? != MAGIC || r.byte()? != FORMAT {
         return None;
     }
     let fp = u64::from_le_bytes(r.take(8)?.try_into().ok()?);
-    if fp != fingerprint {
+    if fp != fingerprint || r.raw()? != key.as_bytes() {
         return None;
     }
     let value = match r.byte()? {
@@ -282,8 +298,8 @@ mod tests {
             Cached::Absent,
             Cached::Page(vec![item(), Item::new()], Some(item())),
         ] {
-            let bytes = encode(7, &value);
-            assert_eq!(decode(7, &bytes), Some(value));
+            let bytes = encode(7, "k", &value);
+            assert_eq!(decode(7, "k", &bytes), Some(value));
         }
     }
 
@@ -302,25 +318,35 @@ mod tests {
     fn items_nested_as_deep_as_dynamodb_allows_round_trip() {
         let item: Item = [("a".to_string(), nested(32))].into();
         let value = Cached::Item(item);
-        assert_eq!(decode(7, &encode(7, &value)), Some(value));
+        assert_eq!(decode(7, "k", &encode(7, "k", &value)), Some(value));
         // Far deeper than DynamoDB allows: garbage, refused (and no stack overflow).
         let item: Item = [("a".to_string(), nested(200))].into();
-        assert_eq!(decode(7, &encode(7, &Cached::Item(item))), None);
+        assert_eq!(decode(7, "k", &encode(7, "k", &Cached::Item(item))), None);
     }
 
     #[test]
     fn other_schema_or_garbage_is_refused() {
-        let bytes = encode(7, &Cached::Item(item()));
-        assert_eq!(decode(8, &bytes), None, "another schema fingerprint");
+        let bytes = encode(7, "k", &Cached::Item(item()));
+        assert_eq!(decode(8, "k", &bytes), None, "another schema fingerprint");
         for cut in 0..bytes.len() {
-            assert_eq!(decode(7, &bytes[..cut]), None, "truncated at {cut}");
+            assert_eq!(decode(7, "k", &bytes[..cut]), None, "truncated at {cut}");
         }
         let mut flipped = bytes.clone();
         flipped[3] = 9;
-        assert_eq!(decode(7, &flipped), None, "another format version");
-        assert_eq!(decode(7, b"garbage"), None);
+        assert_eq!(decode(7, "k", &flipped), None, "another format version");
+        for i in 0..bytes.len() {
+            let mut damaged = bytes.clone();
+            damaged[i] ^= 0x10;
+            assert_eq!(decode(7, "k", &damaged), None, "byte {i} flipped");
+        }
+        assert_eq!(
+            decode(7, "other", &bytes),
+            None,
+            "an entry copied onto another key"
+        );
+        assert_eq!(decode(7, "k", b"garbage"), None);
         let mut long = bytes;
         long.push(0);
-        assert_eq!(decode(7, &long), None, "trailing bytes");
+        assert_eq!(decode(7, "k", &long), None, "trailing bytes");
     }
 }

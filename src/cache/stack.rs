@@ -124,7 +124,7 @@ impl ClientCache {
                 return Found::Hit(Some(entity));
             }
         }
-        match codec::decode(E::schema().fingerprint, entry.bytes()) {
+        match codec::decode(E::schema().fingerprint, &key.entry, entry.bytes()) {
             Some(Cached::Absent) => Found::Hit(None),
             Some(Cached::Item(item)) => match E::from_item(item) {
                 Ok(entity) => {
@@ -168,7 +168,7 @@ impl ClientCache {
                 None => return,
             },
         };
-        let entry = CacheEntry::from_bytes(codec::encode(schema.fingerprint, &value));
+        let entry = CacheEntry::from_bytes(codec::encode(schema.fingerprint, &key.entry, &value));
         if let Err(e) = self.layer.put(key, entry, ttl, token).await {
             tracing::warn!(error = %e, "cache fill failed");
         }
@@ -297,13 +297,15 @@ impl ClientCache {
     ) -> Found<(Vec<Item>, Option<Item>)> {
         tokio::task::coop::consume_budget().await;
         match self.layer.get(key).await {
-            Ok(Lookup::Hit(entry)) => match codec::decode(schema.fingerprint, entry.bytes()) {
-                Some(Cached::Page(items, resume)) => Found::Hit((items, resume)),
-                _ => {
-                    self.corrupt_entry(key, "not a query entry of this format and schema")
-                        .await
+            Ok(Lookup::Hit(entry)) => {
+                match codec::decode(schema.fingerprint, &key.entry, entry.bytes()) {
+                    Some(Cached::Page(items, resume)) => Found::Hit((items, resume)),
+                    _ => {
+                        self.corrupt_entry(key, "not a query entry of this format and schema")
+                            .await
+                    }
                 }
-            },
+            }
             Ok(Lookup::Miss(token)) => Found::Miss(Some(token)),
             Err(e) => {
                 tracing::warn!(error = %e, "cache lookup failed; reading DynamoDB");
@@ -322,7 +324,7 @@ impl ClientCache {
         token: &FillToken,
     ) {
         let value = Cached::Page(items.to_vec(), resume.cloned());
-        let entry = CacheEntry::from_bytes(codec::encode(schema.fingerprint, &value));
+        let entry = CacheEntry::from_bytes(codec::encode(schema.fingerprint, &key.entry, &value));
         if let Err(e) = self
             .layer
             .put(key, entry, self.config.query_ttl, token)
