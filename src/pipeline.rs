@@ -41,7 +41,8 @@ pub(crate) struct Target<'a> {
 }
 
 impl<'a> Target<'a> {
-    /// A request that may always be sent again (reads, transactions with their token).
+    /// A request that may always be sent again (reads, table operations); other requests
+    /// set `repeat` on top of it.
     pub fn safe(
         operation: Operation,
         table: &'a str,
@@ -68,12 +69,9 @@ impl<'a> Target<'a> {
         repeat: Repeat,
     ) -> Self {
         Target {
-            operation,
-            table,
-            entity,
-            retry,
             repeat,
             key: Some(key),
+            ..Target::safe(operation, table, entity, retry)
         }
     }
 
@@ -235,7 +233,7 @@ pub(crate) enum Settle<R> {
 
 /// How a single-item write is sent: plainly (repeat rule and resolution of lost answers), or in
 /// idempotent mode as a one-item transaction.
-pub(crate) struct WritePlan<'w> {
+struct WritePlan<'w> {
     pub repeat: Repeat,
     pub landed: Landed<'w>,
     pub transaction: bool,
@@ -246,7 +244,7 @@ pub(crate) struct WritePlan<'w> {
 /// with a client request token, which can be retried after a lost answer without applying
 /// twice; asked for per call it is used for every write, as the client's default only for
 /// writes that could otherwise end in `OutcomeUnknown` and return nothing.
-pub(crate) fn plan_write<'w, E: Entity>(
+fn plan_write<'w, E: Entity>(
     write: &'w CompiledWrite,
     returns: ReturnValue,
     idempotent: Option<bool>,
