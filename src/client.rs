@@ -63,6 +63,7 @@ impl Client {
             keep_sdk_retries: false,
             cache: None,
             cache_config: CacheConfig::default(),
+            cache_namespace: None,
         }
     }
 
@@ -126,6 +127,13 @@ impl Client {
         crate::ops::TransactGet::new(self)
     }
 
+    /// The namespace this client's cache entries live in (`None` without a cache): 16 hex
+    /// digits, a hash of the region and endpoint, or of
+    /// [`ClientBuilder::cache_namespace`]. Every cache key starts with it.
+    pub fn cache_namespace(&self) -> Option<&str> {
+        self.inner.cache.as_deref().map(|c| c.namespace())
+    }
+
     /// The cache, when the client has one.
     pub(crate) fn cache(&self) -> Option<&ClientCache> {
         self.inner.cache.as_deref()
@@ -177,6 +185,16 @@ impl Client {
     }
 }
 
+/// The endpoint URL an SDK config was given, if any. The SDK stores it in its config layer and
+/// offers no getter; its `Debug` output shows it as `EndpointUrl("...")` (a unit test pins
+/// this, so an SDK upgrade that changes it fails the tests rather than the cache).
+fn endpoint_url(config: &aws_sdk_dynamodb::Config) -> Option<String> {
+    let debug = format!("{config:?}");
+    let start = debug.find("EndpointUrl(\"")? + "EndpointUrl(\"".len();
+    let end = debug[start..].find('"')?;
+    Some(debug[start..start + end].to_owned())
+}
+
 /// Builds a [`Client`]. No I/O happens until the client is used.
 #[must_use]
 pub struct ClientBuilder {
@@ -189,6 +207,7 @@ pub struct ClientBuilder {
     keep_sdk_retries: bool,
     cache: Option<Arc<dyn CacheLayer>>,
     cache_config: CacheConfig,
+    cache_namespace: Option<String>,
 }
 
 impl std::fmt::Debug for ClientBuilder {
@@ -238,6 +257,17 @@ impl ClientBuilder {
         self
     }
 
+    /// The namespace of this client's cache entries. By default it is derived from the SDK
+    /// client's region and endpoint URL, so clients on different DynamoDB endpoints (or in
+    /// different regions) sharing one Redis never read each other's entries. Set it when that
+    /// is not enough — clients of **different AWS accounts** sharing one Redis with the same
+    /// table names must each set their own — or to share entries between clients that reach
+    /// the same database through different endpoints.
+    pub fn cache_namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.cache_namespace = Some(namespace.into());
+        self
+    }
+
     /// Time-to-live settings of the cache.
     pub fn cache_config(mut self, config: CacheConfig) -> Self {
         self.cache_config = config;
@@ -279,15 +309,24 @@ impl ClientBuilder {
                 .build();
             aws_sdk_dynamodb::Client::from_conf(config)
         };
+        let cache = self.cache.map(|layer| {
+            let identity = match self.cache_namespace {
+                Some(namespace) => format!("user|{namespace}"),
+                None => format!(
+                    "sdk|{}|{}",
+                    sdk.config().region().map_or("", |r| r.as_ref()),
+                    endpoint_url(sdk.config()).unwrap_or_default()
+                ),
+            };
+            Arc::new(ClientCache::new(layer, self.cache_config, &identity))
+        });
         Client {
             inner: Arc::new(Inner {
                 sdk,
                 retry: self.retry,
                 retry_tokens: RetryTokens::new(self.retry_budget),
                 idempotent_writes: self.idempotent_writes,
-                cache: self
-                    .cache
-                    .map(|layer| Arc::new(ClientCache::new(layer, self.cache_config))),
+                cache,
                 table_prefix: self.table_prefix,
                 cursor_key: self.cursor_key,
             }),
@@ -309,5 +348,35 @@ impl CacheStats {
     /// The counters of the layer called `name`.
     pub fn layer(&self, name: &str) -> Option<&LayerStats> {
         self.layers.iter().find(|(n, _)| n == name).map(|(_, s)| s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(endpoint: Option<&str>) -> aws_sdk_dynamodb::Config {
+        let mut builder = aws_sdk_dynamodb::Config::builder()
+            .region(aws_sdk_dynamodb::config::Region::new("eu-west-1"))
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest());
+        if let Some(endpoint) = endpoint {
+            builder = builder.endpoint_url(endpoint);
+        }
+        builder.build()
+    }
+
+    #[test]
+    fn the_endpoint_url_is_read_from_the_sdk_config() {
+        assert_eq!(
+            endpoint_url(&config(Some("http://127.0.0.1:8000"))).as_deref(),
+            Some("http://127.0.0.1:8000")
+        );
+        assert_eq!(endpoint_url(&config(None)), None);
+        // Also after the client rebuilds the config (to turn the SDK's retries off).
+        let rebuilt = config(Some("http://localhost:4566")).to_builder().build();
+        assert_eq!(
+            endpoint_url(&rebuilt).as_deref(),
+            Some("http://localhost:4566")
+        );
     }
 }

@@ -1253,12 +1253,13 @@ fn doc_cache_key(db: &Client, id: &str, n: u32) -> CacheKey {
         format!("{}e{}", digits.trim_end_matches('0'), digits.len() - 1)
     };
     let key = format!("s{}:{id}n{}:{number}", id.len(), number.len());
+    let ns = db.cache_namespace().expect("a cache");
     CacheKey {
         entry: format!(
-            "{table}|{}:{:016x}|i|{:016x}|{key}",
+            "{ns}|{table}|{}:{:016x}|i|{:016x}|{key}",
             schema.entity, schema.fingerprint, 0u64
         ),
-        scope: format!("{table}|i|{key}"),
+        scope: format!("{ns}|{table}|i|{key}"),
     }
 }
 
@@ -1310,15 +1311,16 @@ async fn corrupt_or_foreign_entries_are_misses() {
     .unwrap();
     Alpha::get(&db, Alpha::key("z", 1)).await.unwrap();
     let alpha_schema = Alpha::schema();
+    let ns = db.cache_namespace().unwrap();
     let alpha_key = CacheKey {
         entry: format!(
-            "{}|{}:{:016x}|i|{:016x}|s1:zn3:1e0",
+            "{ns}|{}|{}:{:016x}|i|{:016x}|s1:zn3:1e0",
             db.table_name(alpha_schema.table),
             alpha_schema.entity,
             alpha_schema.fingerprint,
             0u64
         ),
-        scope: format!("{}|i|s1:zn3:1e0", db.table_name(alpha_schema.table)),
+        scope: format!("{ns}|{}|i|s1:zn3:1e0", db.table_name(alpha_schema.table)),
     };
     let Lookup::Hit(foreign) = layer.get(&alpha_key).await.unwrap() else {
         panic!("Alpha's entry not found");

@@ -1,33 +1,44 @@
-//! Cache keys. An entry key holds the table (with the client's prefix), the entity and its
-//! schema fingerprint, the kind (`i` item, `q` query), the projection and the item key or
-//! query hash, so entries of two tables, two entities (or two versions of one) or two
-//! projections never collide. Table names cannot contain `|`; the user-controlled parts come
-//! last or hashed.
+//! Cache keys. An entry key holds the client's cache namespace (which DynamoDB endpoint and
+//! region, or the user's choice), the table (with the client's prefix), the entity and its
+//! schema fingerprint, the kind (`i` item, `q` query), the projection and the item key or query
+//! hash, so entries of two endpoints, two tables, two entities (or two versions of one) or two
+//! projections never collide. Namespaces are fixed-width hex and table names cannot contain
+//! `|`; the user-controlled parts come last or hashed.
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::TableSchema;
 
-/// `table|i|key`: the scope of every entry of one item.
-pub(crate) fn item_scope(table: &str, key: &str) -> String {
-    let mut s = String::with_capacity(table.len() + key.len() + 3);
+/// `namespace|table|i|key`: the scope of every entry of one item.
+pub(crate) fn item_scope(ns: &str, table: &str, key: &str) -> String {
+    let mut s = String::with_capacity(ns.len() + table.len() + key.len() + 4);
+    push_namespace(&mut s, ns);
     s.push_str(table);
     s.push_str("|i|");
     s.push_str(key);
     s
 }
 
-/// `table|t`: the scope of every query entry of one table.
-pub(crate) fn table_scope(table: &str) -> String {
-    let mut s = String::with_capacity(table.len() + 2);
+/// `namespace|table|t`: the scope of every query entry of one table.
+pub(crate) fn table_scope(ns: &str, table: &str) -> String {
+    let mut s = String::with_capacity(ns.len() + table.len() + 3);
+    push_namespace(&mut s, ns);
     s.push_str(table);
     s.push_str("|t");
     s
 }
 
-/// `table|Entity:fingerprint|i|projection-hash|key`.
-pub(crate) fn item_entry(table: &str, schema: &TableSchema, projection: u64, key: &str) -> String {
-    let mut s = String::with_capacity(table.len() + schema.entity.len() + key.len() + 40);
+/// `namespace|table|Entity:fingerprint|i|projection-hash|key`.
+pub(crate) fn item_entry(
+    ns: &str,
+    table: &str,
+    schema: &TableSchema,
+    projection: u64,
+    key: &str,
+) -> String {
+    let mut s =
+        String::with_capacity(ns.len() + table.len() + schema.entity.len() + key.len() + 40);
+    push_namespace(&mut s, ns);
     s.push_str(table);
     s.push('|');
     s.push_str(schema.entity);
@@ -40,9 +51,10 @@ pub(crate) fn item_entry(table: &str, schema: &TableSchema, projection: u64, key
     s
 }
 
-/// `table|Entity:fingerprint|q|query-hash`.
-pub(crate) fn query_entry(table: &str, schema: &TableSchema, query: &str) -> String {
-    let mut s = String::with_capacity(table.len() + schema.entity.len() + 60);
+/// `namespace|table|Entity:fingerprint|q|query-hash`.
+pub(crate) fn query_entry(ns: &str, table: &str, schema: &TableSchema, query: &str) -> String {
+    let mut s = String::with_capacity(ns.len() + table.len() + schema.entity.len() + 60);
+    push_namespace(&mut s, ns);
     s.push_str(table);
     s.push('|');
     s.push_str(schema.entity);
@@ -50,6 +62,19 @@ pub(crate) fn query_entry(table: &str, schema: &TableSchema, query: &str) -> Str
     push_hex(&mut s, schema.fingerprint);
     s.push_str("|q|");
     s.push_str(query);
+    s
+}
+
+fn push_namespace(s: &mut String, ns: &str) {
+    s.push_str(ns);
+    s.push('|');
+}
+
+/// The namespace of a client's cache entries: a hash of what tells DynamoDB databases apart
+/// (region and endpoint), or of the name the user chose.
+pub(crate) fn namespace(identity: &str) -> String {
+    let mut s = String::with_capacity(16);
+    push_hex(&mut s, fnv1a(identity.as_bytes()));
     s
 }
 

@@ -20,7 +20,21 @@
 //! generation seen at the miss). So a read never fills a cache with data older than a write that
 //! finished while the read was in flight, and a read through a client never returns data older
 //! than a write that client acknowledged. Shared layers publish invalidations so that other
-//! processes drop their own L1 entries ([`CacheLayer::remote_invalidations`]).
+//! processes drop their own L1 entries ([`CacheLayer::remote_events`]).
+//!
+//! # Staleness across processes
+//!
+//! A shared layer that publishes invalidations can also vouch for how fresh the layers above it
+//! are ([`CacheLayer::heartbeat`]): `RedisLayer` sends itself a heartbeat through Redis every
+//! fifth of its staleness bound. Redis delivers messages in order, so when a heartbeat sent at
+//! `t` comes back, every invalidation published before `t` has come back before it. While the
+//! last heartbeat to come back was sent more than the bound ago (Redis stalled, down,
+//! restarting, or the network between), the layers above it serve nothing, and so does the
+//! shared layer itself; reads go to DynamoDB. When heartbeats resume, nothing is served for a
+//! recovery grace (four heartbeats), the time every other instance needs to write the
+//! invalidations it held back during the outage. So an entry served by any instance is never
+//! older than a write acknowledged by any other instance more than the bound (250 ms by
+//! default) earlier, provided the writer reaches Redis again within the grace of the reader.
 //!
 //! # Faults
 //!
@@ -46,7 +60,7 @@ use std::any::Any;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
@@ -177,6 +191,14 @@ pub enum CacheError {
         /// The timeout.
         after: Duration,
     },
+    /// The layer did not look (it cannot vouch for its freshness now, or was configured wrong).
+    #[error("cache layer {layer} unavailable: {reason}")]
+    Unavailable {
+        /// The layer's name.
+        layer: String,
+        /// Why.
+        reason: &'static str,
+    },
     /// The backend failed.
     #[error("cache layer {layer} failed")]
     Backend {
@@ -204,6 +226,13 @@ pub struct LayerStats {
     pub faults: u64,
     /// Invalidations applied.
     pub invalidations: u64,
+    /// Lookups not made because the layer could not vouch for its freshness (a shared layer out
+    /// of contact with its server, or a layer above it); they read DynamoDB.
+    pub skipped: u64,
+    /// Damaged bookkeeping repaired in the backend (a generation key holding garbage).
+    pub repaired: u64,
+    /// Invalidations held back now (not a counter): written when the backend answers again.
+    pub held_back: u64,
 }
 
 impl LayerStats {
@@ -227,6 +256,8 @@ pub struct StatsCounter {
     corrupt: AtomicU64,
     faults: AtomicU64,
     invalidations: AtomicU64,
+    skipped: AtomicU64,
+    repaired: AtomicU64,
 }
 
 impl StatsCounter {
@@ -254,6 +285,14 @@ impl StatsCounter {
     pub fn invalidation(&self) {
         self.invalidations.fetch_add(1, Ordering::Relaxed);
     }
+    /// Counts a lookup skipped because the layer could not vouch for its freshness.
+    pub fn skipped(&self) {
+        self.skipped.fetch_add(1, Ordering::Relaxed);
+    }
+    /// Counts a repair of damaged bookkeeping.
+    pub fn repaired(&self) {
+        self.repaired.fetch_add(1, Ordering::Relaxed);
+    }
     /// A snapshot.
     pub fn snapshot(&self) -> LayerStats {
         LayerStats {
@@ -263,6 +302,9 @@ impl StatsCounter {
             corrupt: self.corrupt.load(Ordering::Relaxed),
             faults: self.faults.load(Ordering::Relaxed),
             invalidations: self.invalidations.load(Ordering::Relaxed),
+            skipped: self.skipped.load(Ordering::Relaxed),
+            repaired: self.repaired.load(Ordering::Relaxed),
+            held_back: 0,
         }
     }
 }
@@ -298,8 +340,17 @@ pub trait CacheLayer: Send + Sync + 'static {
     /// Counters, per layer (a composite layer reports its layers in order).
     fn stats(&self) -> Vec<(String, LayerStats)>;
 
-    /// Invalidations made by other processes (pub/sub), for the layers above this one.
-    fn remote_invalidations(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
+    /// What other processes did (invalidations, clears) and, for a layer with a
+    /// [`heartbeat`](Self::heartbeat), its heartbeats, in the order the server delivered them:
+    /// for the layers above this one.
+    fn remote_events(&self) -> Option<tokio::sync::broadcast::Receiver<RemoteEvent>> {
+        None
+    }
+
+    /// When this layer's [`remote_events`](Self::remote_events) carry heartbeats: its own
+    /// [`Contact`] (whether it may serve now). [`Tiered`] holds the layers above it to the same
+    /// bound, from the heartbeats its forwarding task hears, starting from this state.
+    fn contact(&self) -> Option<&Contact> {
         None
     }
 
@@ -311,6 +362,133 @@ pub trait CacheLayer: Send + Sync + 'static {
 }
 
 pub(crate) use keys::{key_text, key_text_of};
+
+/// What a shared layer tells the layers above it, in the order its server delivered it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RemoteEvent {
+    /// Another process invalidated this scope.
+    Invalidated(String),
+    /// Drop everything: another process cleared the cache, or messages may have been missed.
+    Cleared,
+    /// The layer's heartbeat sent at `sent` came back: every invalidation published before then
+    /// was delivered before this event.
+    Heartbeat {
+        /// When the heartbeat was sent.
+        sent: Instant,
+    },
+}
+
+/// How long layers above a shared layer may go without hearing from it (see
+/// [`CacheLayer::heartbeat`] and [`Contact`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Heartbeat {
+    /// Serve nothing once the last heartbeat to come back was sent longer ago than this.
+    pub staleness_bound: Duration,
+    /// After heartbeats resume from a gap, serve nothing for this long (other instances write
+    /// the invalidations they held back meanwhile).
+    pub recovery_grace: Duration,
+}
+
+impl Heartbeat {
+    /// A heartbeat policy.
+    pub const fn new(staleness_bound: Duration, recovery_grace: Duration) -> Self {
+        Heartbeat {
+            staleness_bound,
+            recovery_grace,
+        }
+    }
+}
+
+/// Whether a layer may serve, from the heartbeats heard through a shared layer: the pure logic
+/// behind the staleness bound. Heartbeats are fed by one task; lookups read it lock-free.
+///
+/// A heartbeat proves that every invalidation the server handled before it was delivered, so
+/// serving is allowed until the bound has passed since the last heartbeat heard was *sent*. A
+/// gap longer than the bound, between two heartbeats' sending or their *arrival* (a stalled
+/// server delivers the heartbeats it queued all at once), starts a new run, and nothing is
+/// served until the recovery grace has passed since that run's first heartbeat arrived.
+#[derive(Debug)]
+pub struct Contact {
+    policy: Heartbeat,
+    origin: Instant,
+    /// Nanoseconds after `origin` (+1; 0: never) when the latest heartbeat heard was sent.
+    last_sent: AtomicU64,
+    /// When it arrived (same encoding).
+    last_heard: AtomicU64,
+    /// When the current unbroken run of heartbeats began to arrive (same encoding).
+    since: AtomicU64,
+}
+
+impl Contact {
+    /// No heartbeat heard yet: not current.
+    pub fn new(policy: Heartbeat) -> Self {
+        Contact {
+            policy,
+            origin: Instant::now(),
+            last_sent: AtomicU64::new(0),
+            last_heard: AtomicU64::new(0),
+            since: AtomicU64::new(0),
+        }
+    }
+
+    /// A contact that starts where `other` is now (for layers above a shared layer that is
+    /// current: they start empty, so no event before now concerns them).
+    pub fn following(other: &Contact) -> Self {
+        Contact {
+            policy: other.policy,
+            origin: other.origin,
+            last_sent: AtomicU64::new(other.last_sent.load(Ordering::Acquire)),
+            last_heard: AtomicU64::new(other.last_heard.load(Ordering::Acquire)),
+            since: AtomicU64::new(other.since.load(Ordering::Acquire)),
+        }
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> Heartbeat {
+        self.policy
+    }
+
+    fn stamp(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.origin).as_nanos()).unwrap_or(u64::MAX - 1)
+            + 1
+    }
+
+    fn nanos(d: Duration) -> u64 {
+        u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// A heartbeat sent at `sent` arrived at `heard`.
+    pub fn heard(&self, sent: Instant, heard: Instant) {
+        let (sent, heard) = (self.stamp(sent), self.stamp(heard));
+        let last_sent = self.last_sent.load(Ordering::Acquire);
+        if sent <= last_sent {
+            return;
+        }
+        let last_heard = self.last_heard.load(Ordering::Acquire);
+        let bound = Self::nanos(self.policy.staleness_bound);
+        if last_sent == 0 || sent - last_sent > bound || heard.saturating_sub(last_heard) > bound {
+            // `since` first: a reader that sees the new `last_sent` also sees the new run.
+            self.since.store(heard, Ordering::Release);
+        }
+        self.last_heard.store(heard, Ordering::Release);
+        self.last_sent.store(sent, Ordering::Release);
+    }
+
+    /// Entries may be served at `now`: the last heartbeat heard was sent less than the bound
+    /// ago, and the run it belongs to began to arrive longer ago than the recovery grace.
+    pub fn is_current(&self, now: Instant) -> bool {
+        let last_sent = self.last_sent.load(Ordering::Acquire);
+        let since = self.since.load(Ordering::Acquire);
+        if last_sent == 0 {
+            return false;
+        }
+        let now = self.stamp(now);
+        now < last_sent.saturating_add(Self::nanos(self.policy.staleness_bound))
+            && now >= since.saturating_add(Self::nanos(self.policy.recovery_grace))
+    }
+}
 
 /// Generations of invalidation scopes, kept in stripes: invalidating a scope bumps its stripe,
 /// so (rarely) other scopes of the same stripe lose their entries too. Correct, and bounded in
@@ -411,5 +589,81 @@ impl CacheConfig {
     pub fn negative_ttl(mut self, ttl: Duration) -> Self {
         self.negative_ttl = Some(ttl);
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    fn contact() -> (Contact, Instant) {
+        let contact = Contact::new(Heartbeat::new(250 * MS, 200 * MS));
+        (contact, Instant::now())
+    }
+
+    /// Heartbeats every 50 ms from `from` to `to` (ms after `t0`), each heard 1 ms later.
+    fn beats(c: &Contact, t0: Instant, from: u64, to: u64) {
+        for at in (from..=to).step_by(50) {
+            c.heard(t0 + MS * at as u32, t0 + MS * (at as u32 + 1));
+        }
+    }
+
+    #[test]
+    fn not_current_before_the_first_heartbeat() {
+        let (c, t0) = contact();
+        assert!(!c.is_current(t0));
+        assert!(!c.is_current(t0 + 10_000 * MS));
+    }
+
+    #[test]
+    fn current_after_the_grace_of_the_first_run_until_the_bound_passes() {
+        let (c, t0) = contact();
+        beats(&c, t0, 0, 0);
+        assert!(!c.is_current(t0 + 200 * MS), "in the recovery grace");
+        beats(&c, t0, 50, 500);
+        assert!(c.is_current(t0 + 501 * MS));
+        assert!(c.is_current(t0 + 749 * MS));
+        assert!(
+            !c.is_current(t0 + 750 * MS),
+            "last heartbeat sent 250 ms ago"
+        );
+    }
+
+    #[test]
+    fn a_gap_in_sending_starts_a_new_grace() {
+        let (c, t0) = contact();
+        beats(&c, t0, 0, 500);
+        assert!(c.is_current(t0 + 510 * MS));
+        // The sender was stuck for 2 s.
+        beats(&c, t0, 2_500, 2_500);
+        assert!(!c.is_current(t0 + 2_510 * MS));
+        assert!(!c.is_current(t0 + 2_700 * MS));
+        beats(&c, t0, 2_550, 2_700);
+        assert!(c.is_current(t0 + 2_702 * MS));
+    }
+
+    #[test]
+    fn heartbeats_queued_by_a_stalled_server_start_a_new_grace_when_they_arrive() {
+        let (c, t0) = contact();
+        beats(&c, t0, 0, 500);
+        // Redis frozen from 520 ms to 3 s: the heartbeats sent meanwhile arrive together.
+        for at in (550..3_000).step_by(50) {
+            c.heard(t0 + MS * at, t0 + 3_000 * MS);
+        }
+        assert!(!c.is_current(t0 + 3_001 * MS), "recovering");
+        beats(&c, t0, 3_000, 3_200);
+        assert!(!c.is_current(t0 + 3_199 * MS));
+        assert!(c.is_current(t0 + 3_201 * MS));
+    }
+
+    #[test]
+    fn heartbeats_heard_out_of_order_never_move_time_back() {
+        let (c, t0) = contact();
+        beats(&c, t0, 0, 300);
+        c.heard(t0 + 100 * MS, t0 + 320 * MS);
+        assert!(c.is_current(t0 + 549 * MS));
+        assert!(!c.is_current(t0 + 550 * MS));
     }
 }

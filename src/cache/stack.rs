@@ -47,6 +47,8 @@ pub(crate) struct ClientCache {
     epoch: AtomicU64,
     /// Corrupt entries seen (decoding failed), across layers.
     corrupt: AtomicU64,
+    /// Which database the entries come from ([`keys::namespace`]).
+    namespace: String,
 }
 
 /// What a lookup found.
@@ -58,14 +60,21 @@ pub(crate) enum Found<T> {
 }
 
 impl ClientCache {
-    pub(crate) fn new(layer: Arc<dyn CacheLayer>, config: CacheConfig) -> Self {
+    /// A cache for a client whose database is told apart by `identity` (region and endpoint,
+    /// or the namespace the user chose).
+    pub(crate) fn new(layer: Arc<dyn CacheLayer>, config: CacheConfig, identity: &str) -> Self {
         ClientCache {
             layer,
             config,
+            namespace: keys::namespace(identity),
             inflight: Mutex::new(HashMap::new()),
             epoch: AtomicU64::new(0),
             corrupt: AtomicU64::new(0),
         }
+    }
+
+    pub(crate) fn namespace(&self) -> &str {
+        &self.namespace
     }
 
     pub(crate) fn layer(&self) -> &Arc<dyn CacheLayer> {
@@ -97,11 +106,17 @@ impl ClientCache {
     }
 
     /// The key of `key`'s entry with `projection` (0: whole item).
-    pub(crate) fn item_key<E: Entity>(table: &str, key: &Key<E>, projection: u64) -> CacheKey {
+    pub(crate) fn item_key<E: Entity>(
+        &self,
+        table: &str,
+        key: &Key<E>,
+        projection: u64,
+    ) -> CacheKey {
         let text = keys::key_text(key.partition(), key.sort());
+        let ns = &self.namespace;
         CacheKey {
-            entry: keys::item_entry(table, E::schema(), projection, &text),
-            scope: keys::item_scope(table, &text),
+            entry: keys::item_entry(ns, table, E::schema(), projection, &text),
+            scope: keys::item_scope(ns, table, &text),
         }
     }
 
@@ -271,21 +286,29 @@ impl ClientCache {
     ) {
         self.epoch.fetch_add(1, Ordering::AcqRel);
         for text in texts {
-            if let Err(e) = self.layer.invalidate(&keys::item_scope(table, text)).await {
+            if let Err(e) = self
+                .layer
+                .invalidate(&keys::item_scope(&self.namespace, table, text))
+                .await
+            {
                 tracing::warn!(error = %e, "cache invalidation failed");
             }
         }
-        if let Err(e) = self.layer.invalidate(&keys::table_scope(table)).await {
+        if let Err(e) = self
+            .layer
+            .invalidate(&keys::table_scope(&self.namespace, table))
+            .await
+        {
             tracing::warn!(error = %e, "cache invalidation failed");
         }
         self.epoch.fetch_add(1, Ordering::AcqRel);
     }
 
     /// The key of a query result entry.
-    pub(crate) fn query_key(table: &str, schema: &TableSchema, query: &str) -> CacheKey {
+    pub(crate) fn query_key(&self, table: &str, schema: &TableSchema, query: &str) -> CacheKey {
         CacheKey {
-            entry: keys::query_entry(table, schema, query),
-            scope: keys::table_scope(table),
+            entry: keys::query_entry(&self.namespace, table, schema, query),
+            scope: keys::table_scope(&self.namespace, table),
         }
     }
 

@@ -1,18 +1,25 @@
 //! [`Tiered`]: any number of layers, read top to bottom, filled bottom to top.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use tokio::sync::broadcast;
 
-use super::{CacheEntry, CacheError, CacheKey, CacheLayer, FillToken, LayerStats, Lookup};
+use super::{
+    CacheEntry, CacheError, CacheKey, CacheLayer, Contact, FillToken, LayerStats, Lookup,
+    RemoteEvent,
+};
 
 /// Layers composed in order: a read asks each layer in turn and fills the layers above the one
 /// that answered; a fill goes to every layer; an invalidation goes to every layer, the lowest
 /// first (so no layer can be refilled from a lower one that still holds the old value).
 ///
 /// A layer that fails is skipped for that request (counted in its stats); the others go on.
-/// Invalidations published by a shared layer (Redis pub/sub) are applied to the layers above it.
+/// Events published by a shared layer (Redis pub/sub) are applied to the layers above it by a
+/// task on the Tokio runtime that [`layer`](Self::layer) was called on; when the shared layer
+/// has a [`heartbeat`](CacheLayer::heartbeat), the layers above it serve nothing while that
+/// task has not heard one recently enough ([`Contact`]).
 ///
 /// ```
 /// use dynamite::cache::{MokaLayer, Tiered};
@@ -21,6 +28,9 @@ use super::{CacheEntry, CacheError, CacheKey, CacheLayer, FillToken, LayerStats,
 #[derive(Clone, Default)]
 pub struct Tiered {
     layers: Vec<Arc<dyn CacheLayer>>,
+    /// Per shared layer with a heartbeat: its index and what its forwarder heard. The layers
+    /// above it are skipped while it is not current.
+    gates: Vec<(usize, Arc<Contact>)>,
     refill_ttl: Option<Duration>,
 }
 
@@ -32,6 +42,38 @@ impl std::fmt::Debug for Tiered {
     }
 }
 
+async fn clear_all(layers: &[Arc<dyn CacheLayer>]) {
+    for l in layers {
+        let _ = l.clear().await;
+    }
+}
+
+/// Applies a shared layer's events to the layers above it, in order.
+async fn forward(
+    mut events: broadcast::Receiver<RemoteEvent>,
+    above: Vec<Arc<dyn CacheLayer>>,
+    contact: Option<Arc<Contact>>,
+) {
+    loop {
+        match events.recv().await {
+            Ok(RemoteEvent::Invalidated(scope)) => {
+                for l in &above {
+                    let _ = l.invalidate_local(&scope).await;
+                }
+            }
+            Ok(RemoteEvent::Cleared) => clear_all(&above).await,
+            Ok(RemoteEvent::Heartbeat { sent }) => {
+                if let Some(contact) = &contact {
+                    contact.heard(sent, Instant::now());
+                }
+            }
+            // Missed events: we cannot know which scopes; drop everything.
+            Err(broadcast::error::RecvError::Lagged(_)) => clear_all(&above).await,
+            Err(broadcast::error::RecvError::Closed) => break,
+        }
+    }
+}
+
 impl Tiered {
     /// No layers yet.
     pub fn new() -> Self {
@@ -39,40 +81,26 @@ impl Tiered {
     }
 
     /// Adds a layer below the ones already added. When the new layer publishes remote
-    /// invalidations, a task (on the current Tokio runtime) applies them to the layers above.
+    /// events, a task (on the current Tokio runtime) applies them to the layers above.
     #[must_use]
     pub fn layer(mut self, layer: impl CacheLayer) -> Self {
         let layer: Arc<dyn CacheLayer> = Arc::new(layer);
-        if let (Some(mut rx), Ok(handle)) = (
-            layer.remote_invalidations(),
-            tokio::runtime::Handle::try_current(),
-        ) {
-            let above: Vec<Arc<dyn CacheLayer>> = self.layers.clone();
-            if !above.is_empty() {
-                handle.spawn(async move {
-                    loop {
-                        match rx.recv().await {
-                            // "*": the publisher cleared everything, or messages were missed.
-                            Ok(scope) if scope == "*" => {
-                                for l in &above {
-                                    let _ = l.clear().await;
-                                }
-                            }
-                            Ok(scope) => {
-                                for l in &above {
-                                    let _ = l.invalidate_local(&scope).await;
-                                }
-                            }
-                            // Missed messages: we cannot know which scopes; drop everything.
-                            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                                for l in &above {
-                                    let _ = l.clear().await;
-                                }
-                            }
-                            Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
-                        }
+        if let Some(events) = layer.remote_events() {
+            if !self.layers.is_empty() {
+                let contact = layer.contact().map(|c| Arc::new(Contact::following(c)));
+                if let Some(contact) = &contact {
+                    self.gates.push((self.layers.len(), contact.clone()));
+                }
+                match tokio::runtime::Handle::try_current() {
+                    Ok(handle) => {
+                        handle.spawn(forward(events, self.layers.clone(), contact));
                     }
-                });
+                    Err(_) => tracing::warn!(
+                        layer = %layer.name(),
+                        "Tiered::layer called outside a Tokio runtime: the layers above it \
+                         never hear its invalidations (and serve nothing if it has a heartbeat)"
+                    ),
+                }
             }
         }
         self.layers.push(layer);
@@ -90,6 +118,21 @@ impl Tiered {
     /// The layers, top first.
     pub fn layers(&self) -> &[Arc<dyn CacheLayer>] {
         &self.layers
+    }
+
+    /// How many layers from the top may not serve now (a shared layer below them is out of
+    /// contact).
+    fn gated(&self) -> usize {
+        if self.gates.is_empty() {
+            return 0;
+        }
+        let now = Instant::now();
+        self.gates
+            .iter()
+            .filter(|(_, contact)| !contact.is_current(now))
+            .map(|(index, _)| *index)
+            .max()
+            .unwrap_or(0)
     }
 }
 
@@ -113,7 +156,12 @@ impl CacheLayer for Tiered {
 
     async fn get(&self, key: &CacheKey) -> Result<Lookup, CacheError> {
         let mut tokens = Vec::with_capacity(self.layers.len());
+        let gated = self.gated();
         for (i, layer) in self.layers.iter().enumerate() {
+            if i < gated {
+                tokens.push(unfillable());
+                continue;
+            }
             match layer.get(key).await {
                 Ok(Lookup::Hit(entry)) => {
                     // Never longer than the entry has left below.
@@ -190,10 +238,14 @@ impl CacheLayer for Tiered {
         self.layers.iter().flat_map(|l| l.stats()).collect()
     }
 
-    fn remote_invalidations(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
-        self.layers
-            .iter()
-            .rev()
-            .find_map(|l| l.remote_invalidations())
+    fn remote_events(&self) -> Option<broadcast::Receiver<RemoteEvent>> {
+        self.layers.iter().rev().find_map(|l| l.remote_events())
+    }
+
+    fn contact(&self) -> Option<&Contact> {
+        match self.gates.last() {
+            Some((_, contact)) => Some(contact),
+            None => self.layers.iter().rev().find_map(|l| l.contact()),
+        }
     }
 }

@@ -405,7 +405,7 @@ async fn send_cached<E: Entity>(
         .map_or(0, |p| crate::cache::projection_hash(p, read.names.as_ref()));
     let cache_keys: Vec<_> = keys
         .iter()
-        .map(|k| ClientCache::item_key(&read.table, k, projection))
+        .map(|k| cache.item_key(&read.table, k, projection))
         .collect();
     let mut lookups: Vec<Found<Option<E>>> = Vec::with_capacity(cache_keys.len());
     for chunk in cache_keys.chunks(32) {

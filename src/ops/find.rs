@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 
 use super::batch_get::TableRead;
 use crate::attr::Path;
-use crate::cache::stack::ClientCache;
+
 use crate::expr::condition::Node;
 use crate::expr::{self, Placeholders};
 use crate::page::{self, Cursor, Page};
@@ -584,7 +584,7 @@ impl<'a, E: Entity, O: Send + 'static> Find<'a, E, O> {
             self.page_size,
             crate::page::fingerprint(&start)
         );
-        let key = ClientCache::query_key(&reader.prepared.table, schema, &query);
+        let key = cache.query_key(&reader.prepared.table, schema, &query);
         // Boxed: the read is a whole paginated read path, too large to nest again.
         let read = Box::pin(read);
         cache.get_page(schema, key, || read).await

@@ -6,7 +6,7 @@ use std::pin::Pin;
 use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
 
 use crate::attr::Path;
-use crate::cache::stack::ClientCache;
+
 use crate::expr::{self, Placeholders};
 use crate::pipeline::Target;
 use crate::{Attr, Client, Entity, Key, Operation, Result, RetryPolicy};
@@ -97,7 +97,7 @@ impl<'a, E: Entity> GetItem<'a, E> {
             let projection_hash = projection
                 .as_deref()
                 .map_or(0, |p| crate::cache::projection_hash(p, names.as_ref()));
-            let cache_key = ClientCache::item_key(&table, &self.key, projection_hash);
+            let cache_key = cache.item_key(&table, &self.key, projection_hash);
             return cache
                 .get_item::<E, _, _>(cache_key, || self.load(&table, projection, names))
                 .await;

@@ -44,17 +44,7 @@ static NEXT: AtomicU32 = AtomicU32::new(0);
 /// A client with a unique table prefix. Refuses to run without a local endpoint, so a stray
 /// `cargo test` never touches a real AWS account.
 pub async fn client() -> Client {
-    let endpoint = std::env::var("AWS_ENDPOINT_URL_DYNAMODB")
-        .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
-        .expect(
-            "integration tests need a DynamoDB endpoint: run them through `scripts/test` or \
-             `scripts/with-services -- cargo test`, or set AWS_ENDPOINT_URL_DYNAMODB",
-        );
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .load()
-        .await;
-    let sdk = aws_sdk_dynamodb::Client::new(&config);
+    let sdk = sdk(None).await;
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -66,6 +56,23 @@ pub async fn client() -> Client {
         nanos
     );
     Client::builder(sdk).table_prefix(prefix).build()
+}
+
+/// An SDK client for the local endpoint, in `region` (default: the environment's). Local
+/// servers keep one database per region.
+pub async fn sdk(region: Option<&'static str>) -> aws_sdk_dynamodb::Client {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL_DYNAMODB")
+        .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
+        .expect(
+            "integration tests need a DynamoDB endpoint: run them through `scripts/test` or \
+             `scripts/with-services -- cargo test`, or set AWS_ENDPOINT_URL_DYNAMODB",
+        );
+    let mut config =
+        aws_config::defaults(aws_config::BehaviorVersion::latest()).endpoint_url(endpoint);
+    if let Some(region) = region {
+        config = config.region(aws_config::Region::new(region));
+    }
+    aws_sdk_dynamodb::Client::new(&config.load().await)
 }
 
 /// A client whose endpoint accepts no connections: any request sent fails as a dispatch
