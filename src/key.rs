@@ -69,6 +69,132 @@ fn push_value(out: &mut String, value: &AttributeValue) {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
+/// Reads back a key written by [`encode_item_key`]: each attribute's name and value, numbers
+/// as plain decimals of the same value (see [`plain_number`]; a number component that is not
+/// canonical text is kept as written) and binary values as bytes. An error says what is
+/// malformed. Whether `text` is the canonical
+/// encoding is for the caller to check (`encode_item_key(&decoded) == text`): this reads any
+/// well-formed text, so a caller can first say what is wrong with the values themselves.
+pub(crate) fn decode_item_key(text: &str) -> Result<Item, String> {
+    let mut key = Item::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        let (tag, name, after) = next_component(rest)?;
+        if tag != 'a' {
+            return Err(format!(
+                "expected an attribute name, found a `{tag}` component"
+            ));
+        }
+        if after.is_empty() {
+            return Err(format!("attribute `{name}` has no value"));
+        }
+        let (tag, value, after) = next_component(after)?;
+        let value = match tag {
+            's' => AttributeValue::S(value.to_owned()),
+            'n' => AttributeValue::N(plain_number(value).unwrap_or_else(|| value.to_owned())),
+            // A number that did not normalise: kept as written, for the caller to refuse with a
+            // reason.
+            'x' => AttributeValue::N(value.to_owned()),
+            'b' => AttributeValue::B(aws_smithy_types::Blob::new(
+                decode_hex(value).ok_or_else(|| format!("attribute `{name}`: bad binary value"))?,
+            )),
+            other => {
+                return Err(format!(
+                    "attribute `{name}` has a value of unknown type `{other}`"
+                ))
+            }
+        };
+        if key.insert(name.to_owned(), value).is_some() {
+            return Err(format!("attribute `{name}` appears twice"));
+        }
+        rest = after;
+    }
+    Ok(key)
+}
+
+/// The first component of `text`: its tag, its content, and the text after it.
+fn next_component(text: &str) -> Result<(char, &str, &str), String> {
+    let mut chars = text.chars();
+    let tag = chars.next().ok_or("truncated")?;
+    let rest = chars.as_str();
+    let colon = rest
+        .find(':')
+        .filter(|&i| (1..=10).contains(&i))
+        .ok_or("bad component length")?;
+    let digits = &rest[..colon];
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("bad component length".to_owned());
+    }
+    let len: usize = digits.parse().map_err(|_| "bad component length")?;
+    let body = &rest[colon + 1..];
+    let content = body.get(..len).ok_or("truncated")?;
+    Ok((tag, content, &body[len..]))
+}
+
+/// Lower- or upper-case hex to bytes (the canonical check refuses upper case later).
+fn decode_hex(hex: &str) -> Option<Vec<u8>> {
+    if !hex.len().is_multiple_of(2) {
+        return None;
+    }
+    let nibble = |b: u8| {
+        char::from(b)
+            .to_digit(16)
+            .and_then(|d| u8::try_from(d).ok())
+    };
+    hex.as_bytes()
+        .chunks(2)
+        .map(|pair| Some(nibble(pair[0])? << 4 | nibble(pair[1])?))
+        .collect()
+}
+
+/// A canonical number (from [`normalize_number`]) as plain decimal text, the way DynamoDB
+/// writes numbers (`15e0` → `1.5`, `1e2` → `100`, `-25e-2` → `-0.25`). `None` when `canonical`
+/// is not canonical text or its exponent is beyond any DynamoDB number (|exponent| > 130), so
+/// the text stays short.
+pub(crate) fn plain_number(canonical: &str) -> Option<String> {
+    if canonical == "0" {
+        return Some("0".to_owned());
+    }
+    let (negative, unsigned) = match canonical.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, canonical),
+    };
+    let (digits, power) = unsigned.split_once('e')?;
+    let power: i64 = power.parse().ok()?;
+    if digits.is_empty()
+        || !digits.bytes().all(|b| b.is_ascii_digit())
+        || digits.starts_with('0')
+        || digits.ends_with('0')
+        || !(-130..=130).contains(&power)
+    {
+        return None;
+    }
+    let count = i64::try_from(digits.len()).ok()?;
+    let mut out = String::with_capacity(digits.len() + 136);
+    if negative {
+        out.push('-');
+    }
+    if power < 0 {
+        // 0.000ddd: -power - 1 zeros after the point.
+        out.push_str("0.");
+        out.extend(std::iter::repeat_n('0', usize::try_from(-power - 1).ok()?));
+        out.push_str(digits);
+    } else if power + 1 >= count {
+        // An integer: the digits, then zeros.
+        out.push_str(digits);
+        out.extend(std::iter::repeat_n(
+            '0',
+            usize::try_from(power + 1 - count).ok()?,
+        ));
+    } else {
+        let point = usize::try_from(power + 1).ok()?;
+        out.push_str(&digits[..point]);
+        out.push('.');
+        out.push_str(&digits[point..]);
+    }
+    Some(out)
+}
+
 /// A number's canonical text: `0`, or an optional `-`, the significant digits without leading
 /// or trailing zeros, `e`, and the exponent of the first digit (`1.5` → `15e0`, `100` →
 /// `1e2`, `-0.025` → `-25e-2`). `None` when `text` is not a decimal number.
@@ -172,6 +298,61 @@ mod tests {
             encode_key_values(&s("1"), None),
             encode_key_values(&AttributeValue::N("1".into()), None)
         );
+    }
+
+    #[test]
+    fn decoding_reads_back_what_was_encoded() {
+        let key: Item = [
+            ("id".to_owned(), AttributeValue::S("a:1\u{0}é".into())),
+            ("n".to_owned(), AttributeValue::N("1.50".into())),
+            (
+                "b".to_owned(),
+                AttributeValue::B(aws_smithy_types::Blob::new(vec![0, 255, 16])),
+            ),
+        ]
+        .into();
+        let text = encode_item_key(&key);
+        let back = decode_item_key(&text).unwrap();
+        assert_eq!(back["id"], key["id"]);
+        assert_eq!(back["b"], key["b"]);
+        assert_eq!(back["n"], AttributeValue::N("1.5".into()));
+        assert_eq!(encode_item_key(&back), text);
+        for bad in [
+            "a2:id",
+            "s2:ab",
+            "a2:ids1:",
+            "a2:idz1:x",
+            "a2:ids9:x",
+            "a2:ids:x",
+            "a2:ids-1:x",
+            "a2:idb1:x",
+            "a2:idb2:zz",
+            "a2:ids1:xa2:ids1:y",
+        ] {
+            assert!(decode_item_key(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(decode_item_key("").unwrap(), Item::new());
+    }
+
+    #[test]
+    fn plain_numbers() {
+        for (text, plain) in [
+            ("0", "0"),
+            ("1.5", "1.5"),
+            ("100", "100"),
+            ("-0.025", "-0.025"),
+            ("123.456", "123.456"),
+            ("1e-130", &format!("0.{}1", "0".repeat(129))),
+            ("12345", "12345"),
+        ] {
+            assert_eq!(plain_number(&n(text)).as_deref(), Some(plain), "{text}");
+            assert_eq!(n(plain), n(text));
+        }
+        for bad in [
+            "", "1.5", "15", "e1", "10e1", "01e1", "1e999", "-", "1e-131", "x1e1",
+        ] {
+            assert_eq!(plain_number(bad), None, "{bad:?}");
+        }
     }
 
     fn value() -> impl Strategy<Value = AttributeValue> {
