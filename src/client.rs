@@ -40,7 +40,7 @@ impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
             .field("table_prefix", &self.inner.table_prefix)
-            .field("signed_cursors", &self.inner.cursor_key.is_some())
+            .field("encrypted_cursors", &self.inner.cursor_key.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -171,7 +171,7 @@ impl Client {
         Ok(out.items.len())
     }
 
-    /// The key cursors are signed with, if any.
+    /// The secret cursors are encrypted under, if any (the encryption key is derived from it).
     pub(crate) fn cursor_key(&self) -> Option<&[u8]> {
         self.inner.cursor_key.as_deref()
     }
@@ -215,7 +215,7 @@ impl std::fmt::Debug for ClientBuilder {
         // The cursor key is a secret: say whether there is one, never what it is.
         f.debug_struct("ClientBuilder")
             .field("table_prefix", &self.table_prefix)
-            .field("signed_cursors", &self.cursor_key.is_some())
+            .field("encrypted_cursors", &self.cursor_key.is_some())
             .field("retry", &self.retry)
             .field("retry_budget", &self.retry_budget)
             .finish_non_exhaustive()
@@ -288,9 +288,17 @@ impl ClientBuilder {
         self
     }
 
-    /// Sign pagination cursors with HMAC-SHA256 under `key`, so a cursor handed to an API
-    /// client cannot be altered to read other keys. Unsigned cursors (and cursors signed with
-    /// another key) are then rejected. Use at least 32 random bytes.
+    /// Encrypt and authenticate pagination cursors under `key`, so that a cursor handed to an
+    /// API client reveals no key value (an email address used as a key stays out of URLs and
+    /// access logs) and cannot be altered or forged to read from other keys. Cursors are
+    /// encrypted with AES-SIV, a deterministic authenticated encryption, so one position is
+    /// still one cursor string; the encryption key is derived from `key` with HKDF-SHA256, so
+    /// `key` may have any length. Use at least 32 random bytes, and keep it secret.
+    ///
+    /// A client with a cursor key refuses plain cursors and cursors made under another key; a
+    /// client without one refuses encrypted cursors: each is
+    /// [`Error::InvalidCursor`](crate::Error::InvalidCursor) before any request. Changing the key
+    /// invalidates every cursor handed out before. See [`crate::page`].
     pub fn cursor_key(mut self, key: impl Into<Vec<u8>>) -> Self {
         self.cursor_key = Some(key.into());
         self

@@ -236,6 +236,10 @@ impl<'a, E: Entity, O: Send + 'static> Find<'a, E, O> {
 
     /// Starts after the item the cursor points at (for [`all`](Self::all), [`stream`](Self::stream)
     /// and [`pages`](Self::pages); [`page`](Self::page) takes the cursor directly).
+    ///
+    /// The cursor is checked before any request: a cursor of another query, a malformed,
+    /// altered or forged one (its key must be exactly this query's key attributes, of their
+    /// types and within DynamoDB's limits), and an empty one are [`Error::InvalidCursor`].
     pub fn after(mut self, cursor: Cursor) -> Self {
         self.start = Some(cursor);
         self
@@ -484,6 +488,7 @@ impl<'a, E: Entity, O: Send + 'static> Find<'a, E, O> {
             fetch_base,
             base_projection,
             key_attrs,
+            cursor_shape: page::key_shape(schema, planned.index),
             table_keys: [
                 Some(schema.partition_key.name),
                 schema.sort_key.map(|k| k.name),
@@ -504,6 +509,7 @@ impl<'a, E: Entity, O: Send + 'static> Find<'a, E, O> {
             Some(cursor) => Some(page::decode(
                 cursor,
                 &prepared.fingerprint,
+                &prepared.cursor_shape,
                 self.client.cursor_key(),
             )?),
             None => None,
@@ -613,6 +619,11 @@ impl<'a, E: Entity, O: Send + 'static> Find<'a, E, O> {
     /// One page: up to `limit` items (without a limit, one DynamoDB page with at least one
     /// item, or the end), starting after `cursor` (`None`: from the start). `next` resumes
     /// exactly after the last item returned.
+    ///
+    /// The cursor is checked as [`after`](Self::after) says, before any request. An empty
+    /// cursor string is [`Error::InvalidCursor`] (`"empty cursor"`), not the first page: pass
+    /// `None` for that, so that a loop feeding back a lost or blank cursor fails instead of
+    /// restarting forever.
     pub async fn page(self, cursor: impl Into<Option<Cursor>>) -> Result<Page<O>> {
         let mut this = self;
         if let Some(c) = cursor.into() {
@@ -722,6 +733,9 @@ struct Prepared {
     fetch_base: bool,
     base_projection: Option<Projected>,
     key_attrs: Vec<&'static str>,
+    /// The key a cursor of this find holds (the same attributes as `key_attrs`), for checking
+    /// cursors before any request.
+    cursor_shape: Vec<page::KeyShape>,
     table_keys: Vec<&'static str>,
     get_key: Option<Item>,
     consistent: bool,
