@@ -2,13 +2,21 @@
 //! one full `.all()` read, in the same order, whatever the data, the filter, the limit, the
 //! page size and the direction; and the full read is what the filter means.
 //!
-//! One table for every case; each case writes its random items under a fresh partition key.
+//! Property: with random key values (any printable text as the partition key, any `i64` or any
+//! bytes as the sort key), with and without a cursor key, every cursor resumes exactly after its
+//! item (the key round-trips through the cursor), distinct positions have distinct cursor
+//! strings, and one position reached by two routes has one cursor string.
+//!
+//! One table per entity for every case; each case writes its random items under a fresh
+//! partition key.
 
 mod common;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use dynamite::{Client, Condition, Cursor, Entity};
+use base64::Engine as _;
+use dynamite::ops::Find;
+use dynamite::{Binary, Client, Condition, Cursor, Entity};
 use futures::StreamExt;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
@@ -245,6 +253,187 @@ fn paging_by_cursor_returns_exactly_the_full_read() {
         ..Config::default()
     });
     let result = runner.run(&case(), |case| rt.block_on(check(&db, &case)));
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Random key values through cursors
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Entity, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[dynamite(table = "cursor-numbers")]
+struct Spot {
+    #[dynamite(partition_key)]
+    place: String,
+    #[dynamite(sort_key)]
+    at: i64,
+}
+
+#[derive(Entity, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[dynamite(table = "cursor-bytes")]
+struct Mark {
+    #[dynamite(partition_key)]
+    place: String,
+    #[dynamite(sort_key)]
+    code: Binary,
+}
+
+#[derive(Clone, Debug)]
+struct KeyCase {
+    /// Printable text of any script, made unique per case by a counter prefix.
+    place: String,
+    ats: Vec<i64>,
+    codes: Vec<Vec<u8>>,
+    limit: usize,
+    encrypted: bool,
+}
+
+fn key_case() -> impl Strategy<Value = KeyCase> {
+    (
+        "\\PC{1,40}",
+        prop::collection::btree_set(any::<i64>(), 0..10),
+        prop::collection::btree_set(prop::collection::vec(any::<u8>(), 1..24), 0..10),
+        1usize..4,
+        any::<bool>(),
+    )
+        .prop_map(|(place, ats, codes, limit, encrypted)| KeyCase {
+            place,
+            ats: ats.into_iter().collect(),
+            codes: codes.into_iter().collect(),
+            limit,
+            encrypted,
+        })
+}
+
+/// Pages through `find()` `limit` at a time; checks the items are `expected` (each cursor
+/// resumed exactly after its item), the cursors are distinct, each cursor is the one a single
+/// page up to the same item ends with, and an encrypted cursor does not hold `secret`.
+async fn check_positions<'a, E>(
+    find: impl Fn() -> Find<'a, E>,
+    expected: &[E],
+    limit: usize,
+    secret: Option<&str>,
+) -> Result<(), TestCaseError>
+where
+    E: Entity + PartialEq + std::fmt::Debug + Send + 'static,
+{
+    let fail = |e: dynamite::Error| TestCaseError::fail(e.to_string());
+    let mut items: Vec<E> = Vec::new();
+    let mut cursors: Vec<Cursor> = Vec::new();
+    let mut cursor: Option<Cursor> = None;
+    loop {
+        let page = find()
+            .limit(limit)
+            .page(cursor.take())
+            .await
+            .map_err(fail)?;
+        prop_assert!(items.len() <= expected.len(), "paging does not end");
+        items.extend(page.items);
+        match page.next {
+            Some(next) => {
+                cursors.push(next.clone());
+                cursor = Some(next);
+            }
+            None => break,
+        }
+    }
+    prop_assert_eq!(items.as_slice(), expected);
+    let distinct: std::collections::HashSet<&Cursor> = cursors.iter().collect();
+    prop_assert_eq!(
+        distinct.len(),
+        cursors.len(),
+        "two positions share a cursor"
+    );
+    for (i, c) in cursors.iter().enumerate() {
+        // The same position, reached in one page.
+        let direct = find()
+            .limit(limit * (i + 1))
+            .page(None)
+            .await
+            .map_err(fail)?
+            .next;
+        prop_assert_eq!(direct.as_ref(), Some(c), "one position, two cursors");
+        if let Some(secret) = secret.filter(|s| s.len() >= 8) {
+            prop_assert!(!c.as_str().contains(secret));
+            let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(c.as_str())
+                .expect("base64");
+            prop_assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()));
+        }
+    }
+    Ok(())
+}
+
+async fn check_keys(plain: &Client, keyed: &Client, case: &KeyCase) -> Result<(), TestCaseError> {
+    let db = if case.encrypted { keyed } else { plain };
+    let place = format!(
+        "{}:{}",
+        NEXT_PARTITION.fetch_add(1, Ordering::Relaxed),
+        case.place
+    );
+    let spots: Vec<Spot> = case
+        .ats
+        .iter()
+        .map(|&at| Spot {
+            place: place.clone(),
+            at,
+        })
+        .collect();
+    let marks: Vec<Mark> = case
+        .codes
+        .iter()
+        .map(|code| Mark {
+            place: place.clone(),
+            code: Binary(code.clone()),
+        })
+        .collect();
+    futures::stream::iter(&spots)
+        .for_each_concurrent(16, |r| async move { r.put(db).await.expect("put") })
+        .await;
+    futures::stream::iter(&marks)
+        .for_each_concurrent(16, |r| async move { r.put(db).await.expect("put") })
+        .await;
+    let secret = case.encrypted.then_some(case.place.as_str());
+    // Sort keys in DynamoDB's order: numbers by value, binaries bytewise (as generated).
+    check_positions(
+        || Spot::find(db).filter(Spot::PLACE.eq(place.as_str())),
+        &spots,
+        case.limit,
+        secret,
+    )
+    .await?;
+    check_positions(
+        || Mark::find(db).filter(Mark::PLACE.eq(place.as_str())),
+        &marks,
+        case.limit,
+        secret,
+    )
+    .await
+}
+
+#[test]
+fn random_keys_round_trip_through_cursors_one_string_per_position() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (plain, keyed) = rt.block_on(async {
+        let db = common::client().await;
+        Spot::create_table(&db).await.expect("create table");
+        Mark::create_table(&db).await.expect("create table");
+        let keyed = Client::builder(db.sdk().clone())
+            .table_prefix(db.table_prefix().to_owned())
+            .cursor_key(b"cursor_prop: 32 bytes of secret!".to_vec())
+            .build();
+        (db, keyed)
+    });
+    let mut runner = TestRunner::new(Config {
+        cases: 16,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let result = runner.run(&key_case(), |case| {
+        rt.block_on(check_keys(&plain, &keyed, &case))
+    });
     if let Err(e) = result {
         panic!("{e}");
     }
