@@ -1,4 +1,4 @@
-//! Pagination for an API: a handler returns one page of orders and an opaque, signed cursor
+//! Pagination for an API: a handler returns one page of orders and an opaque, encrypted cursor
 //! string; the caller sends the string back for the next page. Then a stream over a few
 //! thousand orders, read a page at a time with one page of read-ahead.
 //!
@@ -25,8 +25,9 @@ pub struct Order {
 const PAGE_SIZE: usize = 7;
 
 /// An API handler: `GET /customers/{customer}/orders?cursor=...`. The cursor is whatever the
-/// previous response returned, as a string: opaque, URL-safe, and signed by the client's
-/// cursor key, so it cannot be altered to read anything else.
+/// previous response returned, as a string: opaque, URL-safe, and encrypted and authenticated
+/// under the client's cursor key, so it shows no key value and cannot be altered to read
+/// anything else.
 async fn list_orders(
     db: &Client,
     customer: &str,
@@ -42,7 +43,7 @@ async fn list_orders(
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // A client that signs cursors. In a service, the key comes from a secret store: 32 random
+    // A client that encrypts cursors. In a service, the key comes from a secret store: 32 random
     // bytes, the same on every instance (a cursor from one must work on the others).
     let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let sdk = aws_sdk_dynamodb::Client::new(&config);

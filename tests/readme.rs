@@ -154,6 +154,60 @@ async fn readme_items_and_queries() -> dynamite::Result<()> {
     Ok(())
 }
 
+#[rustfmt::skip] // the README's layout, kept verbatim
+#[tokio::test]
+async fn readme_cursors() -> dynamite::Result<()> {
+    #[derive(Entity, Serialize, Deserialize, Clone, Debug, PartialEq)]
+    #[dynamite(table = "users")]
+    #[dynamite(global_index(name = "StatusIndex", projection = all))]
+    struct User {
+        #[dynamite(partition_key)]
+        id: String,
+        #[dynamite(index_key(index = "StatusIndex", partition))]
+        status: String,
+        #[dynamite(index_key(index = "StatusIndex", sort))]
+        created_at: i64,
+        name: String,
+    }
+    let base = from_env().await;
+    User::create_table(&base).await?;
+    for i in 0..25i64 {
+        let name = if i % 2 == 0 { "Ann" } else { "Bob" };
+        User { id: format!("u{i}"), status: "active".into(), created_at: i, name: name.into() }
+            .put(&base)
+            .await?;
+    }
+    let (sdk, prefix) = (base.sdk().clone(), base.table_prefix().to_owned());
+    let secret = b"32 random bytes from a secret st".to_vec();
+    let mut params: std::collections::HashMap<&str, String> = std::collections::HashMap::new();
+
+    // README: Limits and cursors.
+    // GET /users?cursor=...: the cursor comes in as a string and goes out in the JSON body.
+    let db = Client::builder(sdk).table_prefix(prefix).cursor_key(secret).build(); // encrypted cursors
+    let cursor = params.get("cursor").map(Cursor::parse);                   // "" is refused, not page one
+    let page = User::find(&db).filter(User::STATUS.eq("active")).limit(20).page(cursor).await?;
+    let body = serde_json::to_string(&page.map(|u| u.name)).expect("strings serialise");
+    // {"items":["Ann","Bob",...],"next":"AuPz..."}                     ("next":null on the last page)
+
+    // What the README promises of it.
+    let json: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(json["items"].as_array().unwrap().len(), 20);
+    assert_eq!(json["items"][0], "Ann");
+    let next = json["next"].as_str().expect("a next cursor").to_owned();
+    params.insert("cursor", next);
+    let cursor = params.get("cursor").map(Cursor::parse);
+    let last = User::find(&db).filter(User::STATUS.eq("active")).limit(20).page(cursor).await?;
+    assert_eq!(last.items.len(), 5);
+    let last = serde_json::to_value(last.map(|u| u.created_at)).expect("json");
+    assert_eq!(last, serde_json::json!({"items": [20, 21, 22, 23, 24], "next": null}));
+    params.insert("cursor", String::new());
+    let cursor = params.get("cursor").map(Cursor::parse);
+    let empty = User::find(&db).filter(User::STATUS.eq("active")).limit(20).page(cursor).await;
+    assert!(matches!(empty, Err(dynamite::Error::InvalidCursor { .. })), "{empty:?}");
+    User::delete_table(&db).await?;
+    Ok(())
+}
+
 #[derive(Entity, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[dynamite(table = "orders")]
 struct Order {
