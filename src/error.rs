@@ -148,7 +148,9 @@ pub enum Error {
         reason: String,
     },
 
-    /// A cursor that is malformed, tampered with, or from another query.
+    /// A cursor that is malformed, altered, forged (its key does not fit the query's key
+    /// schema), from another query, empty, or encrypted when the client has no cursor key (or
+    /// plain when it has one). Always raised before any request.
     #[error("invalid cursor: {reason}")]
     InvalidCursor {
         /// What is wrong with it.

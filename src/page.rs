@@ -12,8 +12,9 @@
 //!   query's key schema: exactly the key attributes the query resumes on (the table's partition
 //!   and sort key, plus the index's when the find reads an index), each of its declared type
 //!   (`S`, `N` or `B`), numbers that DynamoDB accepts, no empty strings or binaries, and sizes
-//!   within DynamoDB's key limits (2048 bytes for a partition key, 1024 for a sort key). So a
-//!   forged cursor never reaches the server, with or without a cursor key.
+//!   within DynamoDB's key limits (2048 bytes for a partition key, 1024 for a sort key). For a
+//!   Query, the partition key must hold the value the query reads. So a forged cursor never
+//!   reaches the server, with or without a cursor key.
 //! - **Canonical.** One position has one cursor string: the key attributes are written in name
 //!   order in the crate's one canonical key encoding (`crate::key`), numbers normalised by value
 //!   (`1`, `1.0` and `10E-1` are one position), and encryption (below) is deterministic. Decoding
@@ -272,6 +273,17 @@ pub(crate) fn key_shape(schema: &TableSchema, index: Option<&IndexSchema>) -> Ve
     shape
 }
 
+/// What a cursor of one find must hold, checked before any request.
+#[derive(Debug, Clone)]
+pub(crate) struct CursorCheck {
+    /// The key attributes (see [`key_shape`]).
+    pub(crate) shape: Vec<KeyShape>,
+    /// For a Query: the partition key it reads (of the index, if any) and the value its key
+    /// condition fixes. A cursor holding another value would start outside the query, which
+    /// DynamoDB refuses.
+    pub(crate) partition: Option<(&'static str, AttributeValue)>,
+}
+
 /// The AES-SIV cipher of cursor key `secret`.
 fn cipher(secret: &[u8]) -> Aes256Siv {
     let kdf = hkdf::Hkdf::<Sha256>::new(Some(KDF_SALT), secret);
@@ -315,12 +327,12 @@ fn invalid(reason: impl Into<String>) -> Error {
 }
 
 /// Reads a cursor back: the key to resume after, if the cursor belongs to the query
-/// `fingerprint`, holds a key of `shape`, is in canonical form, and is encrypted exactly when
-/// the client has a cursor key (`secret`).
+/// `fingerprint`, holds a key that passes `check`, is in canonical form, and is encrypted
+/// exactly when the client has a cursor key (`secret`).
 pub(crate) fn decode(
     cursor: &Cursor,
     fingerprint: &str,
-    shape: &[KeyShape],
+    check: &CursorCheck,
     secret: Option<&[u8]>,
 ) -> Result<Item> {
     let text = cursor.as_str();
@@ -377,7 +389,18 @@ pub(crate) fn decode(
         .map_err(|_| invalid("not a cursor (bad content: the key is not text)"))?;
     let key = crate::key::decode_item_key(key_text)
         .map_err(|e| invalid(format!("not a cursor (bad key: {e})")))?;
-    check_shape(&key, shape)?;
+    check_shape(&key, &check.shape)?;
+    if let Some((name, value)) = &check.partition {
+        let same = key.get(*name).is_some_and(|v| {
+            crate::key::encode_key_values(v, None) == crate::key::encode_key_values(value, None)
+        });
+        if !same {
+            return Err(invalid(format!(
+                "the cursor's partition key `{name}` holds another value than the query's: the \
+                 cursor starts outside this query"
+            )));
+        }
+    }
     if crate::key::encode_item_key(&key) != key_text {
         return Err(invalid(
             "not a cursor (non-canonical key encoding: attributes out of order, or a value \
@@ -510,8 +533,15 @@ mod tests {
         AttributeValue::B(Blob::new(v.to_vec()))
     }
 
-    /// Table `id` (S) + `n` (N); index `email` (S) + `bin` (B).
-    fn shape() -> Vec<KeyShape> {
+    /// Table `id` (S) + `n` (N); index `email` (S) + `bin` (B); no partition value fixed.
+    fn shape() -> CursorCheck {
+        CursorCheck {
+            shape: key_shapes(),
+            partition: None,
+        }
+    }
+
+    fn key_shapes() -> Vec<KeyShape> {
         vec![
             KeyShape {
                 name: "id",
@@ -863,6 +893,25 @@ mod tests {
     }
 
     #[test]
+    fn a_query_cursor_holds_the_query_partition() {
+        let check = |value: AttributeValue| CursorCheck {
+            partition: Some(("email", value)),
+            ..shape()
+        };
+        let c = encode(FP, &key(), None);
+        decode(&c, FP, &check(s("alice@example.com")), None).unwrap();
+        let why = reason(decode(&c, FP, &check(s("bob@example.com")), None));
+        assert!(why.contains("starts outside this query"), "{why}");
+        // Numbers by value.
+        let by_n = |value: &str| CursorCheck {
+            partition: Some(("n", n(value))),
+            ..shape()
+        };
+        decode(&c, FP, &by_n("5.0"), None).unwrap();
+        assert!(decode(&c, FP, &by_n("6"), None).is_err());
+    }
+
+    #[test]
     fn malformed_payloads_are_refused() {
         let fp = fingerprint_bytes(FP);
         let with_key = |text: &[u8]| {
@@ -1020,7 +1069,7 @@ mod tests {
     }
 
     fn random_key() -> impl Strategy<Value = Item> {
-        shape()
+        key_shapes()
             .into_iter()
             .map(|s| value_of(s.scalar).prop_map(move |v| (s.name.to_owned(), v)))
             .collect::<Vec<_>>()

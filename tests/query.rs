@@ -1387,6 +1387,13 @@ async fn bad_cursors_fail_before_any_request() {
             "`day` is empty",
         ),
         (
+            "another partition than the query's",
+            &off,
+            Table,
+            forge(&fp, &[("customer", 's', "c2"), ("day", 's', "d004")]),
+            "starts outside this query",
+        ),
+        (
             "attributes out of order",
             &off,
             Table,

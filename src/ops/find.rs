@@ -14,8 +14,7 @@ use serde::de::DeserializeOwned;
 
 use super::batch_get::TableRead;
 use crate::attr::Path;
-
-use crate::expr::condition::Node;
+use crate::expr::condition::{Cmp, Node};
 use crate::expr::{self, Placeholders};
 use crate::page::{self, Cursor, Page};
 use crate::pipeline::Target;
@@ -439,6 +438,18 @@ impl<'a, E: Entity, O: Send + 'static> Find<'a, E, O> {
             fetches_base_items: fetch_base,
             reason: planned.reason.clone(),
         };
+        // A Query's partition key value: the one value a cursor of it can hold there.
+        let cursor_partition = (planned.operation == Operation::Query)
+            .then(|| {
+                let pk = planned
+                    .index
+                    .map_or(schema.partition_key.name, |i| i.partition_key.name);
+                planned.key_nodes.iter().find_map(|n| match n {
+                    Node::Compare(p, Cmp::Eq, Ok(v)) if p.root() == pk => Some((pk, v.clone())),
+                    _ => None,
+                })
+            })
+            .flatten();
         let get_key = (planned.operation == Operation::GetItem).then(|| {
             planned
                 .key_nodes
@@ -488,7 +499,10 @@ impl<'a, E: Entity, O: Send + 'static> Find<'a, E, O> {
             fetch_base,
             base_projection,
             key_attrs,
-            cursor_shape: page::key_shape(schema, planned.index),
+            cursor: page::CursorCheck {
+                shape: page::key_shape(schema, planned.index),
+                partition: cursor_partition,
+            },
             table_keys: [
                 Some(schema.partition_key.name),
                 schema.sort_key.map(|k| k.name),
@@ -509,7 +523,7 @@ impl<'a, E: Entity, O: Send + 'static> Find<'a, E, O> {
             Some(cursor) => Some(page::decode(
                 cursor,
                 &prepared.fingerprint,
-                &prepared.cursor_shape,
+                &prepared.cursor,
                 self.client.cursor_key(),
             )?),
             None => None,
@@ -733,9 +747,9 @@ struct Prepared {
     fetch_base: bool,
     base_projection: Option<Projected>,
     key_attrs: Vec<&'static str>,
-    /// The key a cursor of this find holds (the same attributes as `key_attrs`), for checking
+    /// What a cursor of this find holds (the same attributes as `key_attrs`), for checking
     /// cursors before any request.
-    cursor_shape: Vec<page::KeyShape>,
+    cursor: page::CursorCheck,
     table_keys: Vec<&'static str>,
     get_key: Option<Item>,
     consistent: bool,
