@@ -1,20 +1,19 @@
 //! Operations: each builder here holds a request description and does no I/O until awaited
 //! (or `send()`). All of them run through the request pipeline (`crate::pipeline`).
 
-mod batch_get;
+pub(crate) mod batch_get;
 mod batch_write;
 mod delete;
-mod find;
 mod get;
 mod put;
 mod transact;
 mod update;
 
+pub use crate::query::{Find, IndexName};
 pub use crate::write::{CancellationReason, TransactAction, WriteKind, WriteOp};
 pub use batch_get::{BatchGet, BatchGetOutput, BatchStats, MultiBatchGet, MultiBatchGetOutput};
 pub use batch_write::{BatchWrite, BatchWriteOutput};
 pub use delete::DeleteItem;
-pub use find::{Find, IndexName};
 pub use get::GetItem;
 pub use put::PutItem;
 pub use transact::{TransactGet, TransactGetOutput, TransactWrite};

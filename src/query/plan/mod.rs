@@ -1,4 +1,4 @@
-//! The query planner: turns a `find()` into the cheapest request (GetItem, Query on the table
+//! The query planner: turns a `find()` ([`Spec`]) into the cheapest request (GetItem, Query on the table
 //! or an index, or — only when asked — Scan), and explains its choice. No I/O.
 //!
 //! Rules, in order:
@@ -20,11 +20,16 @@ use std::fmt;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
+mod rules;
+#[cfg(test)]
+mod tests;
+
+pub(crate) use rules::{decide, Decisions};
+
+use super::spec::{Consistency, Source, Spec};
 use crate::attr::PathSegment;
 use crate::expr::condition::{Cmp, Node};
-use crate::{
-    Entity, Error, IndexKind, IndexSchema, KeySchema, Operation, Projection, Result, TableSchema,
-};
+use crate::{Error, IndexKind, IndexSchema, KeySchema, Operation, Projection, Result, TableSchema};
 
 /// What a find will do, as [`Find::explain`](crate::ops::Find::explain) reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,11 +90,19 @@ pub(crate) struct Planned {
 pub(crate) struct PlanInput<'a> {
     pub filters: &'a [Node],
     pub index: Option<&'a str>,
-    pub consistent: bool,
-    /// `E::scan(..)`: always a scan.
-    pub scan: bool,
-    /// `.allow_scan()`: a scan when nothing else serves.
-    pub allow_scan: bool,
+    pub consistency: Consistency,
+    pub source: Source,
+}
+
+impl<'a> PlanInput<'a> {
+    pub(crate) fn of(spec: &'a Spec) -> Self {
+        PlanInput {
+            filters: &spec.filters,
+            index: spec.index.as_deref(),
+            consistency: spec.consistency,
+            source: spec.source,
+        }
+    }
 }
 
 /// A single-name path's attribute name, `None` for nested paths.
@@ -186,14 +199,13 @@ fn check_query_filter(schema: &TableSchema, planned: &Planned) -> Result<()> {
 }
 
 /// Plans a find over entity `E`.
-pub(crate) fn plan<E: Entity>(input: &PlanInput<'_>) -> Result<Planned> {
-    let planned = plan_source::<E>(input)?;
-    check_query_filter(E::schema(), &planned)?;
+pub(crate) fn plan(schema: &'static TableSchema, input: &PlanInput<'_>) -> Result<Planned> {
+    let planned = plan_source(schema, input)?;
+    check_query_filter(schema, &planned)?;
     Ok(planned)
 }
 
-fn plan_source<E: Entity>(input: &PlanInput<'_>) -> Result<Planned> {
-    let schema = E::schema();
+fn plan_source(schema: &'static TableSchema, input: &PlanInput<'_>) -> Result<Planned> {
     let invalid = |reason: String| Error::InvalidQuery {
         entity: schema.entity,
         reason,
@@ -217,7 +229,7 @@ fn plan_source<E: Entity>(input: &PlanInput<'_>) -> Result<Planned> {
         })?),
         None => None,
     };
-    if input.consistent {
+    if input.consistency.is_strong() {
         if let Some(index) = forced.filter(|i| i.kind == IndexKind::Global) {
             return Err(invalid(format!(
                 "consistent reads are not supported on global secondary index `{}`",
@@ -226,7 +238,7 @@ fn plan_source<E: Entity>(input: &PlanInput<'_>) -> Result<Planned> {
         }
     }
 
-    if input.scan {
+    if input.source == Source::Scan {
         let reason = "a scan was asked for".to_owned();
         return Ok(Planned {
             operation: Operation::Scan,
@@ -249,7 +261,7 @@ fn plan_source<E: Entity>(input: &PlanInput<'_>) -> Result<Planned> {
                     reason: format!("{} was asked for", index_label(index)),
                 })
             }
-            None if input.allow_scan => Ok(Planned {
+            None if input.source.allows_scan() => Ok(Planned {
                 operation: Operation::Scan,
                 index: Some(index),
                 key_nodes: Vec::new(),
@@ -304,7 +316,7 @@ fn plan_source<E: Entity>(input: &PlanInput<'_>) -> Result<Planned> {
     // Indexes: most key conditions wins; declaration order breaks ties.
     let mut best: Option<(&'static IndexSchema, Vec<usize>)> = None;
     for index in schema.indexes {
-        if input.consistent && index.kind == IndexKind::Global {
+        if input.consistency.is_strong() && index.kind == IndexKind::Global {
             continue;
         }
         if let Some(used) = cover(input.filters, &index.partition_key, index.sort_key.as_ref()) {
@@ -330,7 +342,7 @@ fn plan_source<E: Entity>(input: &PlanInput<'_>) -> Result<Planned> {
         });
     }
 
-    if input.allow_scan {
+    if input.source.allows_scan() {
         return Ok(Planned {
             operation: Operation::Scan,
             index: None,
@@ -341,7 +353,7 @@ fn plan_source<E: Entity>(input: &PlanInput<'_>) -> Result<Planned> {
     }
     let mut options = vec![format!("`{}` (the table)", schema.partition_key.name)];
     for index in schema.indexes {
-        if input.consistent && index.kind == IndexKind::Global {
+        if input.consistency.is_strong() && index.kind == IndexKind::Global {
             continue;
         }
         options.push(format!(

@@ -1,0 +1,342 @@
+//! Runs a prepared find: one request (GetItem, Query or Scan), pages read to a limit with
+//! exact resumption, full items fetched from the table after an index read, parallel scan
+//! segments, and the query cache in front of it all.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, Select};
+use futures::{Stream, StreamExt};
+
+use super::render::Prepared;
+use super::stream::ReadAhead;
+use crate::cache::stack::ClientCache;
+use crate::ops::batch_get::TableRead;
+use crate::page::{self, Cursor};
+use crate::pipeline::Target;
+use crate::{Client, Item, Operation, Result, RetryPolicy, TableSchema};
+
+/// Decoded items and the key to resume after.
+pub(crate) type PageRead<O> = (Vec<O>, Option<Item>);
+
+/// The settings Query and Scan requests share (their SDK builders are distinct types with the
+/// same setters).
+macro_rules! read_settings {
+    ($builder:expr, $p:expr, $start:expr, $limit:expr, $count:expr) => {
+        $builder
+            .table_name(&$p.table)
+            .set_index_name($p.index.map(str::to_owned))
+            .set_filter_expression($p.filter.clone())
+            .set_projection_expression(if $count { None } else { $p.projection.clone() })
+            .set_expression_attribute_names(if $count {
+                $p.condition_names.clone()
+            } else {
+                $p.names.clone()
+            })
+            .set_expression_attribute_values($p.values.clone())
+            .set_exclusive_start_key($start.clone())
+            .set_limit($limit)
+            .set_select($count.then_some(Select::Count))
+            .consistent_read($p.consistent)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+    };
+}
+
+/// A Query or Scan output as a page.
+macro_rules! raw_page {
+    ($out:expr) => {
+        RawPage {
+            count: $out.count as usize,
+            items: $out.items.unwrap_or_default(),
+            last_key: $out.last_evaluated_key.filter(|k| !k.is_empty()),
+        }
+    };
+}
+
+pub(crate) struct RawPage {
+    pub(crate) items: Vec<Item>,
+    pub(crate) last_key: Option<Item>,
+    pub(crate) count: usize,
+}
+
+/// Executes a prepared find.
+pub(crate) struct Reader<'a, O> {
+    pub(crate) client: &'a Client,
+    pub(crate) prepared: Arc<Prepared>,
+    pub(crate) decode: fn(Item) -> Result<O>,
+    pub(crate) page_size: Option<u32>,
+    /// Where the read resumes (the decoded cursor).
+    pub(crate) start: Option<Item>,
+    pub(crate) retry: Option<RetryPolicy>,
+}
+
+impl<'a, O> Clone for Reader<'a, O> {
+    fn clone(&self) -> Self {
+        Reader {
+            client: self.client,
+            prepared: self.prepared.clone(),
+            decode: self.decode,
+            page_size: self.page_size,
+            start: self.start.clone(),
+            retry: self.retry.clone(),
+        }
+    }
+}
+
+impl<'a, O: Send + 'static> Reader<'a, O> {
+    pub(crate) fn cursor(&self, key: &Item) -> Cursor {
+        page::encode(&self.prepared.fingerprint, key, self.client.cursor_key())
+    }
+
+    /// Serves `read` from the query cache `cache` (keyed by the query's fingerprint, how it is
+    /// read (`how`), its start and its limits), or runs it and caches the result. Without a
+    /// cache, runs it.
+    pub(crate) async fn through_cache(
+        &self,
+        cache: Option<&ClientCache>,
+        schema: &'static TableSchema,
+        how: &str,
+        limits: (Option<usize>, Option<u32>),
+        read: impl Future<Output = Result<(Vec<Item>, Option<Item>)>>,
+    ) -> Result<(Vec<Item>, Option<Item>)> {
+        let Some(cache) = cache else {
+            return read.await;
+        };
+        let start = self
+            .start
+            .as_ref()
+            .map(crate::key::encode_item_key)
+            .unwrap_or_default();
+        let query = format!(
+            "{}|{how}|{:?}|{:?}|{}",
+            self.prepared.fingerprint,
+            limits.0,
+            limits.1,
+            page::fingerprint(&start)
+        );
+        let key = cache.query_key(&self.prepared.table, schema, &query);
+        // Boxed: the read is a whole paginated read path, too large to nest again.
+        let read = Box::pin(read);
+        cache.get_page(schema, key, || read).await
+    }
+
+    /// One request.
+    pub(crate) async fn fetch(
+        &self,
+        start: Option<Item>,
+        limit: Option<i32>,
+        segment: Option<(i32, i32)>,
+        count: bool,
+    ) -> Result<RawPage> {
+        let p = &*self.prepared;
+        let target = Target::safe(p.plan.operation, &p.table, p.entity, self.retry.as_ref());
+        let sdk = self.client.sdk();
+        match p.plan.operation {
+            Operation::GetItem => {
+                if start.is_some() {
+                    // The one item was returned already.
+                    return Ok(RawPage {
+                        items: Vec::new(),
+                        last_key: None,
+                        count: 0,
+                    });
+                }
+                let out = self
+                    .client
+                    .execute(target, || {
+                        sdk.get_item()
+                            .table_name(&p.table)
+                            .set_key(p.get_key.clone())
+                            .consistent_read(p.consistent)
+                            .set_projection_expression(p.projection.clone())
+                            .set_expression_attribute_names(
+                                p.projection.as_ref().and(p.names.clone()),
+                            )
+                            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                            .send()
+                    })
+                    .await?;
+                let items: Vec<Item> = out.item.into_iter().collect();
+                Ok(RawPage {
+                    count: items.len(),
+                    items,
+                    last_key: None,
+                })
+            }
+            Operation::Query => {
+                let out = self
+                    .client
+                    .execute(target, || {
+                        read_settings!(sdk.query(), p, start, limit, count)
+                            .set_key_condition_expression(p.key_condition.clone())
+                            .scan_index_forward(!p.descending)
+                            .send()
+                    })
+                    .await?;
+                Ok(raw_page!(out))
+            }
+            Operation::Scan => {
+                let out = self
+                    .client
+                    .execute(target, || {
+                        read_settings!(sdk.scan(), p, start, limit, count)
+                            .set_segment(segment.map(|s| s.0))
+                            .set_total_segments(segment.map(|s| s.1))
+                            .send()
+                    })
+                    .await?;
+                Ok(raw_page!(out))
+            }
+            other => unreachable!("the planner plans GetItem, Query or Scan, not {other}"),
+        }
+    }
+
+    /// Reads from `start` until `want` items matched (or one page with at least one item when
+    /// `one_page`), or the data ends. Returns the decoded items and the key to resume after.
+    pub(crate) async fn read(
+        &self,
+        start: Option<Item>,
+        want: Option<usize>,
+        segment: Option<(i32, i32)>,
+        one_page: bool,
+    ) -> Result<PageRead<O>> {
+        let (raw, resume) = self.read_raw(start, want, segment, one_page).await?;
+        Ok((self.decode_all(raw)?, resume))
+    }
+
+    pub(crate) fn decode_all(&self, raw: Vec<Item>) -> Result<Vec<O>> {
+        raw.into_iter().map(self.decode).collect()
+    }
+
+    /// [`read`](Self::read) before decoding: the raw items (full items when the index does
+    /// not hold them) and the key to resume after.
+    pub(crate) async fn read_raw(
+        &self,
+        mut start: Option<Item>,
+        want: Option<usize>,
+        segment: Option<(i32, i32)>,
+        one_page: bool,
+    ) -> Result<(Vec<Item>, Option<Item>)> {
+        let mut raw: Vec<Item> = Vec::new();
+        let resume = loop {
+            let still = want.map(|w| w - raw.len());
+            let limit = match (self.page_size, self.prepared.has_filter, still) {
+                (Some(size), _, _) => Some(size as i32),
+                (None, false, Some(n)) => Some(n.min(i32::MAX as usize) as i32),
+                _ => None,
+            };
+            let page = self.fetch(start.take(), limit, segment, false).await?;
+            let page_len = page.items.len();
+            let mut cut = None;
+            for (i, item) in page.items.into_iter().enumerate() {
+                raw.push(item);
+                if want == Some(raw.len()) {
+                    cut = Some(i + 1 == page_len);
+                    break;
+                }
+            }
+            match cut {
+                // The limit was reached: resume after the last item returned, unless that was
+                // the very last item of the data.
+                Some(last_of_page) => {
+                    break if last_of_page && page.last_key.is_none() {
+                        None
+                    } else {
+                        Some(self.key_of(raw.last().expect("limit reached")))
+                    };
+                }
+                None => match page.last_key {
+                    None => break None,
+                    Some(k) if one_page && !raw.is_empty() => break Some(k),
+                    Some(k) => start = Some(k),
+                },
+            }
+        };
+        let raw = if self.prepared.fetch_base {
+            self.fetch_base_items(raw).await?
+        } else {
+            raw
+        };
+        Ok((raw, resume))
+    }
+
+    /// Reads from `start` to the limit or the end (for `all()`).
+    pub(crate) async fn read_to_end(
+        &self,
+        mut start: Option<Item>,
+        limit: Option<usize>,
+    ) -> Result<(Vec<Item>, Option<Item>)> {
+        let mut out = Vec::new();
+        loop {
+            let want = limit.map(|n| n - out.len());
+            if want == Some(0) {
+                return Ok((out, None));
+            }
+            let (items, next) = self.read_raw(start, want, None, false).await?;
+            out.extend(items);
+            match next {
+                Some(key) => start = Some(key),
+                None => return Ok((out, None)),
+            }
+        }
+    }
+
+    /// The key attributes of an item: where a cursor resumes.
+    fn key_of(&self, item: &Item) -> Item {
+        self.prepared
+            .key_attrs
+            .iter()
+            .filter_map(|k| item.get(*k).map(|v| ((*k).to_owned(), v.clone())))
+            .collect()
+    }
+
+    /// Reads the full items for index items (one BatchGetItem per 100 keys, through the batch
+    /// read path: unprocessed keys retried with the retry policy), in order; items deleted in
+    /// between are skipped.
+    async fn fetch_base_items(&self, index_items: Vec<Item>) -> Result<Vec<Item>> {
+        let p = &*self.prepared;
+        let keys: Vec<Item> = index_items
+            .iter()
+            .map(|item| {
+                p.table_keys
+                    .iter()
+                    .filter_map(|k| item.get(*k).map(|v| ((*k).to_owned(), v.clone())))
+                    .collect()
+            })
+            .collect();
+        let (projection, names) = p.base_projection.clone().unwrap_or((None, None));
+        let read = TableRead {
+            table: p.table.clone(),
+            entity: p.entity,
+            key_names: p.table_keys.clone(),
+            projection,
+            names,
+            // `.consistent()` holds for every read a find makes (a consistent find can only be
+            // on the table or a local index).
+            consistent: p.consistent,
+            retry: self.retry.as_ref(),
+        };
+        // Bypasses the item cache on purpose: these reads are part of the find, whose results
+        // the query cache holds when the entity or the call asks for it.
+        let (found, _) = read.read_all(self.client, keys, 4).await?;
+        Ok(found.into_iter().flatten().collect())
+    }
+
+    /// `n` scan segments merged into one stream, `concurrency` read at a time.
+    pub(crate) fn parallel(
+        self,
+        n: u32,
+        concurrency: usize,
+        limit: Option<usize>,
+    ) -> impl Stream<Item = Result<O>> + Send + 'a {
+        let streams = (0..n).map(move |segment| {
+            let reader = self.clone();
+            ReadAhead::new(reader, Some((segment as i32, n as i32)), None)
+        });
+        let merged = futures::stream::iter(streams).flatten_unordered(concurrency);
+        match limit {
+            Some(l) => merged.take(l).boxed(),
+            None => merged.boxed(),
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! Renders a planned find into what a request needs: the key condition, the filter and the
+//! projection with their placeholders, the projection of the follow-up table read, the plan
+//! `explain()` shows, and the fingerprint that binds cursors and query-cache entries to the
+//! query exactly as sent.
+
+use std::collections::{BTreeMap, HashMap};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use super::plan::{Decisions, Plan};
+use super::spec::{Order, ReadAs, Spec};
+use crate::attr::Path;
+use crate::expr::condition::Node;
+use crate::expr::{self, Placeholders};
+use crate::page::{self, CursorCheck};
+use crate::{Attr, Error, Item, Operation, Result, TableSchema};
+
+/// A projection expression with its attribute names.
+pub(crate) type Projected = (Option<String>, Option<HashMap<String, String>>);
+
+/// A find after planning and rendering: everything a request needs.
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    pub(crate) plan: Plan,
+    pub(crate) fingerprint: String,
+    /// The table name, with the client's prefix.
+    pub(crate) table: String,
+    pub(crate) entity: &'static str,
+    pub(crate) index: Option<&'static str>,
+    pub(crate) key_condition: Option<String>,
+    pub(crate) filter: Option<String>,
+    pub(crate) projection: Option<String>,
+    /// Every name placeholder of the request.
+    pub(crate) names: Option<HashMap<String, String>>,
+    /// The names the key condition and the filter use (a count sends no projection, and
+    /// DynamoDB refuses unused names).
+    pub(crate) condition_names: Option<HashMap<String, String>>,
+    pub(crate) values: Option<HashMap<String, AttributeValue>>,
+    pub(crate) fetch_base: bool,
+    /// The projection of the table read that follows an index read.
+    pub(crate) base_projection: Option<Projected>,
+    /// The attributes a cursor resumes on.
+    pub(crate) key_attrs: Vec<&'static str>,
+    /// What a cursor of this find holds, checked before any request.
+    pub(crate) cursor: CursorCheck,
+    pub(crate) table_keys: Vec<&'static str>,
+    pub(crate) get_key: Option<Item>,
+    pub(crate) consistent: bool,
+    pub(crate) descending: bool,
+    pub(crate) has_filter: bool,
+}
+
+/// Renders `nodes` (ANDed), `None` when there are none. `separator` joins parenthesised parts
+/// (a key condition takes no parentheses).
+fn render_nodes(
+    schema: &TableSchema,
+    ph: &mut Placeholders,
+    nodes: &[Node],
+    parenthesise: bool,
+) -> Result<Option<String>> {
+    if nodes.is_empty() {
+        return Ok(None);
+    }
+    let parts = nodes
+        .iter()
+        .map(|n| {
+            n.render_into(ph)
+                .map_err(|(path, e)| Error::validation(schema.entity, path.to_string(), e))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Some(if parts.len() == 1 || !parenthesise {
+        parts.join(" AND ")
+    } else {
+        parts
+            .iter()
+            .map(|p| format!("({p})"))
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    }))
+}
+
+/// What `explain()` shows.
+fn describe(nodes: &[Node]) -> Option<String> {
+    (!nodes.is_empty()).then(|| {
+        nodes
+            .iter()
+            .map(Node::describe)
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    })
+}
+
+/// The paths read from the source: only the keys when full items are fetched afterwards; else
+/// the selection plus the keys (nothing: every attribute).
+fn read_paths<E>(spec: &Spec, decisions: &Decisions) -> Vec<Path> {
+    if decisions.fetch_base {
+        decisions
+            .key_attrs
+            .iter()
+            .map(|k| Attr::<E, ()>::new(k).path())
+            .collect()
+    } else if spec.projection.is_empty() {
+        Vec::new()
+    } else {
+        expr::with_keys(&spec.projection, &decisions.key_attrs)
+    }
+}
+
+/// The projection of the follow-up table read, when the find selects attributes.
+fn base_projection(schema: &TableSchema, spec: &Spec, fetch_base: bool) -> Option<Projected> {
+    (fetch_base && !spec.projection.is_empty()).then(|| {
+        let mut ph = Placeholders::default();
+        let paths = expr::with_keys(&spec.projection, &schema.primary_key_names());
+        let projection = expr::projection(&mut ph, &paths);
+        (projection, ph.names())
+    })
+}
+
+/// Renders a planned find on `table` (the full, prefixed name).
+pub(crate) fn prepare<E>(
+    schema: &'static TableSchema,
+    spec: &Spec,
+    decisions: Decisions,
+    table: String,
+) -> Result<Prepared> {
+    let planned = &decisions.planned;
+    let mut ph = Placeholders::default();
+    let key_condition = if planned.operation == Operation::Query {
+        Some(render_nodes(schema, &mut ph, &planned.key_nodes, false)?.unwrap_or_default())
+    } else {
+        None
+    };
+    let filter = render_nodes(schema, &mut ph, &planned.filter_nodes, true)?;
+    let condition_names = ph.names();
+    let projection = expr::projection(&mut ph, &read_paths::<E>(spec, &decisions));
+    let plan = Plan {
+        operation: planned.operation,
+        index: planned.index.map(|i| i.name),
+        key_condition: describe(&planned.key_nodes),
+        filter: describe(&planned.filter_nodes),
+        projection: (!spec.projection.is_empty())
+            .then(|| spec.projection.iter().map(|p| p.to_string()).collect()),
+        fetches_base_items: decisions.fetch_base,
+        reason: planned.reason.clone(),
+    };
+    let (names, values) = (ph.names(), ph.values());
+    let mut prepared = Prepared {
+        fingerprint: String::new(),
+        table,
+        entity: schema.entity,
+        index: planned.index.map(|i| i.name),
+        has_filter: !planned.filter_nodes.is_empty(),
+        key_condition,
+        filter,
+        projection,
+        names,
+        condition_names,
+        values,
+        fetch_base: decisions.fetch_base,
+        base_projection: base_projection(schema, spec, decisions.fetch_base),
+        table_keys: schema.primary_key_names(),
+        key_attrs: decisions.key_attrs,
+        cursor: decisions.cursor,
+        get_key: decisions.get_key,
+        consistent: spec.consistency.is_strong(),
+        descending: spec.order == Order::Descending,
+        plan,
+    };
+    prepared.fingerprint = fingerprint(&prepared, spec);
+    Ok(prepared)
+}
+
+/// What the query is, exactly as sent: the expressions with their placeholders resolved
+/// through the name and value maps (so a nested path `m.c` and an attribute named "m.c"
+/// differ), the key of a GetItem in the canonical key encoding, and how it is read.
+fn fingerprint(p: &Prepared, spec: &Spec) -> String {
+    let sorted_names: Option<BTreeMap<&String, &String>> =
+        p.names.as_ref().map(|m| m.iter().collect());
+    let sorted_values: Option<BTreeMap<&String, &AttributeValue>> =
+        p.values.as_ref().map(|m| m.iter().collect());
+    let normalised = format!(
+        "{}|{}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{}|{:?}|{}|{}",
+        p.entity,
+        p.table,
+        p.plan.operation,
+        p.plan.index,
+        p.key_condition,
+        p.filter,
+        p.projection,
+        sorted_names,
+        sorted_values,
+        p.get_key.as_ref().map(crate::key::encode_item_key),
+        p.descending,
+        spec.segments,
+        spec.read_as == ReadAs::Projection,
+        p.fetch_base,
+    );
+    page::fingerprint(&normalised)
+}
