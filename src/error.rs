@@ -199,7 +199,7 @@ pub enum Error {
     /// A cache layer could not be set up (e.g. `RedisLayer::connect`). Cache faults while
     /// serving requests never fail them; they are counted and logged instead.
     #[error("cache layer error")]
-    Cache(#[from] crate::cache::CacheError),
+    Cache(#[from] CacheError),
 
     /// Client configuration is incomplete or invalid.
     #[error("configuration: {0}")]
@@ -422,4 +422,35 @@ mod tests {
         let source = StdError::source(&err).expect("a source");
         assert!(source.downcast_ref::<Error>().is_some(), "{source:?}");
     }
+}
+
+/// A cache layer failed (the request goes on to DynamoDB).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CacheError {
+    /// The backend did not answer in time.
+    #[error("cache layer {layer} timed out after {after:?}")]
+    Timeout {
+        /// The layer's name.
+        layer: String,
+        /// The timeout.
+        after: std::time::Duration,
+    },
+    /// The layer did not look (it cannot vouch for its freshness now, or was configured wrong).
+    #[error("cache layer {layer} unavailable: {reason}")]
+    Unavailable {
+        /// The layer's name.
+        layer: String,
+        /// Why.
+        reason: &'static str,
+    },
+    /// The backend failed.
+    #[error("cache layer {layer} failed")]
+    Backend {
+        /// The layer's name.
+        layer: String,
+        /// What failed.
+        #[source]
+        source: BoxError,
+    },
 }

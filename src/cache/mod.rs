@@ -55,6 +55,7 @@ pub use self::moka::{MokaLayer, MokaLayerBuilder};
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisLayer, RedisLayerBuilder};
 pub use self::tiered::Tiered;
+pub use crate::error::CacheError;
 
 use std::any::Any;
 use std::fmt;
@@ -177,37 +178,6 @@ pub enum Lookup {
     Hit(CacheEntry),
     /// No valid entry; fill with this token.
     Miss(FillToken),
-}
-
-/// A cache layer failed (the request goes on to DynamoDB).
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum CacheError {
-    /// The backend did not answer in time.
-    #[error("cache layer {layer} timed out after {after:?}")]
-    Timeout {
-        /// The layer's name.
-        layer: String,
-        /// The timeout.
-        after: Duration,
-    },
-    /// The layer did not look (it cannot vouch for its freshness now, or was configured wrong).
-    #[error("cache layer {layer} unavailable: {reason}")]
-    Unavailable {
-        /// The layer's name.
-        layer: String,
-        /// Why.
-        reason: &'static str,
-    },
-    /// The backend failed.
-    #[error("cache layer {layer} failed")]
-    Backend {
-        /// The layer's name.
-        layer: String,
-        /// What failed.
-        #[source]
-        source: crate::BoxError,
-    },
 }
 
 /// Counters of one layer.
