@@ -98,6 +98,7 @@
 #![warn(missing_docs)]
 
 mod attr;
+mod batch;
 pub mod cache;
 mod client;
 mod entity;

@@ -10,8 +10,8 @@ use futures::{Stream, StreamExt};
 
 use super::render::Prepared;
 use super::stream::ReadAhead;
+use crate::batch::TableRead;
 use crate::cache::stack::ClientCache;
-use crate::ops::batch_get::TableRead;
 use crate::page::{self, Cursor};
 use crate::pipeline::Target;
 use crate::{Client, Item, Operation, Result, RetryPolicy, TableSchema};

@@ -1,0 +1,250 @@
+//! The batch read engine: one table's keys read with BatchGetItem, in chunks of 100, a bounded
+//! number of requests in flight, unprocessed keys sent again by the pipeline's attempts loop,
+//! results aligned with the keys. Used by `batch_get`, by finds that read full items after an
+//! index read, and by `warm`.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+
+use aws_sdk_dynamodb::types::{KeysAndAttributes, ReturnConsumedCapacity};
+use futures::StreamExt;
+
+use super::{BatchStats, MAX_KEYS_PER_REQUEST};
+use crate::attr::Path;
+use crate::expr::{self, Placeholders};
+use crate::key::encode_item_key;
+use crate::pipeline::{Settle, Target};
+use crate::{Cause, Client, Entity, Error, Item, Operation, Result, RetryPolicy};
+
+/// One table's part of a batch read, with everything a request needs.
+#[derive(Clone)]
+pub(crate) struct TableRead<'a> {
+    pub table: String,
+    pub entity: &'static str,
+    /// The table's key attribute names, to match answers to keys.
+    pub key_names: Vec<&'static str>,
+    pub projection: Option<String>,
+    pub names: Option<HashMap<String, String>>,
+    pub consistent: bool,
+    pub retry: Option<&'a RetryPolicy>,
+}
+
+impl<'a> TableRead<'a> {
+    /// Reads one chunk of at most 100 distinct keys; the items found (any order).
+    pub(crate) async fn read_chunk(
+        &self,
+        client: &Client,
+        keys: Vec<Item>,
+    ) -> Result<(Vec<Item>, BatchStats)> {
+        let state = Mutex::new(ReadState {
+            found: Vec::with_capacity(keys.len()),
+            pending: keys,
+            stats: BatchStats::default(),
+        });
+        let lock = || state.lock().unwrap_or_else(PoisonError::into_inner);
+        let target = Target::safe(
+            Operation::BatchGetItem,
+            &self.table,
+            self.entity,
+            self.retry,
+        );
+        let sent = client
+            .execute_settled(
+                target,
+                |remainder| {
+                    let mut st = lock();
+                    st.stats.requests += 1;
+                    if remainder {
+                        st.stats.unprocessed_retries += 1;
+                    }
+                    let request = KeysAndAttributes::builder()
+                        .set_keys(Some(st.pending.clone()))
+                        .set_projection_expression(self.projection.clone())
+                        .set_expression_attribute_names(self.names.clone())
+                        .consistent_read(self.consistent)
+                        .build()
+                        .expect("keys are set");
+                    drop(st);
+                    client
+                        .sdk()
+                        .batch_get_item()
+                        .request_items(&self.table, request)
+                        .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                        .send()
+                },
+                |out| {
+                    let mut st = lock();
+                    if let Some(mut responses) = out.responses {
+                        st.found
+                            .extend(responses.remove(&self.table).unwrap_or_default());
+                    }
+                    let unprocessed = out
+                        .unprocessed_keys
+                        .and_then(|mut u| u.remove(&self.table))
+                        .map(|k| k.keys)
+                        .unwrap_or_default();
+                    let progressed = unprocessed.len() < st.pending.len();
+                    st.pending = unprocessed;
+                    if st.pending.is_empty() {
+                        Settle::Done(())
+                    } else {
+                        Settle::Again {
+                            progressed,
+                            exhausted: (),
+                            reason: "UnprocessedKeys",
+                        }
+                    }
+                },
+            )
+            .await;
+        let ReadState {
+            pending,
+            found,
+            stats,
+        } = state.into_inner().unwrap_or_else(PoisonError::into_inner);
+        match sent {
+            Ok(()) if pending.is_empty() => Ok((found, stats)),
+            Ok(()) => Err(self.incomplete(pending, found, None)),
+            Err(e) => Err(self.incomplete(pending, found, Some(e))),
+        }
+    }
+
+    /// Reads distinct `keys` with `concurrency` requests in flight; answers aligned with
+    /// `keys` (`None`: no such item).
+    pub(crate) async fn read_all(
+        &self,
+        client: &Client,
+        keys: Vec<Item>,
+        concurrency: usize,
+    ) -> Result<(Vec<Option<Item>>, BatchStats)> {
+        let chunks: Vec<Vec<Item>> = keys
+            .chunks(MAX_KEYS_PER_REQUEST)
+            .map(<[Item]>::to_vec)
+            .collect();
+        // Every chunk runs to its end, so a failure reports all the keys not read.
+        let outcomes: Vec<Result<(Vec<Item>, BatchStats)>> = futures::stream::iter(chunks)
+            .map(|chunk| self.read_chunk(client, chunk))
+            .buffer_unordered(concurrency.max(1))
+            .collect()
+            .await;
+        let mut stats = BatchStats::default();
+        let mut by_key: HashMap<String, Item> = HashMap::with_capacity(keys.len());
+        let mut unread: Vec<Item> = Vec::new();
+        let mut read_before_failing: Vec<Item> = Vec::new();
+        let mut first_cause: Option<Cause> = None;
+        for outcome in outcomes {
+            match outcome {
+                Ok((items, s)) => {
+                    stats.requests += s.requests;
+                    stats.unprocessed_retries += s.unprocessed_retries;
+                    for item in items {
+                        by_key.insert(encode_item_key(&self.key_of(&item)), item);
+                    }
+                }
+                Err(Error::UnprocessedKeys { keys, read, cause }) => {
+                    unread.extend(keys.into_iter().map(|(_, k)| k));
+                    read_before_failing.extend(read.into_iter().map(|(_, item)| item));
+                    if first_cause.is_none() {
+                        first_cause = cause;
+                    }
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        if !unread.is_empty() {
+            let read = by_key.into_values().chain(read_before_failing).collect();
+            let mut err = self.incomplete(unread, read, None);
+            if let Error::UnprocessedKeys { cause, .. } = &mut err {
+                *cause = first_cause;
+            }
+            return Err(err);
+        }
+        let aligned = keys
+            .iter()
+            .map(|k| by_key.remove(&encode_item_key(k)))
+            .collect();
+        Ok((aligned, stats))
+    }
+
+    /// The error of a read that did not get every key: exactly the keys not read, every item
+    /// read, and what stopped it.
+    fn incomplete(&self, unread: Vec<Item>, read: Vec<Item>, cause: Option<Error>) -> Error {
+        let table = |item| (self.table.clone(), item);
+        Error::UnprocessedKeys {
+            keys: unread.into_iter().map(table).collect(),
+            read: read.into_iter().map(table).collect(),
+            cause: cause.map(Cause::from),
+        }
+    }
+
+    pub(crate) fn key_of(&self, item: &Item) -> Item {
+        self.key_names
+            .iter()
+            .filter_map(|k| item.get(*k).map(|v| ((*k).to_owned(), v.clone())))
+            .collect()
+    }
+}
+
+/// A chunk being read: the keys left, the items found, the requests made.
+struct ReadState {
+    pending: Vec<Item>,
+    found: Vec<Item>,
+    stats: BatchStats,
+}
+
+/// A `TableRead` that owns its retry policy (for 'static-ish streams).
+pub(crate) struct OwnedTableRead {
+    read: TableRead<'static>,
+    retry: Option<RetryPolicy>,
+}
+
+impl OwnedTableRead {
+    pub(crate) fn as_read(&self) -> TableRead<'_> {
+        TableRead {
+            retry: self.retry.as_ref(),
+            ..self.read.clone()
+        }
+    }
+}
+
+pub(crate) fn table_read_owned<E: Entity>(
+    client: &Client,
+    projection: &[Path],
+    consistent: bool,
+    retry: Option<RetryPolicy>,
+) -> OwnedTableRead {
+    let read = table_read::<E>(client, projection, consistent, None);
+    OwnedTableRead {
+        read: TableRead {
+            retry: None,
+            ..read
+        },
+        retry,
+    }
+}
+
+pub(crate) fn table_read<'r, E: Entity>(
+    client: &Client,
+    projection: &[Path],
+    consistent: bool,
+    retry: Option<&'r RetryPolicy>,
+) -> TableRead<'r> {
+    let schema = E::schema();
+    let key_names = schema.primary_key_names();
+    let (projection, names) = if projection.is_empty() {
+        (None, None)
+    } else {
+        let mut ph = Placeholders::default();
+        let paths = expr::with_keys(projection, &key_names);
+        (expr::projection(&mut ph, &paths), ph.names())
+    };
+    TableRead {
+        table: client.table_name(schema.table),
+        entity: schema.entity,
+        key_names,
+        projection,
+        names,
+        consistent,
+        retry,
+    }
+}
