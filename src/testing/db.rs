@@ -8,8 +8,8 @@ use std::time::Duration;
 use aws_config::BehaviorVersion;
 use aws_sdk_dynamodb::config::{Credentials, Region};
 
-use super::fault::{self, FaultProxy};
-use super::{wire, LocalDynamoDb, SetupError};
+use super::fault::FaultProxy;
+use super::{http, wire, LocalDynamoDb, SetupError};
 use crate::pipeline::Target;
 use crate::{Client, ClientBuilder, Entity, Result};
 
@@ -210,7 +210,7 @@ impl Drop for TestDb {
         if created.is_empty() {
             return;
         }
-        let Ok(authority) = fault::authority(&self.endpoint) else {
+        let Ok(authority) = http::authority(&self.endpoint) else {
             tracing::warn!(
                 target: "dynamite::testing",
                 endpoint = %self.endpoint,

@@ -63,6 +63,8 @@
 
 mod db;
 mod fault;
+mod http;
+mod process;
 mod server;
 mod wire;
 
