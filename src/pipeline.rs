@@ -43,7 +43,7 @@ pub(crate) struct Target<'a> {
 impl<'a> Target<'a> {
     /// A request that may always be sent again (reads, table operations); other requests
     /// set `repeat` on top of it.
-    pub fn safe(
+    pub(crate) fn safe(
         operation: Operation,
         table: &'a str,
         entity: &'static str,
@@ -60,7 +60,7 @@ impl<'a> Target<'a> {
     }
 
     /// A single-item write on `key`.
-    pub fn write(
+    pub(crate) fn write(
         operation: Operation,
         table: &'a str,
         entity: &'static str,

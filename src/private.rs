@@ -14,6 +14,7 @@ use serde::Serialize;
 use crate::value::{ConvertError, FromAttributeValue, ToAttributeValue};
 use crate::{Error, Item};
 
+#[derive(Debug)]
 pub struct Wrap<'a, T: ?Sized>(pub &'a T);
 
 pub trait EncodeNative {
@@ -43,6 +44,7 @@ impl<T: Serialize + ?Sized> EncodeSerde for Wrap<'_, T> {
     }
 }
 
+#[derive(Debug)]
 pub struct Decode<T>(PhantomData<fn() -> T>);
 
 impl<T> Decode<T> {

@@ -43,6 +43,14 @@ pub struct CreateTable<'a, E: Entity> {
     _entity: PhantomData<fn() -> E>,
 }
 
+impl<E: Entity> std::fmt::Debug for CreateTable<'_, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateTable")
+            .field("entity", &E::schema().entity)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<'a, E: Entity> CreateTable<'a, E> {
     pub(crate) fn new(client: &'a Client, if_missing: bool) -> Self {
         CreateTable {
@@ -324,6 +332,14 @@ pub struct DeleteTable<'a, E: Entity> {
     client: &'a Client,
     if_exists: bool,
     _entity: PhantomData<fn() -> E>,
+}
+
+impl<E: Entity> std::fmt::Debug for DeleteTable<'_, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeleteTable")
+            .field("entity", &E::schema().entity)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<'a, E: Entity> DeleteTable<'a, E> {

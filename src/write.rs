@@ -180,7 +180,7 @@ pub(crate) struct CompiledWrite {
 
 impl CompiledWrite {
     /// A put of `entity`: with a version attribute, stamped `v + 1` and checked against `v`.
-    pub fn put<E: Entity>(
+    pub(crate) fn put<E: Entity>(
         client: &Client,
         entity: &E,
         condition: Option<&Condition<E>>,
@@ -213,7 +213,7 @@ impl CompiledWrite {
 
     /// An update of the item at `key`; `expect_version` makes it version-checked, `must_exist`
     /// adds a check that the item exists (`update()`; `upsert()` creates it).
-    pub fn update<E: Entity>(
+    pub(crate) fn update<E: Entity>(
         client: &Client,
         key: &Key<E>,
         update: &Update<E>,
@@ -251,7 +251,7 @@ impl CompiledWrite {
     }
 
     /// A delete of the item at `key`; `expect_version` makes it version-checked.
-    pub fn delete<E: Entity>(
+    pub(crate) fn delete<E: Entity>(
         client: &Client,
         key: &Key<E>,
         condition: Option<&Condition<E>>,
@@ -274,7 +274,7 @@ impl CompiledWrite {
     }
 
     /// A condition check on the item at `key` (transactions only).
-    pub fn check<E: Entity>(
+    pub(crate) fn check<E: Entity>(
         client: &Client,
         key: &Key<E>,
         condition: &Condition<E>,
@@ -295,7 +295,7 @@ impl CompiledWrite {
     }
 
     /// What kind of transaction part this write is.
-    pub fn action(&self) -> TransactAction {
+    pub(crate) fn action(&self) -> TransactAction {
         match self.body {
             WriteBody::Put(_) => TransactAction::Put,
             WriteBody::Update(_) => TransactAction::Update,
@@ -305,7 +305,7 @@ impl CompiledWrite {
     }
 
     /// The write as one part of a TransactWriteItems (a failed condition returns the item).
-    pub fn to_transact_item(&self) -> TransactWriteItem {
+    pub(crate) fn to_transact_item(&self) -> TransactWriteItem {
         let item = TransactWriteItem::builder();
         match &self.body {
             WriteBody::Put(put) => item.put(

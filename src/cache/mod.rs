@@ -25,7 +25,7 @@
 //! # Staleness across processes
 //!
 //! A shared layer that publishes invalidations can also vouch for how fresh the layers above it
-//! are ([`CacheLayer::heartbeat`]): `RedisLayer` sends itself a heartbeat through Redis every
+//! are ([`CacheLayer::contact`]): `RedisLayer` sends itself a heartbeat through Redis every
 //! fifth of its staleness bound. Redis delivers messages in order, so when a heartbeat sent at
 //! `t` comes back, every invalidation published before `t` has come back before it. While the
 //! last heartbeat to come back was sent more than the bound ago (Redis stalled, down,
@@ -311,7 +311,7 @@ pub trait CacheLayer: Send + Sync + 'static {
     fn stats(&self) -> Vec<(String, LayerStats)>;
 
     /// What other processes did (invalidations, clears) and, for a layer with a
-    /// [`heartbeat`](Self::heartbeat), its heartbeats, in the order the server delivered them:
+    /// [`contact`](Self::contact), its heartbeats, in the order the server delivered them:
     /// for the layers above this one.
     fn remote_events(&self) -> Option<tokio::sync::broadcast::Receiver<RemoteEvent>> {
         None
@@ -350,7 +350,7 @@ pub enum RemoteEvent {
 }
 
 /// How long layers above a shared layer may go without hearing from it (see
-/// [`CacheLayer::heartbeat`] and [`Contact`]).
+/// [`CacheLayer::contact`] and [`Contact`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Heartbeat {

@@ -18,7 +18,7 @@ use super::{
 /// A layer that fails is skipped for that request (counted in its stats); the others go on.
 /// Events published by a shared layer (Redis pub/sub) are applied to the layers above it by a
 /// task on the Tokio runtime that [`layer`](Self::layer) was called on; when the shared layer
-/// has a [`heartbeat`](CacheLayer::heartbeat), the layers above it serve nothing while that
+/// has a [`contact`](CacheLayer::contact), the layers above it serve nothing while that
 /// task has not heard one recently enough ([`Contact`]).
 ///
 /// ```

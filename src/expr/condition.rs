@@ -403,6 +403,12 @@ pub struct SizeOf<E> {
     _entity: PhantomData<fn() -> E>,
 }
 
+impl<E> std::fmt::Debug for SizeOf<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SizeOf({})", self.path)
+    }
+}
+
 impl<E> SizeOf<E> {
     fn cmp(self, cmp: Cmp, n: u64) -> Condition<E> {
         Condition::from_node(Node::Size(self.path, cmp, n))

@@ -7,7 +7,7 @@
 pub(crate) mod condition;
 pub(crate) mod update;
 
-pub use condition::{AttributeType, Condition};
+pub use condition::{AttributeType, Condition, SizeOf};
 pub use update::{Addable, Removable, Update};
 
 use std::collections::HashMap;
@@ -25,7 +25,7 @@ pub(crate) struct Placeholders {
 
 impl Placeholders {
     /// The placeholder of an attribute name (one per distinct name).
-    pub fn name(&mut self, name: &str) -> String {
+    pub(crate) fn name(&mut self, name: &str) -> String {
         if let Some(p) = self.names.get(name) {
             return p.clone();
         }
@@ -35,14 +35,14 @@ impl Placeholders {
     }
 
     /// The placeholder of a value (one per use).
-    pub fn value(&mut self, value: AttributeValue) -> String {
+    pub(crate) fn value(&mut self, value: AttributeValue) -> String {
         let p = format!(":v{}", self.values.len());
         self.values.insert(p.clone(), value);
         p
     }
 
     /// A path rendered with name placeholders: `#n0.#n1[2]`.
-    pub fn path(&mut self, path: &Path) -> String {
+    pub(crate) fn path(&mut self, path: &Path) -> String {
         let mut out = String::new();
         for seg in path.segments() {
             match seg {
@@ -63,7 +63,7 @@ impl Placeholders {
     }
 
     /// `ExpressionAttributeNames`, `None` when empty (DynamoDB rejects an empty map).
-    pub fn names(&self) -> Option<HashMap<String, String>> {
+    pub(crate) fn names(&self) -> Option<HashMap<String, String>> {
         (!self.names.is_empty()).then(|| {
             self.names
                 .iter()
@@ -73,7 +73,7 @@ impl Placeholders {
     }
 
     /// `ExpressionAttributeValues`, `None` when empty.
-    pub fn values(&self) -> Option<HashMap<String, AttributeValue>> {
+    pub(crate) fn values(&self) -> Option<HashMap<String, AttributeValue>> {
         (!self.values.is_empty()).then(|| self.values.clone())
     }
 }

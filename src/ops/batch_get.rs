@@ -60,6 +60,14 @@ pub struct BatchGet<'a, E: Entity> {
     use_cache: bool,
 }
 
+impl<E: Entity> std::fmt::Debug for BatchGet<'_, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BatchGet")
+            .field("entity", &E::schema().entity)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<'a, E: Entity> BatchGet<'a, E> {
     pub(crate) fn new<I>(client: &'a Client, keys: I) -> Self
     where
@@ -315,6 +323,12 @@ pub struct MultiBatchGet<'a> {
     concurrency: usize,
     retry: Option<RetryPolicy>,
     error: Option<Error>,
+}
+
+impl std::fmt::Debug for MultiBatchGet<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MultiBatchGet").finish_non_exhaustive()
+    }
 }
 
 struct Part {

@@ -55,6 +55,14 @@ pub struct BatchWrite<'a> {
     retry: Option<RetryPolicy>,
 }
 
+impl std::fmt::Debug for BatchWrite<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BatchWrite")
+            .field("operations", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl<'a> BatchWrite<'a> {
     pub(crate) fn new(client: &'a Client) -> Self {
         BatchWrite {

@@ -36,6 +36,14 @@ pub struct DeleteItem<'a, E: Entity, R = returns::Nothing> {
     _returns: PhantomData<R>,
 }
 
+impl<E: Entity, R> std::fmt::Debug for DeleteItem<'_, E, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeleteItem")
+            .field("entity", &E::schema().entity)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<'a, E: Entity> DeleteItem<'a, E, returns::Nothing> {
     pub(crate) fn new(client: &'a Client, key: Key<E>) -> Self {
         DeleteItem {

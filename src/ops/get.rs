@@ -32,6 +32,14 @@ pub struct GetItem<'a, E: Entity> {
     use_cache: bool,
 }
 
+impl<E: Entity> std::fmt::Debug for GetItem<'_, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetItem")
+            .field("entity", &E::schema().entity)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<'a, E: Entity> GetItem<'a, E> {
     pub(crate) fn new(client: &'a Client, key: Key<E>) -> Self {
         GetItem {

@@ -36,6 +36,14 @@ pub struct PutItem<'a, E: Entity, R = returns::Nothing> {
     _returns: PhantomData<R>,
 }
 
+impl<E: Entity, R> std::fmt::Debug for PutItem<'_, E, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PutItem")
+            .field("entity", &E::schema().entity)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<'a, E: Entity> PutItem<'a, E, returns::Nothing> {
     pub(crate) fn new(client: &'a Client, entity: &'a E) -> Self {
         PutItem {

@@ -14,7 +14,7 @@ use crate::write::{CancellationReason, CompiledWrite, TransactAction};
 use crate::{Client, Condition, Entity, Error, Item, Key, Operation, Result, RetryPolicy, Update};
 
 /// DynamoDB's limit of operations per transaction.
-pub const MAX_TRANSACTION_ITEMS: usize = 100;
+pub(super) const MAX_TRANSACTION_ITEMS: usize = 100;
 
 struct TxOp {
     operation: TransactAction,
@@ -47,6 +47,12 @@ pub struct TransactWrite<'a> {
     token: Option<String>,
     error: Option<Error>,
     retry: Option<RetryPolicy>,
+}
+
+impl std::fmt::Debug for TransactWrite<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TransactWrite").finish_non_exhaustive()
+    }
 }
 
 impl<'a> TransactWrite<'a> {
@@ -312,6 +318,12 @@ pub struct TransactGet<'a> {
     gets: Vec<(TypeId, &'static str, String, Item)>,
     error: Option<Error>,
     retry: Option<RetryPolicy>,
+}
+
+impl std::fmt::Debug for TransactGet<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TransactGet").finish_non_exhaustive()
+    }
 }
 
 impl<'a> TransactGet<'a> {

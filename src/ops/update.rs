@@ -49,6 +49,14 @@ pub struct UpdateItem<'a, E: Entity, R = returns::Nothing> {
     _returns: PhantomData<R>,
 }
 
+impl<E: Entity, R> std::fmt::Debug for UpdateItem<'_, E, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpdateItem")
+            .field("entity", &E::schema().entity)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<'a, E: Entity> UpdateItem<'a, E, returns::Nothing> {
     pub(crate) fn new(client: &'a Client, key: Key<E>, must_exist: bool) -> Self {
         UpdateItem {

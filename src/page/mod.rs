@@ -25,7 +25,7 @@
 //!   detected. A client with a cursor key refuses plain cursors, and a client without one
 //!   refuses encrypted cursors.
 //!
-//! Any cursor that breaks a rule is [`Error::InvalidCursor`], naming what is wrong, before any
+//! Any cursor that breaks a rule is [`Error::InvalidCursor`](crate::Error::InvalidCursor), naming what is wrong, before any
 //! request is sent. The empty string is refused too (`"empty cursor"`): pass `None` to start at
 //! the first page. A cursor that silently restarted at page one could make a paging loop that
 //! feeds cursors back never end.
@@ -71,7 +71,7 @@ pub(crate) use self::shape::{key_shape, CursorCheck};
 ///
 /// Serialised (with serde) as the plain string. A cursor received back — from a query string,
 /// say, or deserialised — is checked when it is used: a cursor of another query, a malformed,
-/// altered or forged one, and the empty string are [`Error::InvalidCursor`] before any request.
+/// altered or forged one, and the empty string are [`Error::InvalidCursor`](crate::Error::InvalidCursor) before any request.
 /// To start at the first page, pass `None`, never an empty cursor.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Cursor(String);

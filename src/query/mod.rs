@@ -83,6 +83,15 @@ pub struct Find<'a, E: Entity, O = E> {
     _entity: PhantomData<fn() -> E>,
 }
 
+impl<E: Entity, O> std::fmt::Debug for Find<'_, E, O> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Find")
+            .field("entity", &E::schema().entity)
+            .field("spec", &self.spec)
+            .finish_non_exhaustive()
+    }
+}
+
 fn decode_entity<E: Entity>(item: Item) -> Result<E> {
     E::from_item(item)
 }

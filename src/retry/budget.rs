@@ -104,7 +104,7 @@ pub(crate) struct RetryTokens {
 }
 
 impl RetryTokens {
-    pub fn new(budget: RetryBudget) -> Self {
+    pub(crate) fn new(budget: RetryBudget) -> Self {
         RetryTokens {
             budget,
             available: AtomicU32::new(budget.capacity.unwrap_or(0)),
@@ -113,7 +113,7 @@ impl RetryTokens {
 
     /// Takes the cost of one retry after a failure of `kind`: `Some(cost)` when granted (0 when
     /// unlimited), `None` when the bucket cannot pay for it.
-    pub fn withdraw(&self, kind: ErrorKind) -> Option<u32> {
+    pub(crate) fn withdraw(&self, kind: ErrorKind) -> Option<u32> {
         if self.budget.capacity.is_none() {
             return Some(0);
         }
@@ -128,7 +128,7 @@ impl RetryTokens {
 
     /// A request succeeded: gives back `last_cost` (what its last retry took), or the success
     /// refill when it did not retry.
-    pub fn succeeded(&self, last_cost: Option<u32>) {
+    pub(crate) fn succeeded(&self, last_cost: Option<u32>) {
         let Some(capacity) = self.budget.capacity else {
             return;
         };
@@ -144,7 +144,7 @@ impl RetryTokens {
     }
 
     /// Tokens left (`None`: unlimited).
-    pub fn available(&self) -> Option<u32> {
+    pub(crate) fn available(&self) -> Option<u32> {
         self.budget
             .capacity
             .map(|_| self.available.load(Ordering::Acquire))

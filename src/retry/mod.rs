@@ -225,7 +225,7 @@ pub(crate) struct Attempts<'p> {
 }
 
 impl<'p> Attempts<'p> {
-    pub fn new(policy: &'p RetryPolicy, tokens: &'p RetryTokens) -> Self {
+    pub(crate) fn new(policy: &'p RetryPolicy, tokens: &'p RetryTokens) -> Self {
         Attempts {
             policy,
             tokens,
@@ -239,7 +239,7 @@ impl<'p> Attempts<'p> {
     /// The delay before the next attempt, or `None` when attempts, the time budget or the
     /// client's retry budget are used up. `spend` is the failure being retried, which costs
     /// tokens; `None` (a batch round that made progress) costs none.
-    pub fn next_delay(&mut self, spend: Option<ErrorKind>) -> Option<Duration> {
+    pub(crate) fn next_delay(&mut self, spend: Option<ErrorKind>) -> Option<Duration> {
         if self.counted >= self.policy.max_attempts {
             return None;
         }
@@ -267,17 +267,17 @@ impl<'p> Attempts<'p> {
     }
 
     /// A batch round made progress: the count and the backoff start again.
-    pub fn progressed(&mut self) {
+    pub(crate) fn progressed(&mut self) {
         self.counted = 1;
     }
 
     /// The request succeeded: the budget gets tokens back.
-    pub fn succeeded(&self) {
+    pub(crate) fn succeeded(&self) {
         self.tokens.succeeded(self.last_cost);
     }
 
     /// Waits `delay`, announcing it as a `dynamite::retry` event.
-    pub async fn wait(&self, delay: Duration, operation: crate::Operation, reason: &str) {
+    pub(crate) async fn wait(&self, delay: Duration, operation: crate::Operation, reason: &str) {
         tracing::debug!(
             target: "dynamite::retry",
             operation = operation.name(),

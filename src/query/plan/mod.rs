@@ -1,4 +1,4 @@
-//! The query planner: turns a `find()` ([`Spec`]) into the cheapest request (GetItem, Query on the table
+//! The query planner: turns a `find()` (a `Spec`) into the cheapest request (GetItem, Query on the table
 //! or an index, or — only when asked — Scan), and explains its choice. No I/O.
 //!
 //! Rules, in order:
