@@ -1,8 +1,13 @@
 //! Cache layers in front of DynamoDB.
 //!
 //! A [`CacheLayer`] stores encoded items (and query results) under string keys. Built in:
-//! [`MokaLayer`] (in-process L1, bounded in bytes), `RedisLayer` (shared L2, feature `redis`),
-//! and [`Tiered`], which composes any number of layers.
+//! [`MokaLayer`] (in-process L1, bounded in bytes), [`LfuLayer`] (in-process L1, bounded in
+//! entries, LFU eviction), `RedisLayer` (shared L2 on Redis or Redis Cluster, features `redis`
+//! and `redis-cluster`), and [`Tiered`], which composes any number of layers.
+//!
+//! Files: `mod.rs` (the trait, entries, fill tokens, stats, [`Contact`]), `keys.rs` (entry keys
+//! and scopes), `codec.rs` (the entry format), `stack.rs` (how the client uses its cache:
+//! lookups, single flight, fills, invalidation), `moka.rs`, `lfu.rs`, `redis/`, `tiered.rs`.
 //!
 //! # Order of composition
 //!
