@@ -11,7 +11,7 @@ use crate::check::{self, Resolved, ResolvedProjection};
 use crate::ctxt::Ctxt;
 
 pub fn derive_entity(input: &DeriveInput) -> syn::Result<TokenStream> {
-    let cx = Ctxt::default();
+    let cx = Ctxt::new();
     let container = crate::attr::parse(&cx, input);
     let resolved = container.as_ref().and_then(|c| check::check(&cx, c));
     cx.check()?;
