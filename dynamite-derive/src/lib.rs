@@ -1,10 +1,10 @@
 //! `#[derive(Entity)]` for [dynamite](https://docs.rs/dynamite).
 //!
 //! Laid out like `serde_derive`: this file only parses and hands over;
-//! [`attr`] reads `#[dynamite(...)]` and `#[serde(...)]` attributes, [`ast`] is the model of an
-//! entity, [`check`] does the cross-field validation, and [`expand`] generates code. Every
-//! problem is a `syn::Error` spanned at the offending token, and all of them are reported at
-//! once.
+//! [`attr`] reads `#[dynamite(...)]` and `#[serde(...)]` attributes (every name it knows is a
+//! constant in [`symbol`]), [`ast`] is the model of an entity, [`check`] does the cross-field
+//! validation, and [`expand`] generates code. Every problem is a `syn::Error` spanned at the
+//! offending token, collected in a [`ctxt::Ctxt`], and all of them are reported at once.
 #![forbid(unsafe_code)]
 
 mod ast;
@@ -13,6 +13,7 @@ mod case;
 mod check;
 mod ctxt;
 mod expand;
+mod symbol;
 
 use proc_macro::TokenStream;
 use syn::{parse_macro_input, DeriveInput};

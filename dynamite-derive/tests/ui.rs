@@ -12,4 +12,5 @@ fn ui() {
     t.compile_fail("tests/ui/indexes/*.rs");
     t.compile_fail("tests/ui/attributes/*.rs");
     t.compile_fail("tests/ui/serde/*.rs");
+    t.compile_fail("tests/ui/cache/*.rs");
 }

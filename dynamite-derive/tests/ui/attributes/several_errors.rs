@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 // Every problem is reported in one pass, not just the first.
 #[derive(Entity, Serialize, Deserialize)]
-#[dynamite(table = "users")]
+#[dynamite(table = "users", table = "people")]
 struct User {
     #[dynamite(partition_key)]
     id: String,
