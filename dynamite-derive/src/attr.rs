@@ -175,9 +175,6 @@ fn container_option(
 ) -> syn::Result<()> {
     if meta.path == TABLE {
         let lit: LitStr = meta.value()?.parse()?;
-        if lit.value().is_empty() {
-            cx.error_spanned_by(&lit, "table name must not be empty");
-        }
         attrs.table.set(&meta.path, lit);
     } else if meta.path == GLOBAL_INDEX || meta.path == INDEX {
         attrs
@@ -295,7 +292,6 @@ fn parse_index(cx: &Ctxt, meta: &ParseNestedMeta, kind: IndexKind) -> syn::Resul
     meta.parse_nested_meta(|inner| {
         if inner.path == NAME {
             let lit: LitStr = inner.value()?.parse()?;
-            check_index_name(cx, &lit);
             name.set(&inner.path, lit);
         } else if inner.path == PROJECTION {
             let decl = parse_projection(inner.value()?)?;
@@ -317,20 +313,6 @@ fn parse_index(cx: &Ctxt, meta: &ParseNestedMeta, kind: IndexKind) -> syn::Resul
         projection: projection.get().unwrap_or(ProjectionDecl::All),
         span,
     })
-}
-
-/// DynamoDB index names: 3 to 255 characters of `[a-zA-Z0-9_.-]`.
-fn check_index_name(cx: &Ctxt, lit: &LitStr) {
-    let value = lit.value();
-    let valid_chars = value
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-    if !(3..=255).contains(&value.len()) || !valid_chars {
-        cx.error_spanned_by(
-            lit,
-            "DynamoDB index names are 3 to 255 characters of a-z, A-Z, 0-9, '_', '-' and '.'",
-        );
-    }
 }
 
 /// The value of `projection = all | keys_only | include(field, ...)`.

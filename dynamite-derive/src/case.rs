@@ -91,6 +91,15 @@ pub fn screaming_snake(name: &str) -> String {
     out
 }
 
+/// The name of a field's attribute handle constant: `created_at` / `r#type` -> `CREATED_AT` /
+/// `TYPE`.
+pub fn field_handle_name(field: &syn::Ident) -> String {
+    field
+        .to_string()
+        .trim_start_matches("r#")
+        .to_ascii_uppercase()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,10 +117,63 @@ mod tests {
     }
 
     #[test]
+    fn field_handle_names() {
+        let ident = |text: &str| syn::parse_str::<syn::Ident>(text).expect("an identifier");
+        assert_eq!(field_handle_name(&ident("created_at")), "CREATED_AT");
+        assert_eq!(field_handle_name(&ident("r#type")), "TYPE");
+        assert_eq!(field_handle_name(&ident("id2")), "ID2");
+    }
+
+    #[test]
+    fn rule_names() {
+        assert_eq!(RenameRule::from_str("camelCase"), Some(CamelCase));
+        assert_eq!(
+            RenameRule::from_str("SCREAMING-KEBAB-CASE"),
+            Some(ScreamingKebabCase)
+        );
+        assert_eq!(RenameRule::from_str("camelcase"), Option::None);
+        assert_eq!(RenameRule::from_str(""), Option::None);
+    }
+
+    #[test]
+    fn every_rule_on_one_name() {
+        let applied: Vec<String> = [
+            None,
+            LowerCase,
+            UpperCase,
+            PascalCase,
+            CamelCase,
+            SnakeCase,
+            ScreamingSnakeCase,
+            KebabCase,
+            ScreamingKebabCase,
+        ]
+        .iter()
+        .map(|rule| rule.apply_to_field("user_id_2"))
+        .collect();
+        assert_eq!(
+            applied,
+            [
+                "user_id_2",
+                "user_id_2",
+                "USER_ID_2",
+                "UserId2",
+                "userId2",
+                "user_id_2",
+                "USER_ID_2",
+                "user-id-2",
+                "USER-ID-2",
+            ]
+        );
+    }
+
+    #[test]
     fn index_const_names() {
         assert_eq!(screaming_snake("StatusIndex"), "STATUS_INDEX");
         assert_eq!(screaming_snake("by-status.v2"), "BY_STATUS_V2");
         assert_eq!(screaming_snake("GSI1"), "GSI1");
         assert_eq!(screaming_snake("1st"), "_1ST");
+        assert_eq!(screaming_snake("by_status"), "BY_STATUS");
+        assert_eq!(screaming_snake("--x--"), "X");
     }
 }

@@ -7,6 +7,7 @@ use syn::spanned::Spanned;
 use syn::{DeriveInput, LitStr};
 
 use crate::ast::{Container, Field, FieldDefault, IndexKind};
+use crate::case::field_handle_name;
 use crate::check::{self, Resolved, ResolvedProjection};
 use crate::ctxt::Ctxt;
 
@@ -216,13 +217,7 @@ fn generate(cont: &Container, res: &Resolved) -> TokenStream {
     };
 
     let attr_consts = fields.iter().filter(|f| !f.skip).map(|f| {
-        let const_ident = format_ident!(
-            "{}",
-            f.ident
-                .to_string()
-                .trim_start_matches("r#")
-                .to_ascii_uppercase()
-        );
+        let const_ident = format_ident!("{}", field_handle_name(f.ident));
         let ty = f.ty;
         let name = &f.attr_name;
         let doc =
