@@ -1,16 +1,17 @@
 //! Code generation: the `Entity` impl (schema, item conversion, primary key), the typed key
-//! constructor, attribute handles and index handles.
+//! constructor, attribute handles and index handles. One function per generated item.
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{DeriveInput, LitStr};
+use syn::{DeriveInput, Ident, LitStr};
 
-use crate::ast::{Container, Field, FieldDefault, IndexKind};
+use crate::ast::{CacheDecl, Container, Field, FieldDefault, IndexKind};
 use crate::case::field_handle_name;
-use crate::check::{self, Resolved, ResolvedProjection};
+use crate::check::{self, Resolved, ResolvedIndex, ResolvedProjection};
 use crate::ctxt::Ctxt;
 
+/// Parses, checks, and generates; every error found is returned at once.
 pub fn derive_entity(input: &DeriveInput) -> syn::Result<TokenStream> {
     let cx = Ctxt::new();
     let container = crate::attr::parse(&cx, input);
@@ -22,260 +23,24 @@ pub fn derive_entity(input: &DeriveInput) -> syn::Result<TokenStream> {
     Ok(generate(&cont, &resolved))
 }
 
+/// The `Entity` impl and the inherent impl with the key constructor and handles.
 fn generate(cont: &Container, res: &Resolved) -> TokenStream {
     let ident = cont.ident;
-    let entity_name = ident.to_string();
-    let table = &res.table;
-    let fields = &cont.fields;
-
-    let key_schema = |i: usize, trait_name: &str| {
-        let f = &fields[i];
-        let name = &f.attr_name;
-        let ty = f.ty;
-        let trait_ident = format_ident!("{}", trait_name);
-        quote_spanned! {ty.span()=>
-            ::dynamite::KeySchema {
-                name: #name,
-                scalar: <#ty as ::dynamite::#trait_ident>::SCALAR,
-            }
-        }
-    };
-    let pk_schema = key_schema(res.partition_key, "KeyAttribute");
-    let sk_schema = match res.sort_key {
-        Some(i) => {
-            let k = key_schema(i, "KeyAttribute");
-            quote!(::core::option::Option::Some(#k))
-        }
-        None => quote!(::core::option::Option::None),
-    };
-    let index_schemas = res.indexes.iter().map(|index| {
-        let name = &index.name;
-        let kind = match index.kind {
-            IndexKind::Global => quote!(::dynamite::IndexKind::Global),
-            IndexKind::Local => quote!(::dynamite::IndexKind::Local),
-        };
-        let pk = key_schema(index.partition_key, "IndexKeyAttribute");
-        let sk = match index.sort_key {
-            Some(i) => {
-                let k = key_schema(i, "IndexKeyAttribute");
-                quote!(::core::option::Option::Some(#k))
-            }
-            None => quote!(::core::option::Option::None),
-        };
-        let projection = match &index.projection {
-            ResolvedProjection::All => quote!(::dynamite::Projection::All),
-            ResolvedProjection::KeysOnly => quote!(::dynamite::Projection::KeysOnly),
-            ResolvedProjection::Include(names) => {
-                quote!(::dynamite::Projection::Include(&[#(#names),*]))
-            }
-        };
-        quote! {
-            ::dynamite::IndexSchema {
-                name: #name,
-                kind: #kind,
-                partition_key: #pk,
-                sort_key: #sk,
-                projection: #projection,
-            }
-        }
-    });
-    let special = |slot: Option<usize>, trait_name: &str| match slot {
-        Some(i) => {
-            let f = &fields[i];
-            let name = &f.attr_name;
-            let ty = f.ty;
-            let checker = format_ident!("{}", trait_name);
-            // The const fn's trait bound checks the field type at its own span.
-            quote_spanned! {ty.span()=>
-                ::core::option::Option::Some(::dynamite::__private::#checker::<#ty>(#name))
-            }
-        }
-        None => quote!(::core::option::Option::None),
-    };
-    let ttl = special(res.ttl, "ttl_attribute");
-    // The version field's type is checked by the generated `Entity::version` (one error, at
-    // the field's type, rather than two).
-    let version = match res.version {
-        Some(i) => {
-            let name = &fields[i].attr_name;
-            quote!(::core::option::Option::Some(#name))
-        }
-        None => quote!(::core::option::Option::None),
-    };
-    let attribute_names: Vec<&str> = fields
-        .iter()
-        .filter(|f| !f.skip)
-        .map(|f| f.attr_name.as_str())
-        .collect();
-
-    let field_count = attribute_names.len();
-    let fingerprint = fingerprint(cont, res);
-    let cache = match &cont.cache {
-        None => quote!(::core::option::Option::None),
-        Some(c) => {
-            let enabled = !c.off;
-            let queries = c.queries;
-            let opt = |v: Option<u64>| match v {
-                Some(ms) => quote!(::core::option::Option::Some(#ms)),
-                None => quote!(::core::option::Option::None),
-            };
-            let ttl = opt(c.ttl_ms);
-            let negative = opt(c.negative_ttl_ms);
-            quote! {
-                ::core::option::Option::Some(::dynamite::CacheSettings {
-                    enabled: #enabled,
-                    ttl_ms: #ttl,
-                    negative_ttl_ms: #negative,
-                    queries: #queries,
-                })
-            }
-        }
-    };
-    let encode_fields = fields
-        .iter()
-        .filter(|f| !f.skip)
-        .map(|f| encode_field(&entity_name, f));
-    let decode_fields = fields.iter().map(|f| decode_field(&entity_name, f));
-    let field_idents = fields.iter().map(|f| f.ident);
-    let unknown_check = cont.deny_unknown_fields.then(|| {
-        let known: Vec<String> = fields
-            .iter()
-            .filter(|f| !f.skip)
-            .flat_map(|f| {
-                std::iter::once(f.attr_name.clone()).chain(f.aliases.iter().map(LitStr::value))
-            })
-            .collect();
-        quote! {
-            ::dynamite::__private::deny_unknown(#entity_name, &item, &[#(#known),*])?;
-        }
-    });
-
-    let key_value = |i: usize| {
-        let f = &fields[i];
-        let fi = f.ident;
-        let ty = f.ty;
-        quote!(<#ty as ::dynamite::KeyAttribute>::to_key_value(&self.#fi))
-    };
-    let pk_value = key_value(res.partition_key);
-    let sk_value = match res.sort_key {
-        Some(i) => {
-            let v = key_value(i);
-            quote!(::core::option::Option::Some(#v))
-        }
-        None => quote!(::core::option::Option::None),
-    };
-    let version_fn = res.version.map(|i| {
-        let f = &fields[i];
-        let fi = f.ident;
-        let ty = f.ty;
-        quote! {
-            fn version(&self) -> ::core::option::Option<u64> {
-                <#ty as ::dynamite::VersionAttribute>::current(&self.#fi)
-            }
-        }
-    });
-
-    // Typed key constructor: String keys take `impl Into<String>`, others their own type.
-    let key_param = |i: usize, param: &syn::Ident| {
-        let ty = fields[i].ty;
-        if is_string(ty) {
-            (
-                quote!(#param: impl ::core::convert::Into<::std::string::String>),
-                quote!(&#param.into()),
-            )
-        } else {
-            (quote!(#param: #ty), quote!(&#param))
-        }
-    };
-    let pk_param_ident = fields[res.partition_key].ident.clone();
-    let pk_param_ident = format_ident!("{}", pk_param_ident.to_string().trim_start_matches("r#"));
-    let (pk_param, pk_arg) = key_param(res.partition_key, &pk_param_ident);
-    let pk_ty = fields[res.partition_key].ty;
-    let (sk_param, sk_expr, key_doc) = match res.sort_key {
-        Some(i) => {
-            let sk_ident =
-                format_ident!("{}", fields[i].ident.to_string().trim_start_matches("r#"));
-            let (param, arg) = key_param(i, &sk_ident);
-            let ty = fields[i].ty;
-            (
-                Some(quote!(, #param)),
-                quote!(::core::option::Option::Some(<#ty as ::dynamite::KeyAttribute>::to_key_value(#arg))),
-                format!(
-                    "The primary key of a `{entity_name}`: partition key `{}`, sort key `{}`.",
-                    fields[res.partition_key].attr_name, fields[i].attr_name
-                ),
-            )
-        }
-        None => (
-            None,
-            quote!(::core::option::Option::None),
-            format!(
-                "The primary key of a `{entity_name}`: partition key `{}`.",
-                fields[res.partition_key].attr_name
-            ),
-        ),
-    };
-
-    let attr_consts = fields.iter().filter(|f| !f.skip).map(|f| {
-        let const_ident = format_ident!("{}", field_handle_name(f.ident));
-        let ty = f.ty;
-        let name = &f.attr_name;
-        let doc =
-            format!("Typed handle of attribute `{name}`, for conditions, updates and projections.");
-        quote! {
-            #[doc = #doc]
-            pub const #const_ident: ::dynamite::Attr<#ident, #ty> = ::dynamite::Attr::new(#name);
-        }
-    });
-    let index_consts = res.indexes.iter().map(|index| {
-        let const_ident = format_ident!("{}", index.const_name);
-        let name = &index.name;
-        let doc = format!("Typed handle of index `{name}`.");
-        quote! {
-            #[doc = #doc]
-            pub const #const_ident: ::dynamite::IndexHandle<#ident> = ::dynamite::IndexHandle::new(#name);
-        }
-    });
-
+    let schema = schema_fn(cont, res);
+    let to_item = to_item_fn(cont);
+    let from_item = from_item_fn(cont);
+    let primary_key = primary_key_fn(cont, res);
+    let version = version_fn(cont, res);
+    let key = key_constructor(cont, res);
+    let attr_handles = attribute_handles(cont);
+    let index_handles = index_handles(cont, res);
     quote! {
         #[automatically_derived]
         impl ::dynamite::Entity for #ident {
-            fn schema() -> &'static ::dynamite::TableSchema {
-                static SCHEMA: ::dynamite::TableSchema = ::dynamite::TableSchema {
-                    entity: #entity_name,
-                    table: #table,
-                    partition_key: #pk_schema,
-                    sort_key: #sk_schema,
-                    indexes: &[#(#index_schemas),*],
-                    ttl: #ttl,
-                    version: #version,
-                    attributes: &[#(#attribute_names),*],
-                    fingerprint: #fingerprint,
-                    cache: #cache,
-                };
-                &SCHEMA
-            }
-
-            fn to_item(&self) -> ::dynamite::Result<::dynamite::Item> {
-                #[allow(unused_imports)]
-                use ::dynamite::__private::{EncodeNative as _, EncodeSerde as _};
-                let mut item = ::dynamite::Item::with_capacity(#field_count);
-                #(#encode_fields)*
-                ::core::result::Result::Ok(item)
-            }
-
-            fn from_item(mut item: ::dynamite::Item) -> ::dynamite::Result<Self> {
-                #[allow(unused_imports)]
-                use ::dynamite::__private::{DecodeNative as _, DecodeSerde as _};
-                #unknown_check
-                ::core::result::Result::Ok(Self {
-                    #(#field_idents: #decode_fields,)*
-                })
-            }
-
-            fn primary_key(&self) -> ::dynamite::Key<Self> {
-                ::dynamite::Key::from_values(#pk_value, #sk_value)
-            }
+            #schema
+            #to_item
+            #from_item
+            #primary_key
 
             #[doc(hidden)]
             fn __clone_for_cache(&self) -> ::core::option::Option<Self> {
@@ -284,25 +49,155 @@ fn generate(cont: &Container, res: &Resolved) -> TokenStream {
                 (&&::dynamite::__private::Wrap(self)).__dynamite_clone()
             }
 
-            #version_fn
+            #version
         }
 
         #[automatically_derived]
         impl #ident {
-            #[doc = #key_doc]
-            pub fn key(#pk_param #sk_param) -> ::dynamite::Key<Self> {
-                ::dynamite::Key::from_values(
-                    <#pk_ty as ::dynamite::KeyAttribute>::to_key_value(#pk_arg),
-                    #sk_expr,
-                )
-            }
-
-            #(#attr_consts)*
-            #(#index_consts)*
+            #key
+            #(#attr_handles)*
+            #(#index_handles)*
         }
     }
 }
 
+/// `Some(x)` or `None`, as tokens.
+fn option(value: Option<TokenStream>) -> TokenStream {
+    match value {
+        Some(v) => quote!(::core::option::Option::Some(#v)),
+        None => quote!(::core::option::Option::None),
+    }
+}
+
+/// `Entity::schema`: the static `TableSchema`.
+fn schema_fn(cont: &Container, res: &Resolved) -> TokenStream {
+    let entity_name = cont.ident.to_string();
+    let table = &res.table;
+    let fields = &cont.fields;
+    let pk = key_schema(&fields[res.partition_key], "KeyAttribute");
+    let sk = option(res.sort_key.map(|i| key_schema(&fields[i], "KeyAttribute")));
+    let indexes = res.indexes.iter().map(|index| index_schema(cont, index));
+    let ttl = ttl_schema(cont, res);
+    // The version field's type is checked by the generated `Entity::version` (one error, at
+    // the field's type, rather than two).
+    let version = option(res.version.map(|i| {
+        let name = &fields[i].attr_name;
+        quote!(#name)
+    }));
+    let attributes = fields.iter().filter(|f| !f.skip).map(|f| &f.attr_name);
+    let fingerprint = fingerprint(cont, res);
+    let cache = option(cont.cache.as_ref().map(cache_settings));
+    quote! {
+        fn schema() -> &'static ::dynamite::TableSchema {
+            static SCHEMA: ::dynamite::TableSchema = ::dynamite::TableSchema {
+                entity: #entity_name,
+                table: #table,
+                partition_key: #pk,
+                sort_key: #sk,
+                indexes: &[#(#indexes),*],
+                ttl: #ttl,
+                version: #version,
+                attributes: &[#(#attributes),*],
+                fingerprint: #fingerprint,
+                cache: #cache,
+            };
+            &SCHEMA
+        }
+    }
+}
+
+/// A `KeySchema` for a key field; `trait_name` bounds the field's type at its own span.
+fn key_schema(f: &Field, trait_name: &str) -> TokenStream {
+    let name = &f.attr_name;
+    let ty = f.ty;
+    let trait_ident = format_ident!("{}", trait_name);
+    quote_spanned! {ty.span()=>
+        ::dynamite::KeySchema {
+            name: #name,
+            scalar: <#ty as ::dynamite::#trait_ident>::SCALAR,
+        }
+    }
+}
+
+/// An `IndexSchema`.
+fn index_schema(cont: &Container, index: &ResolvedIndex) -> TokenStream {
+    let fields = &cont.fields;
+    let name = &index.name;
+    let kind = match index.kind {
+        IndexKind::Global => quote!(::dynamite::IndexKind::Global),
+        IndexKind::Local => quote!(::dynamite::IndexKind::Local),
+    };
+    let pk = key_schema(&fields[index.partition_key], "IndexKeyAttribute");
+    let sk = option(
+        index
+            .sort_key
+            .map(|i| key_schema(&fields[i], "IndexKeyAttribute")),
+    );
+    let projection = match &index.projection {
+        ResolvedProjection::All => quote!(::dynamite::Projection::All),
+        ResolvedProjection::KeysOnly => quote!(::dynamite::Projection::KeysOnly),
+        ResolvedProjection::Include(names) => {
+            quote!(::dynamite::Projection::Include(&[#(#names),*]))
+        }
+    };
+    quote! {
+        ::dynamite::IndexSchema {
+            name: #name,
+            kind: #kind,
+            partition_key: #pk,
+            sort_key: #sk,
+            projection: #projection,
+        }
+    }
+}
+
+/// The TTL attribute's name; the const fn's trait bound checks the field type at its own span.
+fn ttl_schema(cont: &Container, res: &Resolved) -> TokenStream {
+    let Some(i) = res.ttl else {
+        return option(None);
+    };
+    let f = &cont.fields[i];
+    let name = &f.attr_name;
+    let ty = f.ty;
+    quote_spanned! {ty.span()=>
+        ::core::option::Option::Some(::dynamite::__private::ttl_attribute::<#ty>(#name))
+    }
+}
+
+/// `CacheSettings` from `#[dynamite(cache(...))]`.
+fn cache_settings(c: &CacheDecl) -> TokenStream {
+    let enabled = !c.off;
+    let queries = c.queries;
+    let ttl = option(c.ttl_ms.map(|ms| quote!(#ms)));
+    let negative = option(c.negative_ttl_ms.map(|ms| quote!(#ms)));
+    quote! {
+        ::dynamite::CacheSettings {
+            enabled: #enabled,
+            ttl_ms: #ttl,
+            negative_ttl_ms: #negative,
+            queries: #queries,
+        }
+    }
+}
+
+/// `Entity::to_item`: every stored field, encoded natively or through serde.
+fn to_item_fn(cont: &Container) -> TokenStream {
+    let entity_name = cont.ident.to_string();
+    let stored = cont.fields.iter().filter(|f| !f.skip);
+    let field_count = stored.clone().count();
+    let encode_fields = stored.map(|f| encode_field(&entity_name, f));
+    quote! {
+        fn to_item(&self) -> ::dynamite::Result<::dynamite::Item> {
+            #[allow(unused_imports)]
+            use ::dynamite::__private::{EncodeNative as _, EncodeSerde as _};
+            let mut item = ::dynamite::Item::with_capacity(#field_count);
+            #(#encode_fields)*
+            ::core::result::Result::Ok(item)
+        }
+    }
+}
+
+/// Inserts one field's attribute, unless it encodes to nothing or `skip_serializing_if` says so.
 fn encode_field(entity: &str, f: &Field) -> TokenStream {
     let fi = f.ident;
     let name = &f.attr_name;
@@ -324,6 +219,43 @@ fn encode_field(entity: &str, f: &Field) -> TokenStream {
     }
 }
 
+/// `Entity::from_item`: every field decoded (skipped ones defaulted), after the
+/// `deny_unknown_fields` check if asked for.
+fn from_item_fn(cont: &Container) -> TokenStream {
+    let entity_name = cont.ident.to_string();
+    let unknown_check = cont
+        .deny_unknown_fields
+        .then(|| deny_unknown(&entity_name, &cont.fields));
+    let field_idents = cont.fields.iter().map(|f| f.ident);
+    let decode_fields = cont.fields.iter().map(|f| decode_field(&entity_name, f));
+    quote! {
+        fn from_item(mut item: ::dynamite::Item) -> ::dynamite::Result<Self> {
+            #[allow(unused_imports)]
+            use ::dynamite::__private::{DecodeNative as _, DecodeSerde as _};
+            #unknown_check
+            ::core::result::Result::Ok(Self {
+                #(#field_idents: #decode_fields,)*
+            })
+        }
+    }
+}
+
+/// `#[serde(deny_unknown_fields)]`: an item attribute that no field reads (by name or alias) is
+/// an error.
+fn deny_unknown(entity: &str, fields: &[Field]) -> TokenStream {
+    let known: Vec<String> = fields
+        .iter()
+        .filter(|f| !f.skip)
+        .flat_map(|f| {
+            std::iter::once(f.attr_name.clone()).chain(f.aliases.iter().map(LitStr::value))
+        })
+        .collect();
+    quote! {
+        ::dynamite::__private::deny_unknown(#entity, &item, &[#(#known),*])?;
+    }
+}
+
+/// One field's value: its attribute (or the first alias present) decoded, else its default.
 fn decode_field(entity: &str, f: &Field) -> TokenStream {
     if f.skip {
         return quote!(::core::default::Default::default());
@@ -350,6 +282,127 @@ fn decode_field(entity: &str, f: &Field) -> TokenStream {
     }
 }
 
+/// `Entity::primary_key`: the key of `self`.
+fn primary_key_fn(cont: &Container, res: &Resolved) -> TokenStream {
+    let key_value = |i: usize| {
+        let f = &cont.fields[i];
+        let fi = f.ident;
+        let ty = f.ty;
+        quote!(<#ty as ::dynamite::KeyAttribute>::to_key_value(&self.#fi))
+    };
+    let pk_value = key_value(res.partition_key);
+    let sk_value = option(res.sort_key.map(key_value));
+    quote! {
+        fn primary_key(&self) -> ::dynamite::Key<Self> {
+            ::dynamite::Key::from_values(#pk_value, #sk_value)
+        }
+    }
+}
+
+/// `Entity::version`, when a field is the version attribute.
+fn version_fn(cont: &Container, res: &Resolved) -> Option<TokenStream> {
+    let f = &cont.fields[res.version?];
+    let fi = f.ident;
+    let ty = f.ty;
+    Some(quote! {
+        fn version(&self) -> ::core::option::Option<u64> {
+            <#ty as ::dynamite::VersionAttribute>::current(&self.#fi)
+        }
+    })
+}
+
+/// The typed key constructor `Entity::key(pk[, sk])`.
+fn key_constructor(cont: &Container, res: &Resolved) -> TokenStream {
+    let fields = &cont.fields;
+    let pk = &fields[res.partition_key];
+    let (pk_param, pk_arg) = key_param(pk);
+    let pk_ty = pk.ty;
+    let sk = res.sort_key.map(|i| &fields[i]);
+    let sk_param = sk.map(|f| {
+        let (param, _) = key_param(f);
+        quote!(, #param)
+    });
+    let sk_expr = option(sk.map(|f| {
+        let (_, arg) = key_param(f);
+        let ty = f.ty;
+        quote!(<#ty as ::dynamite::KeyAttribute>::to_key_value(#arg))
+    }));
+    let key_doc = key_doc(cont, pk, sk);
+    quote! {
+        #[doc = #key_doc]
+        pub fn key(#pk_param #sk_param) -> ::dynamite::Key<Self> {
+            ::dynamite::Key::from_values(
+                <#pk_ty as ::dynamite::KeyAttribute>::to_key_value(#pk_arg),
+                #sk_expr,
+            )
+        }
+    }
+}
+
+/// A key constructor parameter named after its field, and the reference passed on: `String`
+/// keys take `impl Into<String>`, others their own type.
+fn key_param(f: &Field) -> (TokenStream, TokenStream) {
+    let param = format_ident!("{}", f.ident.to_string().trim_start_matches("r#"));
+    let ty = f.ty;
+    if is_string(ty) {
+        (
+            quote!(#param: impl ::core::convert::Into<::std::string::String>),
+            quote!(&#param.into()),
+        )
+    } else {
+        (quote!(#param: #ty), quote!(&#param))
+    }
+}
+
+/// The key constructor's doc: which attributes make up the key.
+fn key_doc(cont: &Container, pk: &Field, sk: Option<&Field>) -> String {
+    let entity_name = cont.ident;
+    match sk {
+        Some(sk) => format!(
+            "The primary key of a `{entity_name}`: partition key `{}`, sort key `{}`.",
+            pk.attr_name, sk.attr_name
+        ),
+        None => format!(
+            "The primary key of a `{entity_name}`: partition key `{}`.",
+            pk.attr_name
+        ),
+    }
+}
+
+/// One `Attr` constant per stored field, named after the field in SCREAMING_SNAKE_CASE.
+fn attribute_handles<'a>(cont: &'a Container) -> impl Iterator<Item = TokenStream> + 'a {
+    let ident = cont.ident;
+    cont.fields.iter().filter(|f| !f.skip).map(move |f| {
+        let const_ident = format_ident!("{}", field_handle_name(f.ident));
+        let ty = f.ty;
+        let name = &f.attr_name;
+        let doc =
+            format!("Typed handle of attribute `{name}`, for conditions, updates and projections.");
+        quote! {
+            #[doc = #doc]
+            pub const #const_ident: ::dynamite::Attr<#ident, #ty> = ::dynamite::Attr::new(#name);
+        }
+    })
+}
+
+/// One `IndexHandle` constant per index.
+fn index_handles<'a>(
+    cont: &'a Container,
+    res: &'a Resolved,
+) -> impl Iterator<Item = TokenStream> + 'a {
+    let ident: &Ident = cont.ident;
+    res.indexes.iter().map(move |index| {
+        let const_ident = format_ident!("{}", index.const_name);
+        let name = &index.name;
+        let doc = format!("Typed handle of index `{name}`.");
+        quote! {
+            #[doc = #doc]
+            pub const #const_ident: ::dynamite::IndexHandle<#ident> = ::dynamite::IndexHandle::new(#name);
+        }
+    })
+}
+
+/// `String` as written (not an alias): the key constructor then takes `impl Into<String>`.
 fn is_string(ty: &syn::Type) -> bool {
     matches!(ty, syn::Type::Path(p) if p.qself.is_none() && p.path.segments.last().is_some_and(|s| s.ident == "String" && s.arguments.is_empty()))
 }
@@ -375,10 +428,37 @@ fn fingerprint(cont: &Container, res: &Resolved) -> u64 {
             f.roles.len()
         ));
     }
+    fnv1a(text.as_bytes())
+}
+
+/// 64-bit FNV-1a.
+fn fnv1a(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in text.bytes() {
-        h ^= u64::from(b);
+    for b in bytes {
+        h ^= u64::from(*b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnv1a_known_values() {
+        // Reference values of 64-bit FNV-1a.
+        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a(b"foobar"), 0x8594_4171_f739_67e8);
+    }
+
+    #[test]
+    fn string_types() {
+        let ty = |text: &str| syn::parse_str::<syn::Type>(text).expect("a type");
+        assert!(is_string(&ty("String")));
+        assert!(is_string(&ty("std::string::String")));
+        assert!(!is_string(&ty("&str")));
+        assert!(!is_string(&ty("Option<String>")));
+    }
 }
