@@ -35,9 +35,9 @@
 //! `t` comes back, every invalidation published before `t` has come back before it. While the
 //! last heartbeat to come back was sent more than the bound ago (Redis stalled, down,
 //! restarting, or the network between), the layers above it serve nothing, and so does the
-//! shared layer itself; reads go to DynamoDB. When heartbeats resume, nothing is served for a
-//! recovery grace (four heartbeats), the time every other instance needs to write the
-//! invalidations it held back during the outage. So an entry served by any instance is never
+//! shared layer itself; reads go to DynamoDB. When heartbeats resume after a gap, nothing is
+//! served for a recovery grace (2 s by default), the time every other instance needs to write
+//! the invalidations it held back during the outage (a new instance waits four heartbeats). So an entry served by any instance is never
 //! older than a write acknowledged by any other instance more than the bound (250 ms by
 //! default) earlier, provided the writer reaches Redis again within the grace of the reader.
 //!
@@ -364,15 +364,25 @@ pub struct Heartbeat {
     /// After heartbeats resume from a gap, serve nothing for this long (other instances write
     /// the invalidations they held back meanwhile).
     pub recovery_grace: Duration,
+    /// After the very first heartbeat, serve nothing for this long.
+    pub startup_grace: Duration,
 }
 
 impl Heartbeat {
-    /// A heartbeat policy.
+    /// A heartbeat policy (the startup grace is the recovery grace).
     pub const fn new(staleness_bound: Duration, recovery_grace: Duration) -> Self {
         Heartbeat {
             staleness_bound,
             recovery_grace,
+            startup_grace: recovery_grace,
         }
+    }
+
+    /// The same policy with a startup grace of its own (usually shorter than the recovery
+    /// grace: a new instance has seen no outage).
+    pub const fn with_startup_grace(mut self, grace: Duration) -> Self {
+        self.startup_grace = grace;
+        self
     }
 }
 
@@ -392,8 +402,9 @@ pub struct Contact {
     last_sent: AtomicU64,
     /// When it arrived (same encoding).
     last_heard: AtomicU64,
-    /// When the current unbroken run of heartbeats began to arrive (same encoding).
-    since: AtomicU64,
+    /// When the current unbroken run of heartbeats began to arrive, plus its grace: nothing is
+    /// served before then (same encoding).
+    serve_from: AtomicU64,
 }
 
 impl Contact {
@@ -404,7 +415,7 @@ impl Contact {
             origin: Instant::now(),
             last_sent: AtomicU64::new(0),
             last_heard: AtomicU64::new(0),
-            since: AtomicU64::new(0),
+            serve_from: AtomicU64::new(0),
         }
     }
 
@@ -416,7 +427,7 @@ impl Contact {
             origin: other.origin,
             last_sent: AtomicU64::new(other.last_sent.load(Ordering::Acquire)),
             last_heard: AtomicU64::new(other.last_heard.load(Ordering::Acquire)),
-            since: AtomicU64::new(other.since.load(Ordering::Acquire)),
+            serve_from: AtomicU64::new(other.serve_from.load(Ordering::Acquire)),
         }
     }
 
@@ -443,25 +454,34 @@ impl Contact {
         }
         let last_heard = self.last_heard.load(Ordering::Acquire);
         let bound = Self::nanos(self.policy.staleness_bound);
-        if last_sent == 0 || sent - last_sent > bound || heard.saturating_sub(last_heard) > bound {
-            // `since` first: a reader that sees the new `last_sent` also sees the new run.
-            self.since.store(heard, Ordering::Release);
+        let grace = if last_sent == 0 {
+            Some(self.policy.startup_grace)
+        } else if sent - last_sent > bound || heard.saturating_sub(last_heard) > bound {
+            Some(self.policy.recovery_grace)
+        } else {
+            None
+        };
+        if let Some(grace) = grace {
+            // First: a reader that sees the new `last_sent` also sees the new run.
+            self.serve_from
+                .store(heard.saturating_add(Self::nanos(grace)), Ordering::Release);
         }
         self.last_heard.store(heard, Ordering::Release);
         self.last_sent.store(sent, Ordering::Release);
     }
 
     /// Entries may be served at `now`: the last heartbeat heard was sent less than the bound
-    /// ago, and the run it belongs to began to arrive longer ago than the recovery grace.
+    /// ago, and the run it belongs to began to arrive longer ago than its grace (the startup
+    /// grace for the first run, the recovery grace after a gap).
     pub fn is_current(&self, now: Instant) -> bool {
         let last_sent = self.last_sent.load(Ordering::Acquire);
-        let since = self.since.load(Ordering::Acquire);
+        let serve_from = self.serve_from.load(Ordering::Acquire);
         if last_sent == 0 {
             return false;
         }
         let now = self.stamp(now);
         now < last_sent.saturating_add(Self::nanos(self.policy.staleness_bound))
-            && now >= since.saturating_add(Self::nanos(self.policy.recovery_grace))
+            && now >= serve_from
     }
 }
 
@@ -631,6 +651,22 @@ mod tests {
         beats(&c, t0, 3_000, 3_200);
         assert!(!c.is_current(t0 + 3_199 * MS));
         assert!(c.is_current(t0 + 3_201 * MS));
+    }
+
+    #[test]
+    fn the_first_run_waits_the_startup_grace_later_runs_the_recovery_grace() {
+        let c = Contact::new(Heartbeat::new(250 * MS, 2_000 * MS).with_startup_grace(200 * MS));
+        let t0 = Instant::now();
+        beats(&c, t0, 0, 300);
+        assert!(c.is_current(t0 + 301 * MS), "startup grace of 200 ms");
+        beats(&c, t0, 1_000, 1_000);
+        beats(&c, t0, 1_050, 2_950);
+        assert!(
+            !c.is_current(t0 + 2_951 * MS),
+            "2 s recovery grace after the gap"
+        );
+        beats(&c, t0, 3_000, 3_100);
+        assert!(c.is_current(t0 + 3_101 * MS));
     }
 
     #[test]

@@ -71,6 +71,7 @@ pub struct RedisLayerBuilder {
     retry_interval: Duration,
     generation_ttl: Duration,
     staleness_bound: Duration,
+    recovery_grace: Duration,
     max_pending: usize,
 }
 
@@ -104,9 +105,18 @@ impl RedisLayerBuilder {
     /// The staleness bound across instances (250 ms by default, at least 10 ms): how long
     /// after a write acknowledged by another instance this instance may still serve the old
     /// value from its cache. A heartbeat goes through Redis every fifth of it; the recovery
-    /// grace after an outage is four heartbeats. See the [`cache`](super) module docs.
+    /// grace after an outage is [`recovery_grace`](Self::recovery_grace). See the [`cache`](super) module docs.
     pub fn staleness_bound(mut self, bound: Duration) -> Self {
         self.staleness_bound = bound;
+        self
+    }
+
+    /// After an outage (heartbeats resume from a gap), how long the layer and the layers above
+    /// it serve nothing (2 s): the time other instances have to write the invalidations they
+    /// held back. The staleness bound holds for writers that reach Redis within it; a longer
+    /// grace only costs hits after an outage.
+    pub fn recovery_grace(mut self, grace: Duration) -> Self {
+        self.recovery_grace = grace;
         self
     }
 
@@ -193,7 +203,8 @@ impl RedisLayerBuilder {
     pub async fn connect(self) -> Result<RedisLayer, CacheError> {
         self.check()?;
         let conn = self.open().await?;
-        let heartbeat = Heartbeat::new(self.staleness_bound, self.staleness_bound * 4 / 5);
+        let heartbeat = Heartbeat::new(self.staleness_bound, self.recovery_grace)
+            .with_startup_grace(self.staleness_bound * 4 / 5);
         let (tx, _) = broadcast::channel(4096);
         let instance = format!("{:016x}", fastrand::u64(..));
         let shared = Arc::new(Shared {
@@ -225,7 +236,7 @@ impl RedisLayerBuilder {
         };
         // Invalidations published before the subscription would be missed: wait for it, and
         // for the layer to be current, so a new instance serves from the start.
-        let wait = Duration::from_secs(2).max(heartbeat.recovery_grace * 3);
+        let wait = Duration::from_secs(2).max(heartbeat.startup_grace * 3);
         let ready = async {
             let _ = on_subscribed.await;
             while !layer.shared.contact.is_current(Instant::now()) {
@@ -286,6 +297,7 @@ impl RedisLayer {
             retry_interval: Duration::from_secs(1),
             generation_ttl: Duration::from_secs(24 * 3600),
             staleness_bound: Duration::from_millis(250),
+            recovery_grace: Duration::from_secs(2),
             max_pending: 10_000,
         }
     }
@@ -445,12 +457,11 @@ impl CacheLayer for RedisLayer {
 
     async fn invalidate(&self, scope: &str) -> Result<(), CacheError> {
         let shared = &*self.shared;
-        // Held-back invalidations first; if Redis is not ready, this one joins them.
-        let written = match shared.ready().await {
-            Ok(()) => shared.write_invalidation(scope).await,
-            Err(e) => Err(e),
-        };
-        match written {
+        // Always tried, even in the retry interval after a fault: on a cluster this scope's
+        // node may answer while another's does not, and an instance that reaches it must not
+        // serve what this write replaced. (Held-back ones are the background task's.) During an
+        // outage a write pays at most the command timeout for it.
+        match shared.write_invalidation(scope).await {
             Ok(()) => {
                 shared.stats.invalidation();
                 Ok(())
