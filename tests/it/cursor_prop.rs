@@ -10,10 +10,9 @@
 //! One table per entity for every case; each case writes its random items under a fresh
 //! partition key.
 
-mod common;
-
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use crate::support;
 use base64::Engine as _;
 use dynamite::ops::Find;
 use dynamite::{Binary, Client, Condition, Cursor, Entity};
@@ -243,7 +242,7 @@ async fn check(db: &Client, case: &Case) -> Result<(), TestCaseError> {
 fn paging_by_cursor_returns_exactly_the_full_read() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let db = rt.block_on(async {
-        let db = common::client().await;
+        let db = support::client().await;
         Rec::create_table(&db).await.expect("create table");
         db
     });
@@ -417,7 +416,7 @@ async fn check_keys(plain: &Client, keyed: &Client, case: &KeyCase) -> Result<()
 fn random_keys_round_trip_through_cursors_one_string_per_position() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (plain, keyed) = rt.block_on(async {
-        let db = common::client().await;
+        let db = support::client().await;
         Spot::create_table(&db).await.expect("create table");
         Mark::create_table(&db).await.expect("create table");
         let keyed = Client::builder(db.sdk().clone())

@@ -2,8 +2,7 @@
 //! engine). Each test names the rule it checks; on moto the ones moto cannot pass are skipped
 //! (listed in the README's testing section).
 
-mod common;
-
+use crate::support;
 use aws_sdk_dynamodb::types::{AttributeValue, TimeToLiveStatus};
 use dynamite::{Entity, Error, Update};
 use serde::{Deserialize, Serialize};
@@ -49,7 +48,7 @@ fn restock(db: &dynamite::Client) -> impl std::future::Future<Output = dynamite:
 /// over separate connections, it has held so far, so the test runs on both servers.)
 #[tokio::test]
 async fn concurrent_conditional_transactions_apply_once() {
-    let db = common::client().await;
+    let db = support::client().await;
     Product::create_table(&db).await.unwrap();
     let product = Product {
         id: "p1".into(),
@@ -86,13 +85,13 @@ async fn concurrent_conditional_transactions_apply_once() {
 /// applied once: the second call succeeds without applying anything.
 #[tokio::test]
 async fn transaction_with_the_same_token_applies_once() {
-    if common::skip_on_moto(
+    if support::skip_on_moto(
         "transaction_with_the_same_token_applies_once",
         "ClientRequestToken makes TransactWriteItems idempotent (moto ignores the token)",
     ) {
         return;
     }
-    let db = common::client().await;
+    let db = support::client().await;
     Product::create_table(&db).await.unwrap();
     Product {
         id: "p1".into(),
@@ -146,13 +145,13 @@ fn blob_of_size(size: usize) -> Blob {
 /// count matches the server's.
 #[tokio::test]
 async fn item_size_limit_is_409600_bytes() {
-    if common::skip_on_moto(
+    if support::skip_on_moto(
         "item_size_limit_is_409600_bytes",
         "items may be 409,600 bytes (moto caps them at 405,000)",
     ) {
         return;
     }
-    let db = common::client().await;
+    let db = support::client().await;
     Blob::create_table(&db).await.unwrap();
 
     let largest = blob_of_size(409_600);
@@ -172,7 +171,7 @@ async fn item_size_limit_is_409600_bytes() {
 
     // The client refuses it before any request: the same put through an unreachable endpoint
     // fails with the same validation error, not a connection error.
-    let offline = common::unreachable_client().await;
+    let offline = support::unreachable_client().await;
     let err = too_big.put(&offline).await.unwrap_err();
     assert!(matches!(&err, Error::Validation { .. }), "{err}");
 
@@ -196,7 +195,7 @@ async fn item_size_limit_is_409600_bytes() {
 /// `ensure_table` enables TTL on the entity's TTL attribute, and doing it again is a no-op.
 #[tokio::test]
 async fn ensure_table_enables_ttl() {
-    let db = common::client().await;
+    let db = support::client().await;
     Session::ensure_table(&db).await.unwrap();
     Session::ensure_table(&db).await.unwrap();
     let ttl = db
@@ -233,13 +232,13 @@ async fn ensure_table_enables_ttl() {
 /// TransactGetItems reads up to 100 items (moto caps it at 25); 101 are refused before sending.
 #[tokio::test]
 async fn transact_get_reads_100_items() {
-    if common::skip_on_moto(
+    if support::skip_on_moto(
         "transact_get_reads_100_items",
         "TransactGetItems takes up to 100 items (moto refuses more than 25)",
     ) {
         return;
     }
-    let db = common::client().await;
+    let db = support::client().await;
     Product::create_table(&db).await.unwrap();
     let products: Vec<Product> = (0..100)
         .map(|i| Product {
@@ -259,7 +258,7 @@ async fn transact_get_reads_100_items() {
     let read: Vec<Option<Product>> = read.all().unwrap();
     assert_eq!(read, products.iter().cloned().map(Some).collect::<Vec<_>>());
 
-    let offline = common::unreachable_client().await;
+    let offline = support::unreachable_client().await;
     let err = (0..101)
         .fold(offline.transact_get(), |tx, i| {
             tx.get(Product::key(format!("p{i:03}")))

@@ -2,17 +2,16 @@
 //! README.md appears below verbatim (indentation aside), with the set-up it needs around it;
 //! `every_readme_block_is_here` fails when a block is edited in one place and not the other.
 
-mod common;
-
 use std::collections::HashSet;
 
+use crate::support;
 use dynamite::{Client, Cursor, Entity, RetryPolicy, Update};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 /// The README's ```rust blocks, each as trimmed lines.
 fn readme_blocks() -> Vec<Vec<String>> {
-    let readme = include_str!("../README.md");
+    let readme = include_str!("../../README.md");
     let mut blocks = Vec::new();
     let mut current: Option<Vec<String>> = None;
     for line in readme.lines() {
@@ -40,7 +39,7 @@ fn every_readme_block_is_here() {
             .any(|window| window == block.as_slice());
         assert!(
             found,
-            "this README block is not in tests/readme.rs (copy it there, with what it needs \
+            "this README block is not in tests/it/readme.rs (copy it there, with what it needs \
              around it):\n{}",
             block.join("\n")
         );
@@ -50,7 +49,7 @@ fn every_readme_block_is_here() {
 /// A client for the test server whose tables live under a prefix of their own: the README's
 /// `Client::from_env()` with the prefix the other tests use.
 async fn from_env() -> Client {
-    common::client().await
+    support::client().await
 }
 
 #[rustfmt::skip] // the README's layout, kept verbatim

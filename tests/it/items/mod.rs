@@ -1,12 +1,13 @@
 //! Item operations, tables, optimistic locking and validation against the local server.
 
-mod common;
-
 use std::collections::{BTreeSet, HashSet};
 
+use crate::support;
 use aws_sdk_dynamodb::types::{AttributeValue, ProjectionType};
 use dynamite::{BillingMode, Binary, Client, Entity, Error, Key};
 use serde::{Deserialize, Serialize};
+
+mod keys;
 
 #[derive(Entity, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[dynamite(table = "users")]
@@ -70,15 +71,9 @@ struct Note {
     size: Option<f64>,
 }
 
-async fn setup<E: Entity>() -> Client {
-    let db = common::client().await;
-    E::create_table(&db).await.expect("create table");
-    db
-}
-
 #[tokio::test]
 async fn create_table_from_metadata() {
-    let db = setup::<User>().await;
+    let db = support::setup::<User>().await;
     let table = db.table_name("users");
     let desc = db
         .sdk()
@@ -196,7 +191,7 @@ async fn create_table_from_metadata() {
 
 #[tokio::test]
 async fn ensure_table_creates_when_missing_and_provisioned_billing() {
-    let db = common::client().await;
+    let db = support::client().await;
     Note::ensure_table(&db)
         .billing(BillingMode::Provisioned { read: 5, write: 3 })
         .await
@@ -216,7 +211,7 @@ async fn ensure_table_creates_when_missing_and_provisioned_billing() {
 
 #[tokio::test]
 async fn put_get_round_trip_with_projection_and_consistency() {
-    let db = setup::<User>().await;
+    let db = support::setup::<User>().await;
     let user = ada();
     user.put(&db).await.unwrap();
     let got = User::get(&db, User::key("u1", "eu"))
@@ -269,7 +264,7 @@ async fn put_get_round_trip_with_projection_and_consistency() {
         body: "hello".into(),
         size: Some(1.5),
     };
-    let db2 = setup::<Note>().await;
+    let db2 = support::setup::<Note>().await;
     note.put(&db2).await.unwrap();
     let partial = Note::get(&db2, Note::key("n1"))
         .select([Note::ID, Note::BODY])
@@ -281,7 +276,7 @@ async fn put_get_round_trip_with_projection_and_consistency() {
 
 #[tokio::test]
 async fn put_conditions_and_return_old() {
-    let db = setup::<Note>().await;
+    let db = support::setup::<Note>().await;
     let first = Note {
         id: "n1".into(),
         body: "one".into(),
@@ -329,7 +324,7 @@ async fn put_conditions_and_return_old() {
 
 #[tokio::test]
 async fn update_actions_conditions_and_return_values() {
-    let db = setup::<User>().await;
+    let db = support::setup::<User>().await;
     ada().put(&db).await.unwrap();
     let key = || User::key("u1", "eu");
 
@@ -402,7 +397,7 @@ async fn update_actions_conditions_and_return_values() {
 
 #[tokio::test]
 async fn update_rejects_bad_input_before_sending() {
-    let db = common::unreachable_client().await;
+    let db = support::unreachable_client().await;
     let key = || User::key("u1", "eu");
     let err = User::update(&db, key())
         .set(User::ID, "other")
@@ -456,7 +451,7 @@ async fn update_rejects_bad_input_before_sending() {
 
 #[tokio::test]
 async fn delete_with_condition_and_return_old() {
-    let db = setup::<Note>().await;
+    let db = support::setup::<Note>().await;
     let note = Note {
         id: "n1".into(),
         body: "keep".into(),
@@ -491,7 +486,7 @@ async fn delete_with_condition_and_return_old() {
 
 #[tokio::test]
 async fn optimistic_locking() {
-    let db = setup::<User>().await;
+    let db = support::setup::<User>().await;
     let mut user = ada();
     user.put(&db).await.unwrap();
 
@@ -601,7 +596,7 @@ async fn optimistic_locking() {
 
 #[tokio::test]
 async fn validation_errors_are_raised_before_any_request() {
-    let db = common::unreachable_client().await;
+    let db = support::unreachable_client().await;
 
     let big = Note {
         id: "n1".into(),
@@ -687,7 +682,7 @@ struct Blob {
 
 #[tokio::test]
 async fn service_errors_keep_operation_table_and_source() {
-    let db = common::client().await; // no table created
+    let db = support::client().await; // no table created
     let err = Note::get(&db, Note::key("x")).await.unwrap_err();
     match &err {
         Error::Sdk {
@@ -728,7 +723,7 @@ async fn binary_and_numeric_keys() {
         seq: u64,
         payload: String,
     }
-    let db = setup::<Event>().await;
+    let db = support::setup::<Event>().await;
     let e = Event {
         stream: Binary(vec![0xde, 0xad]),
         seq: 42,
@@ -743,7 +738,7 @@ async fn binary_and_numeric_keys() {
 
 #[tokio::test]
 async fn oversized_updates_and_empty_key_conditions_are_refused_before_sending() {
-    let db = common::unreachable_client().await;
+    let db = support::unreachable_client().await;
     let big = "x".repeat(410 * 1024);
     let err = Note::update(&db, Note::key("n"))
         .set(Note::BODY, big.as_str())
@@ -785,7 +780,7 @@ async fn selections_always_read_the_key() {
         body: String,
         size: Option<f64>,
     }
-    let db = setup::<NoteBody>().await;
+    let db = support::setup::<NoteBody>().await;
     let note = NoteBody {
         id: "n1".into(),
         body: "hello".into(),
@@ -822,7 +817,7 @@ async fn selections_always_read_the_key() {
 
 #[tokio::test]
 async fn update_changes_existing_items_only_and_upsert_creates() {
-    let db = setup::<Note>().await;
+    let db = support::setup::<Note>().await;
     let err = Note::update(&db, Note::key("n1"))
         .set(Note::BODY, "hello")
         .await
@@ -869,93 +864,4 @@ async fn update_changes_existing_items_only_and_upsert_creates() {
         ),
         "{err:?}"
     );
-}
-
-/// Key values that held the separators of earlier key encodings: distinct items, never one.
-#[derive(Entity, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[dynamite(table = "pairs")]
-struct Pair {
-    #[dynamite(partition_key)]
-    pk: String,
-    #[dynamite(sort_key)]
-    sk: String,
-    n: i64,
-}
-
-#[tokio::test]
-async fn keys_holding_separators_never_collide() {
-    let direct = setup::<Pair>().await;
-    let db = Client::builder(direct.sdk().clone())
-        .table_prefix(direct.table_prefix())
-        .cache(dynamite::cache::MokaLayer::new(1 << 20))
-        .build();
-    let pairs = [
-        // Collided in the batch key strings (NUL and `=` as separators).
-        Pair {
-            pk: "x\u{0}sk=Sy".into(),
-            sk: "z".into(),
-            n: 1,
-        },
-        Pair {
-            pk: "x".into(),
-            sk: "y\u{0}sk=Sz".into(),
-            n: 2,
-        },
-        // Collided in the cache key texts (`\u{1f}` as separator).
-        Pair {
-            pk: "a\u{1f}Sb".into(),
-            sk: "c".into(),
-            n: 3,
-        },
-        Pair {
-            pk: "a".into(),
-            sk: "b\u{1f}Sc".into(),
-            n: 4,
-        },
-    ];
-    let out = Pair::batch_write(&db).put_all(&pairs).await.unwrap();
-    assert_eq!((out.puts, out.superseded), (4, 0), "{out:?}");
-    let keys = || pairs.iter().map(|p| Pair::key(p.pk.clone(), p.sk.clone()));
-    let got = Pair::batch_get(&db, keys()).await.unwrap();
-    assert_eq!(got.items, pairs.to_vec());
-    assert!(got.missing.is_empty());
-    // Through the cache, each key reads its own item (the second read of each is a hit).
-    for _ in 0..2 {
-        for p in &pairs {
-            let read = Pair::get(&db, Pair::key(p.pk.clone(), p.sk.clone()))
-                .await
-                .unwrap();
-            assert_eq!(read.as_ref(), Some(p));
-        }
-    }
-    // One transaction may write both items of a formerly colliding pair.
-    db.transact_write()
-        .delete(Pair::key("x\u{0}sk=Sy", "z"))
-        .delete(Pair::key("x", "y\u{0}sk=Sz"))
-        .await
-        .unwrap();
-}
-
-#[tokio::test]
-async fn number_keys_are_one_key_by_value() {
-    #[derive(Entity, Serialize, Deserialize, Clone, Debug, PartialEq)]
-    #[dynamite(table = "counters")]
-    struct Slot {
-        #[dynamite(partition_key)]
-        n: i64,
-        label: String,
-    }
-    let db = setup::<Slot>().await;
-    Slot {
-        n: 1,
-        label: "one".into(),
-    }
-    .put(&db)
-    .await
-    .unwrap();
-    // "1.0" is the key 1 for DynamoDB: batch_get finds it (and reports it found, not missing).
-    let key = Key::<Slot>::from_values(AttributeValue::N("1.0".into()), None);
-    let got = Slot::batch_get(&db, [key, Slot::key(1)]).await.unwrap();
-    assert_eq!(got.items.len(), 1, "{got:?}");
-    assert!(got.missing.is_empty(), "{got:?}");
 }
