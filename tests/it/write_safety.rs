@@ -10,6 +10,9 @@ use dynamite::testing::{Fault, FaultProxy, Match, TestDb};
 use dynamite::{Client, Entity, Operation, RetryBudget, RetryPolicy};
 use serde::{Deserialize, Serialize};
 
+use crate::support;
+use crate::support::fixtures::Thing;
+
 const CALLS: usize = 200;
 const LOST: f64 = 0.3;
 
@@ -32,14 +35,6 @@ struct Doc {
     body: String,
     #[dynamite(version)]
     version: u64,
-}
-
-#[derive(Entity, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[dynamite(table = "things")]
-struct Thing {
-    #[dynamite(partition_key)]
-    id: String,
-    n: i64,
 }
 
 fn thing(i: usize) -> Thing {
@@ -435,22 +430,12 @@ async fn sustained_throttling_spends_the_client_retry_budget_once() {
     db.cleanup().await.unwrap();
 }
 
-/// `true` (after saying why on stderr) on moto, which ignores client request tokens: DynamoDB
-/// applies a TransactWriteItems sent again with the same token (within 10 minutes) once.
-fn skip_on_moto(test: &str) -> bool {
-    let moto = std::env::var("DYNAMITE_TEST_SERVER").as_deref() == Ok("moto");
-    if moto {
-        eprintln!(
-            "skipped on moto: {test}: moto deviates from DynamoDB: a transaction sent again \
-             with the same ClientRequestToken is applied once"
-        );
-    }
-    moto
-}
-
 #[tokio::test]
 async fn idempotent_mode_applies_every_counter_update_exactly_once() {
-    if skip_on_moto("idempotent_mode_applies_every_counter_update_exactly_once") {
+    if support::skip_on_moto(
+        "idempotent_mode_applies_every_counter_update_exactly_once",
+        "a transaction sent again with the same ClientRequestToken is applied once",
+    ) {
         return;
     }
     let fx = setup().await;

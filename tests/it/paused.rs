@@ -1,47 +1,14 @@
-use std::sync::{Arc, Mutex};
+//! Retry back-off on tokio's paused clock (`start_paused`: each test's own runtime, so the
+//! rest of the harness runs on real time): the waits chosen and the client's retry budget,
+//! against an endpoint that refuses connections.
+
 use std::time::Duration;
 
-use aws_config::BehaviorVersion;
 use dynamite::{Client, Entity, ErrorKind, RetryBudget, RetryPolicy};
-use serde::{Deserialize, Serialize};
-use tracing::field::{Field, Visit};
-use tracing::{Event, Subscriber};
-use tracing_subscriber::layer::{Context, SubscriberExt};
-use tracing_subscriber::Layer;
 
-#[derive(Entity, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[dynamite(table = "things")]
-struct Thing {
-    #[dynamite(partition_key)]
-    id: String,
-}
-
-/// The `delay_us` of every `dynamite::retry` event.
-#[derive(Clone, Default)]
-struct Delays(Arc<Mutex<Vec<Duration>>>);
-
-struct DelayUs(Option<u64>);
-impl Visit for DelayUs {
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        if field.name() == "delay_us" {
-            self.0 = Some(value);
-        }
-    }
-    fn record_debug(&mut self, _: &Field, _: &dyn std::fmt::Debug) {}
-}
-
-impl<S: Subscriber> Layer<S> for Delays {
-    fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
-        if event.metadata().target() == "dynamite::retry" {
-            let mut v = DelayUs(None);
-            event.record(&mut v);
-            self.0
-                .lock()
-                .unwrap()
-                .push(Duration::from_micros(v.0.expect("delay_us")));
-        }
-    }
-}
+use crate::support;
+use crate::support::fixtures::Thing;
+use crate::support::trace::Capture;
 
 /// Connection refused on every attempt; no SDK timers (timeouts, stalled-stream checks) that
 /// paused time could jump to.
@@ -50,19 +17,8 @@ async fn unreachable(policy: RetryPolicy) -> Client {
 }
 
 async fn unreachable_with(policy: RetryPolicy, budget: RetryBudget) -> Client {
-    let config = aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url("http://127.0.0.1:9")
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "test", "test", None, None, "paused",
-        ))
-        .timeout_config(aws_config::timeout::TimeoutConfig::disabled())
-        .stalled_stream_protection(
-            aws_sdk_dynamodb::config::StalledStreamProtectionConfig::disabled(),
-        )
-        .load()
-        .await;
-    Client::builder(aws_sdk_dynamodb::Client::new(&config))
+    support::unreachable_builder()
+        .await
         .retry_policy(policy)
         .retry_budget(budget)
         .build()
@@ -70,9 +26,8 @@ async fn unreachable_with(policy: RetryPolicy, budget: RetryBudget) -> Client {
 
 #[tokio::test(start_paused = true)]
 async fn backoff_runs_on_tokio_time() {
-    let delays = Delays::default();
-    let _guard =
-        tracing::subscriber::set_default(tracing_subscriber::registry().with(delays.clone()));
+    let delays = Capture::default();
+    let _guard = delays.install();
 
     // Long delays cost nothing under paused time.
     let p = RetryPolicy::standard()
@@ -86,7 +41,7 @@ async fn backoff_runs_on_tokio_time() {
     let elapsed = start.elapsed();
     // Connection refused: nothing reached the server.
     assert_eq!(err.kind(), Some(ErrorKind::NotSent), "{err:?}");
-    let chosen = delays.0.lock().unwrap().clone();
+    let chosen = delays.delays();
     assert_eq!(chosen.len(), 7);
     for (i, d) in chosen.iter().enumerate() {
         assert!(*d <= p.delay_ceiling(i as u32 + 1));
@@ -100,7 +55,7 @@ async fn backoff_runs_on_tokio_time() {
     );
 
     // A budget: under paused time the elapsed time is the waits only, so they fit in it.
-    delays.0.lock().unwrap().clear();
+    delays.clear();
     let budget = Duration::from_millis(700);
     let p = RetryPolicy::standard()
         .max_attempts(100)
@@ -111,7 +66,7 @@ async fn backoff_runs_on_tokio_time() {
     let start = tokio::time::Instant::now();
     Thing::get(&db, Thing::key("x")).await.unwrap_err();
     let elapsed = start.elapsed();
-    let chosen = delays.0.lock().unwrap().clone();
+    let chosen = delays.delays();
     assert!(chosen.len() < 99, "{chosen:?}");
     let sum: Duration = chosen.iter().sum();
     assert!(sum <= budget, "{sum:?}");
@@ -123,9 +78,8 @@ async fn backoff_runs_on_tokio_time() {
 
 #[tokio::test(start_paused = true)]
 async fn sustained_failures_drain_the_client_retry_budget() {
-    let delays = Delays::default();
-    let _guard =
-        tracing::subscriber::set_default(tracing_subscriber::registry().with(delays.clone()));
+    let delays = Capture::default();
+    let _guard = delays.install();
     let policy = RetryPolicy::standard().max_attempts(10).no_budget();
     // 5 tokens per retry: 23 tokens pay for 4 retries across all requests of the client.
     let db = unreachable_with(policy, RetryBudget::standard().capacity(23)).await;
@@ -133,7 +87,7 @@ async fn sustained_failures_drain_the_client_retry_budget() {
 
     Thing::get(&db, Thing::key("x")).await.unwrap_err();
     assert_eq!(
-        delays.0.lock().unwrap().len(),
+        delays.delays().len(),
         4,
         "4 retries, then the budget is spent"
     );
@@ -144,13 +98,13 @@ async fn sustained_failures_drain_the_client_retry_budget() {
         let err = Thing::get(&db, Thing::key("x")).await.unwrap_err();
         assert_eq!(err.kind(), Some(ErrorKind::NotSent));
     }
-    assert_eq!(delays.0.lock().unwrap().len(), 4);
+    assert_eq!(delays.delays().len(), 4);
 
     // Another client has its own budget; an unlimited one is bounded by its policy only.
-    delays.0.lock().unwrap().clear();
+    delays.clear();
     let policy = RetryPolicy::standard().max_attempts(10).no_budget();
     let free = unreachable_with(policy, RetryBudget::unlimited()).await;
     Thing::get(&free, Thing::key("x")).await.unwrap_err();
-    assert_eq!(delays.0.lock().unwrap().len(), 9);
+    assert_eq!(delays.delays().len(), 9);
     assert_eq!(free.retry_tokens_available(), None);
 }
