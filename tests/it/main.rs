@@ -1,13 +1,17 @@
 //! dynamite's integration tests: one test binary, one module per topic, run against the local
-//! server that `scripts/with-services` starts (DynamoDB Local or moto). `support/` holds the
-//! shared set-up: clients and servers, the tracing capture, entities of several topics.
-//! Modules that need the `testing` feature are compiled with it only; the suite runs with
-//! `--all-features` (`scripts/test`).
+//! server that `scripts/with-services` starts (DynamoDB Local or moto) and, for `cache_redis`,
+//! a real Redis. `support/` holds the shared set-up: clients and servers, cache helpers, the
+//! tracing capture, and entities used by several topics.
 //!
-//! Every test uses its own table prefix, so tests run in parallel and never share state.
+//! Every test uses its own table prefix (and Redis key prefix), so tests run in parallel and
+//! never share state. Modules that need a feature are compiled with it only; the suite runs with
+//! `--all-features` (`scripts/test`).
 
 mod support;
 
+mod cache;
+#[cfg(feature = "redis")]
+mod cache_redis;
 mod conformance;
 mod cursor_prop;
 mod derive_full_entity;

@@ -1,12 +1,16 @@
 //! The one tracing capture of the harness: what dynamite's `dynamite` spans and
 //! `dynamite::retry` events said, for the tests that check requests, retries and spans.
 //!
-//! [`Capture::install`] installs it for the current thread only, until the guard drops (tokio's
-//! default test runtime runs the whole test on one thread), so a test sees exactly its own calls.
+//! Two ways to install it:
+//! - [`Capture::install`]: for the current thread only, until the guard drops (tokio's default
+//!   test runtime runs the whole test on one thread), so a test sees exactly its own calls;
+//! - [`requests`] (after [`install_global`]): one capture for every thread of the binary, as
+//!   the process-wide subscriber; each test counts the requests to its own tables (by its
+//!   table prefix), which also works for multi-threaded tests.
 //!
 //! tracing-core caches each callsite's interest. While exactly one dispatcher is registered, it
 //! computes that from the *registering thread's* default only, so a callsite first hit on
-//! another test's thread (no subscriber) would be cached as "never". Installing keeps a second,
+//! another test's thread (no subscriber) would be cached as "never". Both ways keep a second,
 //! never-interested dispatcher alive for the whole run (so interest is always combined over
 //! every dispatcher, i.e. "sometimes") and rebuild the cache after installing.
 
@@ -15,6 +19,7 @@ use std::fmt::Debug;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
+use dynamite::Client;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Subscriber};
@@ -250,4 +255,39 @@ impl Capture {
             .copied()
             .unwrap_or(0)
     }
+}
+
+static GLOBAL: OnceLock<Capture> = OnceLock::new();
+
+/// Installs a [`Capture`] as the process-wide subscriber (once per test binary), for
+/// [`requests`]. Threads with a capture of their own ([`Capture::install`]) report to theirs.
+///
+/// A global subscriber sees the spans of every thread, so multi-threaded tests are counted too.
+/// Every test uses its own table prefix, so each counts only its own requests.
+pub fn install_global() {
+    GLOBAL.get_or_init(|| {
+        keep_interest_combined();
+        let capture = Capture::default();
+        tracing::subscriber::set_global_default(
+            tracing_subscriber::registry().with(capture.clone()),
+        )
+        .expect("no other global subscriber in this test binary");
+        tracing::callsite::rebuild_interest_cache();
+        capture
+    });
+}
+
+/// DynamoDB requests of `operation` sent so far to the tables of `db` (by its table prefix),
+/// as seen by the process-wide capture ([`install_global`] first).
+pub fn requests(db: &Client, operation: &str) -> usize {
+    let prefix = db.table_prefix();
+    let state = GLOBAL.get().expect("trace::install_global() first").lock();
+    state
+        .spans
+        .iter()
+        .filter(|s| {
+            s.get("operation").map(String::as_str) == Some(operation)
+                && s.get("table").is_some_and(|t| t.starts_with(prefix))
+        })
+        .count()
 }

@@ -1,9 +1,9 @@
-//! Helpers shared by `tests/cache.rs` and `tests/cache_redis.rs`: counting DynamoDB requests
-//! per test (from the `dynamite` spans), recording the keys of BatchGetItem requests, and
-//! building cached clients on the local DynamoDB.
-#![allow(dead_code)]
+//! Helpers shared by the `cache` and `cache_redis` topics: counting DynamoDB requests per test
+//! (from the `dynamite` spans, through the process-wide capture of `support::trace`),
+//! recording the keys of BatchGetItem requests, building cached clients on the local DynamoDB,
+//! and the `CacheLayer` contract every layer honours.
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextRef;
@@ -11,83 +11,14 @@ use aws_sdk_dynamodb::config::Intercept;
 use aws_sdk_dynamodb::operation::batch_get_item::BatchGetItemInput;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_smithy_types::config_bag::ConfigBag;
-use dynamite::cache::{CacheConfig, CacheLayer};
+use dynamite::cache::{CacheConfig, CacheEntry, CacheKey, CacheLayer, Lookup};
 use dynamite::Client;
-use tracing::field::{Field, Visit};
-use tracing::span::{Attributes, Id};
-use tracing::Subscriber;
-use tracing_subscriber::layer::{Context, SubscriberExt};
-use tracing_subscriber::registry::LookupSpan;
-use tracing_subscriber::Layer;
 
-/// `(table, operation)` of every `dynamite` span opened in this test binary.
-type Spans = Arc<Mutex<Vec<(String, String)>>>;
+pub use super::trace::requests;
 
-static SPANS: OnceLock<Spans> = OnceLock::new();
-
-struct Capture(Spans);
-
-#[derive(Default)]
-struct Fields {
-    table: String,
-    operation: String,
-}
-
-impl Visit for Fields {
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.record_str(field, &format!("{value:?}"));
-    }
-    fn record_str(&mut self, field: &Field, value: &str) {
-        match field.name() {
-            "table" => self.table = value.to_owned(),
-            "operation" => self.operation = value.to_owned(),
-            _ => {}
-        }
-    }
-}
-
-impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Capture {
-    fn on_new_span(&self, attrs: &Attributes<'_>, _: &Id, _: Context<'_, S>) {
-        if attrs.metadata().name() != "dynamite" {
-            return;
-        }
-        let mut fields = Fields::default();
-        attrs.record(&mut fields);
-        self.0
-            .lock()
-            .unwrap()
-            .push((fields.table, fields.operation));
-    }
-}
-
-/// Installs the span capture as the global subscriber (once per test binary).
-///
-/// A global subscriber sees the spans of every thread, so multi-threaded tests are counted
-/// too, and it sidesteps tracing's per-callsite interest cache (which, with a thread-local
-/// default, can be computed from another test's thread and stick at "never"). Every test
-/// uses its own table prefix, so each counts only its own requests.
+/// Installs the process-wide span capture that [`requests`] reads (once per test binary).
 pub fn install() {
-    SPANS.get_or_init(|| {
-        let spans = Spans::default();
-        tracing::subscriber::set_global_default(
-            tracing_subscriber::registry().with(Capture(spans.clone())),
-        )
-        .expect("no other global subscriber in this test binary");
-        spans
-    });
-}
-
-/// DynamoDB requests of `operation` sent so far to the tables of `db` (by its table prefix).
-pub fn requests(db: &Client, operation: &str) -> usize {
-    let prefix = db.table_prefix();
-    SPANS
-        .get()
-        .expect("install() first")
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|(table, op)| op == operation && table.starts_with(prefix))
-        .count()
+    super::trace::install_global();
 }
 
 /// Records the keys asked for by each BatchGetItem request (key values ordered by attribute
@@ -142,7 +73,7 @@ impl Intercept for BatchKeys {
 /// A client with a fresh table prefix and no cache (for set-up and for writes that must not
 /// invalidate anything, like another program writing to the table).
 pub async fn plain() -> Client {
-    super::common::client().await
+    super::client().await
 }
 
 /// A client sharing `base`'s SDK client and table prefix, reading through `layer`.
@@ -191,8 +122,6 @@ where
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
-
-use dynamite::cache::{CacheEntry, CacheKey, Lookup};
 
 fn contract_key(n: u64, k: &str) -> CacheKey {
     CacheKey {
