@@ -6,9 +6,12 @@
 //! Every test uses its own table prefix (and Redis key prefix), so tests run in parallel and
 //! never share state. Modules that need a feature are compiled with it only; the suite runs with
 //! `--all-features` (`scripts/test`).
+//!
+//! Separate binaries: `testing_selftest` (starts its own servers, runs once), see README.
 
 mod support;
 
+mod batch;
 mod cache;
 #[cfg(feature = "redis")]
 mod cache_redis;
@@ -27,5 +30,6 @@ mod roundtrip;
 #[cfg(feature = "testing")]
 mod testing_kit;
 mod tracing;
+mod transact;
 #[cfg(feature = "testing")]
 mod write_safety;

@@ -1,5 +1,7 @@
 //! Cache entries: corrupt or foreign entries, the layer contract, capacity, time to live across
-//! layers, nested paths, cooperative hits, moved entries.
+//! layers, nested paths, cooperative hits, moved entries; the LFU layer end to end.
+
+use dynamite::cache::LfuLayer;
 
 use super::*;
 
@@ -367,4 +369,43 @@ async fn an_entry_moved_to_another_key_is_a_miss() {
         .unwrap();
     assert_eq!(Doc::get(&db, Doc::key("b", 1)).await.unwrap(), Some(b));
     assert_eq!(db.cache_stats().corrupt_entries, 1);
+}
+
+/// `LfuLayer` end to end through a client (its policy has unit tests; this is the wiring): item
+/// hits, invalidation by an update, the query cache until a write, batch reads of the misses.
+#[tokio::test]
+async fn lfu_layer_serves_items_queries_and_batch_misses_until_a_write() {
+    let base = setup::<QDoc>().await;
+    let db = with_cache(
+        &base,
+        Tiered::new().layer(LfuLayer::new(MB)),
+        CacheConfig::default(),
+    );
+    let cached = &db;
+    let body = move |n: u32| async move {
+        QDoc::get(cached, QDoc::key("a", n))
+            .await
+            .unwrap()
+            .unwrap()
+            .body
+    };
+    qdoc("a", 1, "one").put(&db).await.unwrap();
+    assert_eq!(body(1).await, "one");
+    assert_eq!(body(1).await, "one");
+    assert_eq!(db.cache_stats().layer("lfu").unwrap().hits, 1);
+    QDoc::update(&db, QDoc::key("a", 1))
+        .set(QDoc::BODY, "uno")
+        .await
+        .unwrap();
+    assert_eq!(body(1).await, "uno");
+    let q = || QDoc::find(&db).filter(QDoc::ID.eq("a"));
+    assert_eq!(q().all().await.unwrap().len(), 1);
+    assert_eq!(q().all().await.unwrap().len(), 1);
+    qdoc("a", 2, "two").put(&db).await.unwrap();
+    assert_eq!(q().all().await.unwrap().len(), 2);
+    let keys = || [QDoc::key("a", 1), QDoc::key("a", 2), QDoc::key("a", 3)];
+    assert_eq!(QDoc::batch_get(&db, keys()).await.unwrap().items.len(), 2);
+    let got = QDoc::batch_get(&db, keys()).await.unwrap();
+    assert_eq!(got.items.len(), 2);
+    assert_eq!(got.stats.requests, 1, "only the missing key is read again");
 }

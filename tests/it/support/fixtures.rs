@@ -11,3 +11,12 @@ pub struct Thing {
     pub id: String,
     pub n: i64,
 }
+
+/// An account with a balance (batches, transactions).
+#[derive(Entity, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[dynamite(table = "accounts")]
+pub struct Account {
+    #[dynamite(partition_key)]
+    pub id: String,
+    pub balance: i64,
+}

@@ -1,8 +1,7 @@
 //! Set-up shared by the whole harness: a client for the local DynamoDB-compatible server that
 //! `scripts/with-services` started (or the one `AWS_ENDPOINT_URL_DYNAMODB` names), with a table
 //! prefix unique to each test so tests run in parallel and never share tables; which server
-//! that is; the tracing capture (`trace`), cache helpers (`cache`) and entities several topics
-//! use (`fixtures`).
+//! that is; and the helpers several topics use (`cache`, `trace`).
 
 pub mod cache;
 pub mod fixtures;
