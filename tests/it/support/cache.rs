@@ -106,6 +106,7 @@ pub fn with_cache_and_keys(
 }
 
 /// Polls `check` every 10 ms until it returns true or `within` has passed; whether it did.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))] // used by cache_redis
 pub async fn eventually<F, Fut>(within: Duration, mut check: F) -> bool
 where
     F: FnMut() -> Fut,

@@ -29,6 +29,7 @@ use tracing_subscriber::Layer;
 
 /// One `dynamite::retry` event: a wait the retry layer chose before another attempt.
 #[derive(Debug, Clone)]
+#[cfg_attr(not(feature = "testing"), allow(dead_code))] // read by faults
 pub struct RetryEvent {
     pub operation: String,
     pub retry: u32,
@@ -201,10 +202,12 @@ impl Capture {
         state.max_open_per_operation.clear();
     }
 
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))] // used by faults
     pub fn marks(&self) -> Vec<Mark> {
         self.lock().marks.clone()
     }
 
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))] // used by faults
     pub fn events(&self) -> Vec<RetryEvent> {
         self.lock().events.clone()
     }
@@ -214,6 +217,7 @@ impl Capture {
         self.lock().events.iter().map(|e| e.delay).collect()
     }
 
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))] // used by faults
     pub fn events_of(&self, operation: &str) -> Vec<RetryEvent> {
         self.lock()
             .events
@@ -248,6 +252,7 @@ impl Capture {
     }
 
     /// The most `dynamite` spans of `operation` open at once since the last `clear`.
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))] // used by faults
     pub fn max_open(&self, operation: &str) -> usize {
         self.lock()
             .max_open_per_operation
