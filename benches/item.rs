@@ -50,7 +50,7 @@ fn user() -> User {
 mod hand_written {
     use super::*;
 
-    pub fn to_item(u: &User) -> Item {
+    pub(crate) fn to_item(u: &User) -> Item {
         let mut item = HashMap::with_capacity(10);
         item.insert("id".to_owned(), AttributeValue::S(u.id.clone()));
         item.insert("name".to_owned(), AttributeValue::S(u.name.clone()));
@@ -82,7 +82,7 @@ mod hand_written {
     }
 
     #[derive(Debug)]
-    pub struct Error(#[allow(dead_code)] String);
+    pub(crate) struct Error(#[allow(dead_code)] String);
 
     #[cold]
     fn error(name: &str, expected: &str, found: Option<&AttributeValue>) -> Error {
@@ -110,7 +110,7 @@ mod hand_written {
         }
     }
 
-    pub fn from_item(mut item: Item) -> Result<User, Error> {
+    pub(crate) fn from_item(mut item: Item) -> Result<User, Error> {
         Ok(User {
             id: take_string(&mut item, "id")?,
             name: take_string(&mut item, "name")?,

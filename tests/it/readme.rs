@@ -77,7 +77,7 @@ async fn readme_items_and_queries() -> dynamite::Result<()> {
     #[derive(Entity, Serialize, Deserialize, Clone, Debug, PartialEq)]
     #[dynamite(table = "users")]
     #[dynamite(global_index(name = "StatusIndex", projection = include(name, email, logins)))]
-    pub struct User {
+    pub(crate) struct User {
         #[dynamite(partition_key)]
         pub id: String,
         #[dynamite(index_key(index = "StatusIndex", partition))]

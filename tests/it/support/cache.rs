@@ -14,21 +14,21 @@ use aws_smithy_types::config_bag::ConfigBag;
 use dynamite::cache::{CacheConfig, CacheEntry, CacheKey, CacheLayer, Lookup};
 use dynamite::Client;
 
-pub use super::trace::requests;
+pub(crate) use super::trace::requests;
 
 /// Installs the process-wide span capture that [`requests`] reads (once per test binary).
-pub fn install() {
+pub(crate) fn install() {
     super::trace::install_global();
 }
 
 /// Records the keys asked for by each BatchGetItem request (key values ordered by attribute
 /// name, joined with `/`). An SDK interceptor, so it sees exactly what goes on the wire.
 #[derive(Debug, Clone, Default)]
-pub struct BatchKeys(Arc<Mutex<Vec<Vec<String>>>>);
+pub(crate) struct BatchKeys(Arc<Mutex<Vec<Vec<String>>>>);
 
 impl BatchKeys {
     /// The keys of every request so far (each request's keys sorted); then forgets them.
-    pub fn take(&self) -> Vec<Vec<String>> {
+    pub(crate) fn take(&self) -> Vec<Vec<String>> {
         std::mem::take(&mut *self.0.lock().unwrap())
     }
 }
@@ -72,12 +72,12 @@ impl Intercept for BatchKeys {
 
 /// A client with a fresh table prefix and no cache (for set-up and for writes that must not
 /// invalidate anything, like another program writing to the table).
-pub async fn plain() -> Client {
+pub(crate) async fn plain() -> Client {
     super::client().await
 }
 
 /// A client sharing `base`'s SDK client and table prefix, reading through `layer`.
-pub fn with_cache(base: &Client, layer: impl CacheLayer, config: CacheConfig) -> Client {
+pub(crate) fn with_cache(base: &Client, layer: impl CacheLayer, config: CacheConfig) -> Client {
     Client::builder(base.sdk().clone())
         .table_prefix(base.table_prefix())
         .cache(layer)
@@ -86,7 +86,7 @@ pub fn with_cache(base: &Client, layer: impl CacheLayer, config: CacheConfig) ->
 }
 
 /// Like [`with_cache`], with an interceptor recording BatchGetItem keys.
-pub fn with_cache_and_keys(
+pub(crate) fn with_cache_and_keys(
     base: &Client,
     layer: impl CacheLayer,
     config: CacheConfig,
@@ -107,7 +107,7 @@ pub fn with_cache_and_keys(
 
 /// Polls `check` every 10 ms until it returns true or `within` has passed; whether it did.
 #[cfg_attr(not(feature = "redis"), allow(dead_code))] // used by cache_redis
-pub async fn eventually<F, Fut>(within: Duration, mut check: F) -> bool
+pub(crate) async fn eventually<F, Fut>(within: Duration, mut check: F) -> bool
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -140,7 +140,7 @@ fn is_miss(l: Lookup) -> bool {
 }
 
 /// `layer` honours the [`CacheLayer`] contract on scopes and fill tokens.
-pub async fn layer_contract(layer: &dyn CacheLayer, label: &str) {
+pub(crate) async fn layer_contract(layer: &dyn CacheLayer, label: &str) {
     let key = contract_key(fastrand::u64(..), "k");
     let ttl = Duration::from_secs(60);
     let miss = |l: Lookup| match l {
@@ -188,7 +188,7 @@ pub async fn layer_contract(layer: &dyn CacheLayer, label: &str) {
 
 /// A fill whose token predates an invalidation stays dropped when `clear()` runs between the
 /// invalidation and the fill.
-pub async fn clear_does_not_undo_invalidations(layer: &dyn CacheLayer, label: &str) {
+pub(crate) async fn clear_does_not_undo_invalidations(layer: &dyn CacheLayer, label: &str) {
     let key = contract_key(fastrand::u64(..), "k2");
     let Lookup::Miss(token) = layer.get(&key).await.unwrap() else {
         panic!("{label}: a new key hit");

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 /// A plain item: a string key and a number (faults, write safety, paused time).
 #[derive(Entity, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[dynamite(table = "things")]
-pub struct Thing {
+pub(crate) struct Thing {
     #[dynamite(partition_key)]
     pub id: String,
     pub n: i64,
@@ -15,7 +15,7 @@ pub struct Thing {
 /// An account with a balance (batches, transactions).
 #[derive(Entity, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[dynamite(table = "accounts")]
-pub struct Account {
+pub(crate) struct Account {
     #[dynamite(partition_key)]
     pub id: String,
     pub balance: i64,

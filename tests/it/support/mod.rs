@@ -3,9 +3,9 @@
 //! prefix unique to each test so tests run in parallel and never share tables; which server
 //! that is; and the helpers several topics use (`cache`, `trace`).
 
-pub mod cache;
-pub mod fixtures;
-pub mod trace;
+pub(crate) mod cache;
+pub(crate) mod fixtures;
+pub(crate) mod trace;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -14,7 +14,7 @@ use dynamite::{Client, ClientBuilder, Entity};
 /// The DynamoDB implementation the tests run against, from `DYNAMITE_TEST_SERVER` (set by
 /// `scripts/with-services`). Anything else is treated as DynamoDB itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Server {
+pub(crate) enum Server {
     /// AWS's DynamoDB Local: the reference; nothing is skipped on it.
     DynamoDbLocal,
     /// moto's server mode, which deviates from DynamoDB in known ways.
@@ -24,7 +24,7 @@ pub enum Server {
 }
 
 /// The server under test.
-pub fn server() -> Server {
+pub(crate) fn server() -> Server {
     match std::env::var("DYNAMITE_TEST_SERVER").as_deref() {
         Ok("moto") => Server::Moto,
         Ok("dynamodb-local") => Server::DynamoDbLocal,
@@ -35,7 +35,7 @@ pub fn server() -> Server {
 /// `true` (after saying so on stderr) when the tests run on moto, for a test that cannot hold
 /// there because moto breaks `rule` of DynamoDB. Every such test is listed in the README's
 /// testing section; nothing is ever skipped on DynamoDB Local.
-pub fn skip_on_moto(test: &str, rule: &str) -> bool {
+pub(crate) fn skip_on_moto(test: &str, rule: &str) -> bool {
     let skip = server() == Server::Moto;
     if skip {
         eprintln!("skipped on moto: {test}: moto deviates from DynamoDB: {rule}");
@@ -45,7 +45,7 @@ pub fn skip_on_moto(test: &str, rule: &str) -> bool {
 
 /// The local endpoint from the environment. Refuses to run without one, so a stray
 /// `cargo test` never touches a real AWS account.
-pub fn endpoint() -> String {
+pub(crate) fn endpoint() -> String {
     std::env::var("AWS_ENDPOINT_URL_DYNAMODB")
         .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
         .expect(
@@ -71,13 +71,13 @@ fn table_prefix() -> String {
 }
 
 /// A client of the local server with a unique table prefix.
-pub async fn client() -> Client {
+pub(crate) async fn client() -> Client {
     let sdk = sdk(None).await;
     Client::builder(sdk).table_prefix(table_prefix()).build()
 }
 
 /// A client with a unique table prefix and the table of `E` created.
-pub async fn setup<E: Entity>() -> Client {
+pub(crate) async fn setup<E: Entity>() -> Client {
     let db = client().await;
     E::create_table(&db).await.expect("create table");
     db
@@ -85,7 +85,7 @@ pub async fn setup<E: Entity>() -> Client {
 
 /// An SDK client for the local endpoint, in `region` (default: the environment's). Local
 /// servers keep one database per region.
-pub async fn sdk(region: Option<&'static str>) -> aws_sdk_dynamodb::Client {
+pub(crate) async fn sdk(region: Option<&'static str>) -> aws_sdk_dynamodb::Client {
     let mut config =
         aws_config::defaults(aws_config::BehaviorVersion::latest()).endpoint_url(endpoint());
     if let Some(region) = region {
@@ -97,7 +97,7 @@ pub async fn sdk(region: Option<&'static str>) -> aws_sdk_dynamodb::Client {
 /// A client builder whose endpoint accepts no connections: every attempt fails at once as a
 /// transport error (nothing is sent). Fixed credentials, and no SDK timers (timeouts,
 /// stalled-stream checks) that paused time could jump to.
-pub async fn unreachable_builder() -> ClientBuilder {
+pub(crate) async fn unreachable_builder() -> ClientBuilder {
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url("http://127.0.0.1:9")
         .region(aws_config::Region::new("us-east-1"))
@@ -119,6 +119,6 @@ pub async fn unreachable_builder() -> ClientBuilder {
 
 /// A client whose endpoint accepts no connections: any request sent fails as a dispatch
 /// failure, so an `Error::Validation` from it proves the problem was caught before sending.
-pub async fn unreachable_client() -> Client {
+pub(crate) async fn unreachable_client() -> Client {
     unreachable_builder().await.build()
 }

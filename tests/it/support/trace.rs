@@ -30,7 +30,7 @@ use tracing_subscriber::Layer;
 /// One `dynamite::retry` event: a wait the retry layer chose before another attempt.
 #[derive(Debug, Clone)]
 #[cfg_attr(not(feature = "testing"), allow(dead_code))] // read by faults
-pub struct RetryEvent {
+pub(crate) struct RetryEvent {
     pub operation: String,
     pub retry: u32,
     pub delay: Duration,
@@ -42,7 +42,7 @@ pub struct RetryEvent {
 /// A point in a call's life, in the order they happened on the (single) test thread: the
 /// `usize` is the call's `dynamite` span (index into the captured spans).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mark {
+pub(crate) enum Mark {
     /// The SDK started an attempt (its per-operation span, `DynamoDB.<Operation>`, opened).
     Attempt(usize),
     /// The retry layer started a wait (its `dynamite::retry` event).
@@ -67,7 +67,7 @@ struct Captured {
 /// recorded later, such as `retries` and `consumed_capacity`), and how many `dynamite` spans of
 /// each operation were open at once.
 #[derive(Clone, Default)]
-pub struct Capture {
+pub(crate) struct Capture {
     state: Arc<Mutex<Captured>>,
 }
 
@@ -181,7 +181,7 @@ fn keep_interest_combined() {
 
 impl Capture {
     /// Captures what happens on this thread until the guard drops.
-    pub fn install(&self) -> tracing::subscriber::DefaultGuard {
+    pub(crate) fn install(&self) -> tracing::subscriber::DefaultGuard {
         keep_interest_combined();
         let guard =
             tracing::subscriber::set_default(tracing_subscriber::registry().with(self.clone()));
@@ -194,7 +194,7 @@ impl Capture {
     }
 
     /// Forgets the events, the spans made so far and the in-flight maxima.
-    pub fn clear(&self) {
+    pub(crate) fn clear(&self) {
         let mut state = self.lock();
         state.events.clear();
         state.marks.clear();
@@ -203,22 +203,22 @@ impl Capture {
     }
 
     #[cfg_attr(not(feature = "testing"), allow(dead_code))] // used by faults
-    pub fn marks(&self) -> Vec<Mark> {
+    pub(crate) fn marks(&self) -> Vec<Mark> {
         self.lock().marks.clone()
     }
 
     #[cfg_attr(not(feature = "testing"), allow(dead_code))] // used by faults
-    pub fn events(&self) -> Vec<RetryEvent> {
+    pub(crate) fn events(&self) -> Vec<RetryEvent> {
         self.lock().events.clone()
     }
 
     /// The delays of the retry events since the last `clear`.
-    pub fn delays(&self) -> Vec<Duration> {
+    pub(crate) fn delays(&self) -> Vec<Duration> {
         self.lock().events.iter().map(|e| e.delay).collect()
     }
 
     #[cfg_attr(not(feature = "testing"), allow(dead_code))] // used by faults
-    pub fn events_of(&self, operation: &str) -> Vec<RetryEvent> {
+    pub(crate) fn events_of(&self, operation: &str) -> Vec<RetryEvent> {
         self.lock()
             .events
             .iter()
@@ -228,13 +228,13 @@ impl Capture {
     }
 
     /// The fields of every `dynamite` span since the last `clear`, in creation order.
-    pub fn spans(&self) -> Vec<HashMap<String, String>> {
+    pub(crate) fn spans(&self) -> Vec<HashMap<String, String>> {
         let state = self.lock();
         state.spans[state.since..].to_vec()
     }
 
     /// (index, fields) of the `dynamite` spans of `operation` since the last `clear`.
-    pub fn spans_of(&self, operation: &str) -> Vec<(usize, HashMap<String, String>)> {
+    pub(crate) fn spans_of(&self, operation: &str) -> Vec<(usize, HashMap<String, String>)> {
         let state = self.lock();
         state
             .spans
@@ -247,13 +247,13 @@ impl Capture {
     }
 
     /// How many `dynamite` spans of `operation` (requests sent) since the last `clear`.
-    pub fn count(&self, operation: &str) -> usize {
+    pub(crate) fn count(&self, operation: &str) -> usize {
         self.spans_of(operation).len()
     }
 
     /// The most `dynamite` spans of `operation` open at once since the last `clear`.
     #[cfg_attr(not(feature = "testing"), allow(dead_code))] // used by faults
-    pub fn max_open(&self, operation: &str) -> usize {
+    pub(crate) fn max_open(&self, operation: &str) -> usize {
         self.lock()
             .max_open_per_operation
             .get(operation)
@@ -269,7 +269,7 @@ static GLOBAL: OnceLock<Capture> = OnceLock::new();
 ///
 /// A global subscriber sees the spans of every thread, so multi-threaded tests are counted too.
 /// Every test uses its own table prefix, so each counts only its own requests.
-pub fn install_global() {
+pub(crate) fn install_global() {
     GLOBAL.get_or_init(|| {
         keep_interest_combined();
         let capture = Capture::default();
@@ -284,7 +284,7 @@ pub fn install_global() {
 
 /// DynamoDB requests of `operation` sent so far to the tables of `db` (by its table prefix),
 /// as seen by the process-wide capture ([`install_global`] first).
-pub fn requests(db: &Client, operation: &str) -> usize {
+pub(crate) fn requests(db: &Client, operation: &str) -> usize {
     let prefix = db.table_prefix();
     let state = GLOBAL.get().expect("trace::install_global() first").lock();
     state
