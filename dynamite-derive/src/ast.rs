@@ -4,7 +4,7 @@ use proc_macro2::Span;
 use syn::{Ident, LitStr, Type};
 
 /// The struct `#[derive(Entity)]` is applied to.
-pub struct Container<'a> {
+pub(crate) struct Container<'a> {
     pub ident: &'a Ident,
     /// `#[dynamite(table = "...")]`.
     pub table: Option<LitStr>,
@@ -17,7 +17,7 @@ pub struct Container<'a> {
 }
 
 /// `#[dynamite(cache(ttl = "30s", queries, negative_ttl = "5s"))]` or `cache(off)`.
-pub struct CacheDecl {
+pub(crate) struct CacheDecl {
     pub off: bool,
     pub ttl_ms: Option<u64>,
     pub negative_ttl_ms: Option<u64>,
@@ -25,7 +25,7 @@ pub struct CacheDecl {
 }
 
 /// An index declared on the struct with `#[dynamite(global_index(...))]` or `local_index(...)`.
-pub struct IndexDecl {
+pub(crate) struct IndexDecl {
     pub name: LitStr,
     pub kind: IndexKind,
     pub projection: ProjectionDecl,
@@ -33,12 +33,12 @@ pub struct IndexDecl {
 }
 
 #[derive(Copy, Clone, PartialEq, Eq)]
-pub enum IndexKind {
+pub(crate) enum IndexKind {
     Global,
     Local,
 }
 
-pub enum ProjectionDecl {
+pub(crate) enum ProjectionDecl {
     All,
     KeysOnly,
     /// Field identifiers, resolved to attribute names by the checks.
@@ -46,7 +46,7 @@ pub enum ProjectionDecl {
 }
 
 /// A named field of the struct.
-pub struct Field<'a> {
+pub(crate) struct Field<'a> {
     pub ident: &'a Ident,
     pub ty: &'a Type,
     /// The attribute name serde writes (after `rename` / `rename_all`).
@@ -64,7 +64,7 @@ pub struct Field<'a> {
 }
 
 /// What a missing attribute becomes on read.
-pub enum FieldDefault {
+pub(crate) enum FieldDefault {
     /// The type's own rule (`Option` -> `None`, sets -> empty), else an error.
     None,
     /// `#[serde(default)]`.
@@ -75,7 +75,7 @@ pub enum FieldDefault {
 
 /// A key or special role a field plays, with the span of the attribute that gave it.
 #[derive(Clone)]
-pub enum Role {
+pub(crate) enum Role {
     PartitionKey(Span),
     SortKey(Span),
     IndexKey {
@@ -88,7 +88,7 @@ pub enum Role {
 }
 
 #[derive(Copy, Clone, PartialEq, Eq)]
-pub enum KeyPart {
+pub(crate) enum KeyPart {
     Partition,
     Sort,
 }

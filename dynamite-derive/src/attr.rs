@@ -20,7 +20,7 @@ use crate::symbol::*;
 
 /// An option that may be given at most once: holds the first value, and reports a second one as
 /// "duplicate dynamite attribute" at the place it is written.
-pub struct Attr<'c, T> {
+pub(crate) struct Attr<'c, T> {
     cx: &'c Ctxt,
     name: Symbol,
     value: Option<T>,
@@ -28,7 +28,7 @@ pub struct Attr<'c, T> {
 
 impl<'c, T> Attr<'c, T> {
     /// An option not given yet.
-    pub fn none(cx: &'c Ctxt, name: Symbol) -> Self {
+    pub(crate) fn none(cx: &'c Ctxt, name: Symbol) -> Self {
         Attr {
             cx,
             name,
@@ -38,7 +38,7 @@ impl<'c, T> Attr<'c, T> {
 
     /// Records `value`, written at `tokens`. Returns whether it was the first; a second value is
     /// reported at `tokens` and dropped.
-    pub fn set<A: ToTokens>(&mut self, tokens: A, value: T) -> bool {
+    pub(crate) fn set<A: ToTokens>(&mut self, tokens: A, value: T) -> bool {
         if self.value.is_some() {
             self.cx.error_spanned_by(
                 tokens,
@@ -52,32 +52,32 @@ impl<'c, T> Attr<'c, T> {
     }
 
     /// The first value given, if any.
-    pub fn get(self) -> Option<T> {
+    pub(crate) fn get(self) -> Option<T> {
         self.value
     }
 }
 
 /// A flag option (`queries`, `off`, `partition_key`, ...): present or not, at most once.
-pub struct BoolAttr<'c>(Attr<'c, ()>);
+pub(crate) struct BoolAttr<'c>(Attr<'c, ()>);
 
 impl<'c> BoolAttr<'c> {
     /// A flag not given yet.
-    pub fn none(cx: &'c Ctxt, name: Symbol) -> Self {
+    pub(crate) fn none(cx: &'c Ctxt, name: Symbol) -> Self {
         BoolAttr(Attr::none(cx, name))
     }
 
     /// Records the flag, written at `tokens`; returns whether it was the first time.
-    pub fn set_true<A: ToTokens>(&mut self, tokens: A) -> bool {
+    pub(crate) fn set_true<A: ToTokens>(&mut self, tokens: A) -> bool {
         self.0.set(tokens, ())
     }
 
     /// Whether the flag was given so far.
-    pub fn is_set(&self) -> bool {
+    pub(crate) fn is_set(&self) -> bool {
         self.0.value.is_some()
     }
 
     /// Whether the flag was given.
-    pub fn get(self) -> bool {
+    pub(crate) fn get(self) -> bool {
         self.0.get().is_some()
     }
 }
@@ -98,7 +98,7 @@ struct ContainerSerde {
 
 /// Parses the derive input into the model. Problems go into `cx`; `None` when the input is not
 /// a struct with named fields at all.
-pub fn parse<'a>(cx: &Ctxt, input: &'a DeriveInput) -> Option<Container<'a>> {
+pub(crate) fn parse<'a>(cx: &Ctxt, input: &'a DeriveInput) -> Option<Container<'a>> {
     let named = named_fields(cx, input)?;
     if !input.generics.params.is_empty() {
         cx.error_spanned_by(

@@ -3,7 +3,7 @@
 use self::RenameRule::*;
 
 #[derive(Copy, Clone, PartialEq, Eq, Debug)]
-pub enum RenameRule {
+pub(crate) enum RenameRule {
     None,
     LowerCase,
     UpperCase,
@@ -16,7 +16,7 @@ pub enum RenameRule {
 }
 
 impl RenameRule {
-    pub fn from_str(rule: &str) -> Option<Self> {
+    pub(crate) fn from_str(rule: &str) -> Option<Self> {
         Some(match rule {
             "lowercase" => LowerCase,
             "UPPERCASE" => UpperCase,
@@ -31,7 +31,7 @@ impl RenameRule {
     }
 
     /// Applies the rule to a (snake_case) Rust field name.
-    pub fn apply_to_field(self, field: &str) -> String {
+    pub(crate) fn apply_to_field(self, field: &str) -> String {
         match self {
             None | LowerCase | SnakeCase => field.to_owned(),
             UpperCase | ScreamingSnakeCase => field.to_ascii_uppercase(),
@@ -65,7 +65,7 @@ impl RenameRule {
 }
 
 /// `StatusIndex` / `status-index` / `by_status` -> `STATUS_INDEX` / `STATUS_INDEX` / `BY_STATUS`.
-pub fn screaming_snake(name: &str) -> String {
+pub(crate) fn screaming_snake(name: &str) -> String {
     let mut out = String::new();
     let mut prev_lower_or_digit = false;
     for ch in name.chars() {
@@ -93,7 +93,7 @@ pub fn screaming_snake(name: &str) -> String {
 
 /// The name of a field's attribute handle constant: `created_at` / `r#type` -> `CREATED_AT` /
 /// `TYPE`.
-pub fn field_handle_name(field: &syn::Ident) -> String {
+pub(crate) fn field_handle_name(field: &syn::Ident) -> String {
     field
         .to_string()
         .trim_start_matches("r#")

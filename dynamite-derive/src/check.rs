@@ -19,7 +19,7 @@ use crate::ctxt::Ctxt;
 use crate::symbol::{GLOBAL_INDEX, INDEX_KEY, LOCAL_INDEX, TABLE};
 
 /// The checked shape of the table: field positions into `Container::fields`.
-pub struct Resolved {
+pub(crate) struct Resolved {
     pub table: LitStr,
     pub partition_key: usize,
     pub sort_key: Option<usize>,
@@ -28,7 +28,7 @@ pub struct Resolved {
     pub version: Option<usize>,
 }
 
-pub struct ResolvedIndex {
+pub(crate) struct ResolvedIndex {
     pub name: String,
     pub const_name: String,
     pub kind: IndexKind,
@@ -37,7 +37,7 @@ pub struct ResolvedIndex {
     pub projection: ResolvedProjection,
 }
 
-pub enum ResolvedProjection {
+pub(crate) enum ResolvedProjection {
     All,
     KeysOnly,
     /// Attribute names.
@@ -71,7 +71,7 @@ struct IndexNames {
 
 /// Runs every check; `None` when the table lacks what code generation needs (errors were
 /// reported). Code is generated only if `cx` holds no error at all.
-pub fn check(cx: &Ctxt, cont: &Container) -> Option<Resolved> {
+pub(crate) fn check(cx: &Ctxt, cont: &Container) -> Option<Resolved> {
     check_table(cx, cont);
     check_index_names_valid(cx, cont);
     let names = index_names(cx, cont);

@@ -11,26 +11,26 @@ use quote::ToTokens;
 ///
 /// A context must end in [`Ctxt::check`]: dropping it with its errors unread would lose them, so
 /// that panics (unless the thread is already panicking).
-pub struct Ctxt {
+pub(crate) struct Ctxt {
     /// `None` once [`Ctxt::check`] has taken the errors.
     errors: RefCell<Option<Vec<syn::Error>>>,
 }
 
 impl Ctxt {
     /// An empty context.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Ctxt {
             errors: RefCell::new(Some(Vec::new())),
         }
     }
 
     /// Records an error spanned at `tokens`.
-    pub fn error_spanned_by<T: ToTokens, M: Display>(&self, tokens: T, message: M) {
+    pub(crate) fn error_spanned_by<T: ToTokens, M: Display>(&self, tokens: T, message: M) {
         self.syn_error(syn::Error::new_spanned(tokens.into_token_stream(), message));
     }
 
     /// Records an error that already has its span.
-    pub fn syn_error(&self, err: syn::Error) {
+    pub(crate) fn syn_error(&self, err: syn::Error) {
         self.errors
             .borrow_mut()
             .as_mut()
@@ -39,7 +39,7 @@ impl Ctxt {
     }
 
     /// Combines all recorded errors into one, or `Ok` if there were none.
-    pub fn check(self) -> syn::Result<()> {
+    pub(crate) fn check(self) -> syn::Result<()> {
         let errors = self.errors.borrow_mut().take().expect("Ctxt checked twice");
         let mut errors = errors.into_iter();
         let Some(mut combined) = errors.next() else {

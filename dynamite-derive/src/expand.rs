@@ -12,7 +12,7 @@ use crate::check::{self, Resolved, ResolvedIndex, ResolvedProjection};
 use crate::ctxt::Ctxt;
 
 /// Parses, checks, and generates; every error found is returned at once.
-pub fn derive_entity(input: &DeriveInput) -> syn::Result<TokenStream> {
+pub(crate) fn derive_entity(input: &DeriveInput) -> syn::Result<TokenStream> {
     let cx = Ctxt::new();
     let container = crate::attr::parse(&cx, input);
     let resolved = container.as_ref().and_then(|c| check::check(&cx, c));

@@ -6,6 +6,8 @@
 //! validation, and [`expand`] generates code. Every problem is a `syn::Error` spanned at the
 //! offending token, collected in a [`ctxt::Ctxt`], and all of them are reported at once.
 #![forbid(unsafe_code)]
+// syn's idiom: `ParseStream` and `Punctuated<..>` are written without their lifetimes.
+#![allow(elided_lifetimes_in_paths)]
 
 mod ast;
 mod attr;

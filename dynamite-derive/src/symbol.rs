@@ -10,111 +10,104 @@ use syn::{Ident, Path};
 
 /// An attribute or option name.
 #[derive(Copy, Clone, PartialEq, Eq, Debug)]
-pub struct Symbol(&'static str);
-
-impl Symbol {
-    /// The name as written in source.
-    pub const fn as_str(self) -> &'static str {
-        self.0
-    }
-}
+pub(crate) struct Symbol(&'static str);
 
 /// The attribute the derive owns.
-pub const DYNAMITE: Symbol = Symbol("dynamite");
+pub(crate) const DYNAMITE: Symbol = Symbol("dynamite");
 /// serde's attribute, read for what changes the shape of an item.
-pub const SERDE: Symbol = Symbol("serde");
+pub(crate) const SERDE: Symbol = Symbol("serde");
 
 // `#[dynamite(...)]` on the struct.
 /// `table = "..."`.
-pub const TABLE: Symbol = Symbol("table");
+pub(crate) const TABLE: Symbol = Symbol("table");
 /// `global_index(name = "...", projection = ...)`.
-pub const GLOBAL_INDEX: Symbol = Symbol("global_index");
+pub(crate) const GLOBAL_INDEX: Symbol = Symbol("global_index");
 /// `index(...)`: another name for `global_index(...)`.
-pub const INDEX: Symbol = Symbol("index");
+pub(crate) const INDEX: Symbol = Symbol("index");
 /// `local_index(name = "...", projection = ...)`.
-pub const LOCAL_INDEX: Symbol = Symbol("local_index");
+pub(crate) const LOCAL_INDEX: Symbol = Symbol("local_index");
 /// `cache(ttl = "..", negative_ttl = "..", queries)` or `cache(off)`.
-pub const CACHE: Symbol = Symbol("cache");
+pub(crate) const CACHE: Symbol = Symbol("cache");
 
 // Inside `global_index(...)` / `local_index(...)`.
 /// `name = "..."`.
-pub const NAME: Symbol = Symbol("name");
+pub(crate) const NAME: Symbol = Symbol("name");
 /// `projection = all | keys_only | include(field, ...)`.
-pub const PROJECTION: Symbol = Symbol("projection");
+pub(crate) const PROJECTION: Symbol = Symbol("projection");
 /// `projection = all`.
-pub const ALL: Symbol = Symbol("all");
+pub(crate) const ALL: Symbol = Symbol("all");
 /// `projection = keys_only`.
-pub const KEYS_ONLY: Symbol = Symbol("keys_only");
+pub(crate) const KEYS_ONLY: Symbol = Symbol("keys_only");
 /// `projection = include(field, ...)`.
-pub const INCLUDE: Symbol = Symbol("include");
+pub(crate) const INCLUDE: Symbol = Symbol("include");
 
 // Inside `cache(...)`.
 /// `off`: never cache this entity.
-pub const OFF: Symbol = Symbol("off");
+pub(crate) const OFF: Symbol = Symbol("off");
 /// `queries`: cache query pages too.
-pub const QUERIES: Symbol = Symbol("queries");
+pub(crate) const QUERIES: Symbol = Symbol("queries");
 /// `negative_ttl = "..."`: how long a miss is remembered.
-pub const NEGATIVE_TTL: Symbol = Symbol("negative_ttl");
+pub(crate) const NEGATIVE_TTL: Symbol = Symbol("negative_ttl");
 /// `ttl = "..."` inside `cache(...)`; on a field, `ttl` marks the TTL attribute.
-pub const TTL: Symbol = Symbol("ttl");
+pub(crate) const TTL: Symbol = Symbol("ttl");
 
 // `#[dynamite(...)]` on a field.
 /// `partition_key`.
-pub const PARTITION_KEY: Symbol = Symbol("partition_key");
+pub(crate) const PARTITION_KEY: Symbol = Symbol("partition_key");
 /// `hash_key`: another name for `partition_key`.
-pub const HASH_KEY: Symbol = Symbol("hash_key");
+pub(crate) const HASH_KEY: Symbol = Symbol("hash_key");
 /// `sort_key`.
-pub const SORT_KEY: Symbol = Symbol("sort_key");
+pub(crate) const SORT_KEY: Symbol = Symbol("sort_key");
 /// `range_key`: another name for `sort_key`.
-pub const RANGE_KEY: Symbol = Symbol("range_key");
+pub(crate) const RANGE_KEY: Symbol = Symbol("range_key");
 /// `version`: the optimistic-locking version attribute.
-pub const VERSION: Symbol = Symbol("version");
+pub(crate) const VERSION: Symbol = Symbol("version");
 /// `index_key(index = "...", partition | sort)`.
-pub const INDEX_KEY: Symbol = Symbol("index_key");
+pub(crate) const INDEX_KEY: Symbol = Symbol("index_key");
 
 // Inside `index_key(...)` (`index = "..."` is [`INDEX`]).
 /// `partition`.
-pub const PARTITION: Symbol = Symbol("partition");
+pub(crate) const PARTITION: Symbol = Symbol("partition");
 /// `hash`: another name for `partition`.
-pub const HASH: Symbol = Symbol("hash");
+pub(crate) const HASH: Symbol = Symbol("hash");
 /// `sort`.
-pub const SORT: Symbol = Symbol("sort");
+pub(crate) const SORT: Symbol = Symbol("sort");
 /// `range`: another name for `sort`.
-pub const RANGE: Symbol = Symbol("range");
+pub(crate) const RANGE: Symbol = Symbol("range");
 
 // `#[serde(...)]` on the struct.
 /// `rename_all = "..."`.
-pub const RENAME_ALL: Symbol = Symbol("rename_all");
+pub(crate) const RENAME_ALL: Symbol = Symbol("rename_all");
 /// `deny_unknown_fields`.
-pub const DENY_UNKNOWN_FIELDS: Symbol = Symbol("deny_unknown_fields");
+pub(crate) const DENY_UNKNOWN_FIELDS: Symbol = Symbol("deny_unknown_fields");
 /// `crate = "..."`.
-pub const CRATE: Symbol = Symbol("crate");
+pub(crate) const CRATE: Symbol = Symbol("crate");
 /// `expecting = "..."`.
-pub const EXPECTING: Symbol = Symbol("expecting");
+pub(crate) const EXPECTING: Symbol = Symbol("expecting");
 
 // `#[serde(...)]` on the struct or a field.
 /// `rename = "..."` or `rename(serialize = "..", deserialize = "..")`.
-pub const RENAME: Symbol = Symbol("rename");
+pub(crate) const RENAME: Symbol = Symbol("rename");
 /// `bound = "..."`.
-pub const BOUND: Symbol = Symbol("bound");
+pub(crate) const BOUND: Symbol = Symbol("bound");
 
 // `#[serde(...)]` on a field.
 /// `rename(serialize = "...")`.
-pub const SERIALIZE: Symbol = Symbol("serialize");
+pub(crate) const SERIALIZE: Symbol = Symbol("serialize");
 /// `rename(deserialize = "...")`.
-pub const DESERIALIZE: Symbol = Symbol("deserialize");
+pub(crate) const DESERIALIZE: Symbol = Symbol("deserialize");
 /// `alias = "..."`.
-pub const ALIAS: Symbol = Symbol("alias");
+pub(crate) const ALIAS: Symbol = Symbol("alias");
 /// `default` or `default = "path"`.
-pub const DEFAULT: Symbol = Symbol("default");
+pub(crate) const DEFAULT: Symbol = Symbol("default");
 /// `skip`.
-pub const SKIP: Symbol = Symbol("skip");
+pub(crate) const SKIP: Symbol = Symbol("skip");
 /// `skip_serializing_if = "path"`.
-pub const SKIP_SERIALIZING_IF: Symbol = Symbol("skip_serializing_if");
+pub(crate) const SKIP_SERIALIZING_IF: Symbol = Symbol("skip_serializing_if");
 /// `borrow`.
-pub const BORROW: Symbol = Symbol("borrow");
+pub(crate) const BORROW: Symbol = Symbol("borrow");
 /// `getter = "..."`.
-pub const GETTER: Symbol = Symbol("getter");
+pub(crate) const GETTER: Symbol = Symbol("getter");
 
 impl PartialEq<Symbol> for Ident {
     fn eq(&self, word: &Symbol) -> bool {
@@ -183,6 +176,6 @@ mod tests {
     fn displays_as_written() {
         assert_eq!(NEGATIVE_TTL.to_string(), "negative_ttl");
         assert_eq!(format!("`{KEYS_ONLY}`"), "`keys_only`");
-        assert_eq!(DYNAMITE.as_str(), "dynamite");
+        assert_eq!(DYNAMITE.to_string(), "dynamite");
     }
 }

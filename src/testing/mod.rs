@@ -44,7 +44,7 @@
 //! }
 //! ```
 //!
-//! `tests/testing_kit.rs` in dynamite's repository is a longer example, including a write whose
+//! `tests/it/testing_kit.rs` in dynamite's repository is a longer example, including a write whose
 //! answer is lost after the server applied it ([`Fault::DropAfterApplied`]).
 //!
 //! # The server

@@ -178,9 +178,8 @@ async fn unreachable(policy: RetryPolicy) -> Client {
 /// blocking sleep would run from the retry event to the next attempt within one poll, so no
 /// other call could do anything in between.)
 ///
-/// With paused time (`#[tokio::test(start_paused = true)]`) the elapsed time would equal the sum
-/// of the delays exactly; that needs tokio's `test-util` feature, which the dev-dependencies do
-/// not enable.
+/// Real time on purpose: this checks that the waits are real sleeps. Paused time (tokio's
+/// `test-util`, on in the dev-dependencies) checks the exact delays in `paused.rs`.
 #[tokio::test]
 async fn backoff_waits_are_async_sleeps_of_the_chosen_length() {
     let capture = Capture::default();
