@@ -95,7 +95,7 @@
 //! span per operation with table, entity, operation and consumed capacity; the attempts loop;
 //! typed error mapping; cache invalidation after writes).
 #![forbid(unsafe_code)]
-#![doc(test(attr(deny(warnings))))]
+#![doc(test(attr(deny(warnings), allow(dead_code, unused_variables))))]
 #![warn(missing_docs)]
 
 mod attr;

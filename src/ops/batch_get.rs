@@ -300,7 +300,6 @@ impl<'a, E: Entity> IntoFuture for BatchGet<'a, E> {
 /// it): the entities' cache settings differ, and their keys are read together.
 ///
 /// ```no_run
-/// # use dynamite::Entity;
 /// # #[derive(dynamite::Entity, serde::Serialize, serde::Deserialize)]
 /// # #[dynamite(table = "users")]
 /// # struct User { #[dynamite(partition_key)] id: String }

@@ -28,7 +28,7 @@ struct TxOp {
 /// A write transaction: all operations apply, or none. Built by [`Client::transact_write`].
 ///
 /// ```no_run
-/// # use dynamite::{Entity, Update};
+/// # use dynamite::Update;
 /// # #[derive(dynamite::Entity, serde::Serialize, serde::Deserialize)]
 /// # #[dynamite(table = "accounts")]
 /// # struct Account { #[dynamite(partition_key)] id: String, balance: i64 }
@@ -302,7 +302,6 @@ fn tx_op<E: Entity>(key: &Key<E>, write: Result<CompiledWrite>) -> Result<TxOp> 
 /// [`Client::transact_get`].
 ///
 /// ```no_run
-/// # use dynamite::Entity;
 /// # #[derive(dynamite::Entity, serde::Serialize, serde::Deserialize)]
 /// # #[dynamite(table = "accounts")]
 /// # struct Account { #[dynamite(partition_key)] id: String, balance: i64 }
