@@ -1,0 +1,586 @@
+//! Client overhead against the raw SDK: every operation run by dynamite and by hand-written
+//! `aws-sdk-dynamodb` + `serde_dynamo` code (what a user writes instead), through the same SDK
+//! client and HTTP stack, against a fake DynamoDB on loopback that answers instantly
+//! (`fake.rs`, on its own thread). The difference is the client's own cost.
+//!
+//! ```text
+//! cargo bench --bench overhead              # full run (about 2 minutes)
+//! cargo bench --bench overhead -- --quick   # a quick look (about 20 seconds)
+//! ```
+//!
+//! The client runs on a current-thread runtime on the main thread, so the thread's CPU time
+//! (`getrusage(RUSAGE_THREAD)`) and its allocations (a counting allocator, per thread) are the
+//! client's alone. Rounds interleave the two sides, alternating which goes first. Reported per
+//! operation: client CPU (median over rounds), allocations, latency p50 and p99 (over every
+//! call), and the ratios dynamite ÷ raw.
+
+use std::future::Future;
+use std::time::Instant;
+
+use aws_sdk_dynamodb::types::{
+    AttributeValue, KeysAndAttributes, PutRequest, ReturnConsumedCapacity, WriteRequest,
+};
+use dynamite::cache::{LfuLayer, MokaLayer};
+use dynamite::{Client, Entity, Item};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+
+mod fake;
+mod measure;
+
+use fake::FakeDynamo;
+use measure::{Meter, Sample};
+
+const TABLE: &str = "bench-records";
+const ACCOUNT: &str = "acct-1";
+
+#[derive(Entity, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[dynamite(table = "bench-records")]
+struct Record {
+    #[dynamite(partition_key)]
+    account: String,
+    #[dynamite(sort_key)]
+    id: String,
+    name: String,
+    email: String,
+    age: u32,
+    score: f64,
+    active: bool,
+    created_at: i64,
+    tags: Vec<String>,
+}
+
+fn record(i: usize) -> Record {
+    Record {
+        account: ACCOUNT.to_owned(),
+        id: format!("id-{i:05}"),
+        name: "Ada Lovelace".to_owned(),
+        email: "ada.lovelace@example.com".to_owned(),
+        age: 36,
+        score: 1234.5678,
+        active: true,
+        created_at: 1_732_147_200,
+        tags: vec!["admin".to_owned(), "beta".to_owned(), "math".to_owned()],
+    }
+}
+
+fn ids(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("id-{i:05}")).collect()
+}
+
+/// How much work a run does.
+#[derive(Clone, Copy)]
+struct Plan {
+    rounds: usize,
+    /// Calls per round of a single-item operation; batch operations scale it down.
+    calls: usize,
+}
+
+/// One line of the report: an operation measured on both sides.
+struct Line {
+    name: String,
+    items: usize,
+    raw: Sample,
+    dynamite: Sample,
+    baseline: &'static str,
+}
+
+/// The hand-written side.
+mod raw {
+    use super::*;
+
+    fn s(v: &str) -> AttributeValue {
+        AttributeValue::S(v.to_owned())
+    }
+
+    pub(crate) async fn get(sdk: &aws_sdk_dynamodb::Client, id: &str) -> Option<Record> {
+        let out = sdk
+            .get_item()
+            .table_name(TABLE)
+            .key("account", s(ACCOUNT))
+            .key("id", s(id))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .expect("GetItem");
+        out.item
+            .map(|item| serde_dynamo::from_item(item).expect("decode"))
+    }
+
+    pub(crate) async fn put(sdk: &aws_sdk_dynamodb::Client, record: &Record) {
+        let item: Item = serde_dynamo::to_item(record).expect("encode");
+        sdk.put_item()
+            .table_name(TABLE)
+            .set_item(Some(item))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .expect("PutItem");
+    }
+
+    /// The same request dynamite sends for `.set(NAME, ..).add(AGE, 1)`.
+    pub(crate) async fn update(sdk: &aws_sdk_dynamodb::Client, id: &str, name: &str) {
+        sdk.update_item()
+            .table_name(TABLE)
+            .key("account", s(ACCOUNT))
+            .key("id", s(id))
+            .update_expression("SET #n0 = :v0 ADD #n1 :v1")
+            .expression_attribute_names("#n0", "name")
+            .expression_attribute_names("#n1", "age")
+            .expression_attribute_values(":v0", s(name))
+            .expression_attribute_values(":v1", AttributeValue::N("1".to_owned()))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::None)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .expect("UpdateItem");
+    }
+
+    /// Every page of a partition.
+    pub(crate) async fn query(sdk: &aws_sdk_dynamodb::Client, account: &str) -> Vec<Record> {
+        let mut records = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = sdk
+                .query()
+                .table_name(TABLE)
+                .key_condition_expression("#n0 = :v0")
+                .expression_attribute_names("#n0", "account")
+                .expression_attribute_values(":v0", s(account))
+                .set_exclusive_start_key(start.take())
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await
+                .expect("Query");
+            let items = out.items.unwrap_or_default();
+            records.reserve(items.len());
+            for item in items {
+                records.push(serde_dynamo::from_item(item).expect("decode"));
+            }
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return records,
+            }
+        }
+    }
+
+    /// Chunks of 100 keys, 8 requests in flight, unprocessed keys sent again.
+    pub(crate) async fn batch_get(sdk: &aws_sdk_dynamodb::Client, ids: &[String]) -> Vec<Record> {
+        let chunks = ids.chunks(100).map(|chunk| {
+            chunk
+                .iter()
+                .map(|id| {
+                    Item::from([("account".to_owned(), s(ACCOUNT)), ("id".to_owned(), s(id))])
+                })
+                .collect::<Vec<Item>>()
+        });
+        let results: Vec<Vec<Record>> = futures::stream::iter(chunks)
+            .map(|mut keys| async move {
+                let mut records = Vec::with_capacity(keys.len());
+                while !keys.is_empty() {
+                    let out = sdk
+                        .batch_get_item()
+                        .request_items(
+                            TABLE,
+                            KeysAndAttributes::builder()
+                                .set_keys(Some(std::mem::take(&mut keys)))
+                                .build()
+                                .expect("keys"),
+                        )
+                        .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                        .send()
+                        .await
+                        .expect("BatchGetItem");
+                    for (_, items) in out.responses.unwrap_or_default() {
+                        for item in items {
+                            records.push(serde_dynamo::from_item(item).expect("decode"));
+                        }
+                    }
+                    if let Some(mut left) = out.unprocessed_keys {
+                        if let Some(left) = left.remove(TABLE) {
+                            keys = left.keys;
+                        }
+                    }
+                }
+                records
+            })
+            .buffer_unordered(8)
+            .collect()
+            .await;
+        results.into_iter().flatten().collect()
+    }
+
+    /// Chunks of 25, 8 requests in flight, unprocessed items sent again.
+    pub(crate) async fn batch_write(sdk: &aws_sdk_dynamodb::Client, records: &[Record]) {
+        let chunks = records.chunks(25).map(|chunk| {
+            chunk
+                .iter()
+                .map(|r| {
+                    let item: Item = serde_dynamo::to_item(r).expect("encode");
+                    WriteRequest::builder()
+                        .put_request(
+                            PutRequest::builder()
+                                .set_item(Some(item))
+                                .build()
+                                .expect("item"),
+                        )
+                        .build()
+                })
+                .collect::<Vec<WriteRequest>>()
+        });
+        futures::stream::iter(chunks)
+            .for_each_concurrent(8, |mut requests| async move {
+                while !requests.is_empty() {
+                    let out = sdk
+                        .batch_write_item()
+                        .request_items(TABLE, std::mem::take(&mut requests))
+                        .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                        .send()
+                        .await
+                        .expect("BatchWriteItem");
+                    if let Some(mut left) = out.unprocessed_items {
+                        requests = left.remove(TABLE).unwrap_or_default();
+                    }
+                }
+            })
+            .await;
+    }
+}
+
+/// Runs `call` `calls` times and measures it.
+async fn run<F, Fut>(calls: usize, mut call: F) -> Sample
+where
+    F: FnMut(usize) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let meter = Meter::start(calls);
+    let mut meter = meter;
+    for i in 0..calls {
+        let started = Instant::now();
+        call(i).await;
+        meter.latency(started.elapsed());
+    }
+    meter.finish()
+}
+
+/// Measures both sides over interleaved rounds; the first round of each warms up.
+async fn compare<R, RF, D, DF>(
+    plan: Plan,
+    calls: usize,
+    mut raw_side: R,
+    mut dynamite_side: D,
+) -> (Sample, Sample)
+where
+    R: FnMut(usize) -> RF,
+    RF: Future<Output = ()>,
+    D: FnMut(usize) -> DF,
+    DF: Future<Output = ()>,
+{
+    run((calls / 4).max(1), &mut raw_side).await;
+    run((calls / 4).max(1), &mut dynamite_side).await;
+    let mut raw = Sample::default();
+    let mut dynamite = Sample::default();
+    for round in 0..plan.rounds {
+        if round % 2 == 0 {
+            raw.merge(run(calls, &mut raw_side).await);
+            dynamite.merge(run(calls, &mut dynamite_side).await);
+        } else {
+            dynamite.merge(run(calls, &mut dynamite_side).await);
+            raw.merge(run(calls, &mut raw_side).await);
+        }
+    }
+    (raw, dynamite)
+}
+
+async fn item_operations(plan: Plan, db: &Client, lines: &mut Vec<Line>) {
+    let sdk = db.sdk();
+    let calls = plan.calls;
+
+    let (raw, dynamite) = compare(
+        plan,
+        calls,
+        |_| async {
+            std::hint::black_box(raw::get(sdk, "id-00000").await);
+        },
+        |_| async {
+            let got = Record::get(db, Record::key(ACCOUNT.to_owned(), "id-00000".to_owned()))
+                .await
+                .expect("get");
+            std::hint::black_box(got);
+        },
+    )
+    .await;
+    lines.push(Line::new("get", 1, raw, dynamite));
+
+    let records: Vec<Record> = (0..calls).map(record).collect();
+    let records = &records;
+    let (raw, dynamite) = compare(
+        plan,
+        calls,
+        |i| raw::put(sdk, &records[i]),
+        |i| async move { records[i].put(db).await.expect("put") },
+    )
+    .await;
+    lines.push(Line::new("put", 1, raw, dynamite));
+
+    let (raw, dynamite) = compare(
+        plan,
+        calls,
+        |_| raw::update(sdk, "id-00000", "Ada King"),
+        |_| async {
+            Record::update(db, Record::key(ACCOUNT.to_owned(), "id-00000".to_owned()))
+                .set(Record::NAME, "Ada King")
+                .add(Record::AGE, 1)
+                .await
+                .expect("update")
+        },
+    )
+    .await;
+    lines.push(Line::new("update", 1, raw, dynamite));
+}
+
+async fn query(plan: Plan, db: &Client, lines: &mut Vec<Line>) {
+    let sdk = db.sdk();
+    let calls = (plan.calls / 20).max(2);
+    let (raw, dynamite) = compare(
+        plan,
+        calls,
+        |_| async {
+            let got = raw::query(sdk, ACCOUNT).await;
+            assert_eq!(got.len(), fake::QUERY_ITEMS);
+        },
+        |_| async {
+            let got = Record::find(db)
+                .filter(Record::ACCOUNT.eq(ACCOUNT))
+                .all()
+                .await
+                .expect("find");
+            assert_eq!(got.len(), fake::QUERY_ITEMS);
+        },
+    )
+    .await;
+    lines.push(Line::new(
+        &format!("query, {} items", fake::QUERY_ITEMS),
+        fake::QUERY_ITEMS,
+        raw,
+        dynamite,
+    ));
+}
+
+async fn batch_get(plan: Plan, db: &Client, n: usize, lines: &mut Vec<Line>) {
+    let sdk = db.sdk();
+    let ids = ids(n);
+    let calls = (plan.calls * 4 / n).max(2);
+    let (raw, dynamite) = compare(
+        plan,
+        calls,
+        |_| async {
+            let got = raw::batch_get(sdk, &ids).await;
+            assert_eq!(got.len(), n);
+        },
+        |_| async {
+            let keys = ids
+                .iter()
+                .map(|id| Record::key(ACCOUNT.to_owned(), id.clone()));
+            let got = Record::batch_get(db, keys).await.expect("batch_get");
+            assert_eq!(got.items.len(), n);
+        },
+    )
+    .await;
+    lines.push(Line::new(&format!("batch_get, {n} keys"), n, raw, dynamite));
+}
+
+async fn batch_write(plan: Plan, db: &Client, n: usize, lines: &mut Vec<Line>) {
+    let sdk = db.sdk();
+    let records: Vec<Record> = (0..n).map(record).collect();
+    let calls = (plan.calls * 4 / n).max(2);
+    let (raw, dynamite) = compare(
+        plan,
+        calls,
+        |_| raw::batch_write(sdk, &records),
+        |_| async {
+            let out = Record::batch_write(db)
+                .put_all(&records)
+                .await
+                .expect("batch_write");
+            assert_eq!(out.puts, n);
+        },
+    )
+    .await;
+    lines.push(Line::new(
+        &format!("batch_write, {n} items"),
+        n,
+        raw,
+        dynamite,
+    ));
+}
+
+/// A get answered by the in-process layer, against its floor: moka's sync `get` of the same
+/// owned struct under a key built the same way (two owned strings).
+async fn cached_get(plan: Plan, sdk: &aws_sdk_dynamodb::Client, lines: &mut Vec<Line>) {
+    let floor: moka::sync::Cache<(String, String), Record> = moka::sync::Cache::new(10_000);
+    floor.insert((ACCOUNT.to_owned(), "id-00000".to_owned()), record(0));
+    let layers = [
+        (
+            "cached get (LfuLayer)",
+            Client::builder(sdk.clone())
+                .cache(LfuLayer::new(64 << 20))
+                .build(),
+        ),
+        (
+            "cached get (MokaLayer)",
+            Client::builder(sdk.clone())
+                .cache(MokaLayer::new(64 << 20))
+                .build(),
+        ),
+    ];
+    for (name, db) in layers {
+        Record::get(&db, Record::key(ACCOUNT.to_owned(), "id-00000".to_owned()))
+            .await
+            .expect("fill");
+        let (raw, dynamite) = compare(
+            plan,
+            plan.calls * 50,
+            |_| {
+                let got = floor.get(&(ACCOUNT.to_owned(), "id-00000".to_owned()));
+                std::hint::black_box(got);
+                std::future::ready(())
+            },
+            |_| {
+                let db = &db;
+                async move {
+                    let got =
+                        Record::get(db, Record::key(ACCOUNT.to_owned(), "id-00000".to_owned()))
+                            .await
+                            .expect("cached get");
+                    std::hint::black_box(got);
+                }
+            },
+        )
+        .await;
+        lines.push(Line {
+            baseline: "floor",
+            ..Line::new(name, 1, raw, dynamite)
+        });
+    }
+}
+
+/// Gets with 64 in flight: throughput and CPU per get.
+async fn concurrent_gets(plan: Plan, db: &Client, lines: &mut Vec<Line>) {
+    let sdk = db.sdk();
+    let per_round = plan.calls * 2;
+    let (raw, dynamite) = compare(
+        Plan {
+            rounds: plan.rounds,
+            calls: 1,
+        },
+        1,
+        |_| async {
+            futures::stream::iter(0..per_round)
+                .for_each_concurrent(64, |_| async {
+                    std::hint::black_box(raw::get(sdk, "id-00000").await);
+                })
+                .await;
+        },
+        |_| async {
+            futures::stream::iter(0..per_round)
+                .for_each_concurrent(64, |_| async {
+                    let got =
+                        Record::get(db, Record::key(ACCOUNT.to_owned(), "id-00000".to_owned()))
+                            .await
+                            .expect("get");
+                    std::hint::black_box(got);
+                })
+                .await;
+        },
+    )
+    .await;
+    lines.push(Line::new("get, 64 in flight", per_round, raw, dynamite));
+}
+
+impl Line {
+    fn new(name: &str, items: usize, raw: Sample, dynamite: Sample) -> Self {
+        Line {
+            name: name.to_owned(),
+            items,
+            raw,
+            dynamite,
+            baseline: "raw",
+        }
+    }
+}
+
+fn main() {
+    // `--quick`, and optionally the sections to run (items, query, batch_get, batch_write,
+    // cached, concurrent, scaling); all by default. Cargo adds `--bench`.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let sections: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
+    let wants = |section: &str| sections.is_empty() || sections.iter().any(|s| *s == section);
+    let plan = if quick {
+        Plan {
+            rounds: 3,
+            calls: 300,
+        }
+    } else {
+        Plan {
+            rounds: 10,
+            calls: 1_000,
+        }
+    };
+    let server = FakeDynamo::start(TABLE);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let lines = runtime.block_on(async {
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version_latest()
+            .endpoint_url(&server.endpoint)
+            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "bench", "bench", None, None, "bench",
+            ))
+            .build();
+        let db = Client::new(aws_sdk_dynamodb::Client::from_conf(config));
+        let mut lines = Vec::new();
+        let mut scaling = Vec::new();
+        if wants("items") {
+            item_operations(plan, &db, &mut lines).await;
+        }
+        if wants("query") {
+            query(plan, &db, &mut lines).await;
+        }
+        if wants("batch_get") {
+            batch_get(plan, &db, 1_000, &mut lines).await;
+        }
+        if wants("batch_write") {
+            batch_write(plan, &db, 1_000, &mut lines).await;
+        }
+        if wants("cached") {
+            cached_get(plan, db.sdk(), &mut lines).await;
+        }
+        if wants("concurrent") {
+            concurrent_gets(plan, &db, &mut lines).await;
+        }
+        if wants("scaling") {
+            for n in [100, 1_000, 10_000] {
+                batch_get(plan, &db, n, &mut scaling).await;
+                batch_write(plan, &db, n, &mut scaling).await;
+            }
+        }
+        (lines, scaling)
+    });
+    let (lines, scaling) = lines;
+    println!(
+        "{} rounds per operation; the fake server answered {} requests on {} connections\n",
+        plan.rounds,
+        server.requests(),
+        server.connections()
+    );
+    measure::report(&lines);
+    if !scaling.is_empty() {
+        println!("\nScaling: client CPU and allocations per item as batches grow\n");
+        measure::report_scaling(&scaling);
+    }
+}
