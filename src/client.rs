@@ -33,6 +33,11 @@ struct Inner {
     retry: RetryPolicy,
     retry_tokens: RetryTokens,
     idempotent_writes: bool,
+    /// Whether batch requests move their items into the SDK's input and read a failed
+    /// attempt's body back to resend it (`crate::replay`), or keep a copy: a copy when the
+    /// SDK config has interceptors of its own, which may rewrite items before serialization
+    /// (client-side encryption, say) and must not see their own output again.
+    batch_moves: bool,
     cache: Option<Arc<ClientCache>>,
 }
 
@@ -97,6 +102,11 @@ impl Client {
 
     pub(crate) fn retry_tokens(&self) -> &RetryTokens {
         &self.inner.retry_tokens
+    }
+
+    /// Whether batch requests move their items into the request (see `Inner::batch_moves`).
+    pub(crate) fn batch_moves(&self) -> bool {
+        self.inner.batch_moves
     }
 
     /// `true` when single-item writes that could otherwise end in
@@ -306,17 +316,23 @@ impl ClientBuilder {
 
     /// The client.
     pub fn build(self) -> Client {
-        let sdk = if self.keep_sdk_retries {
-            self.sdk
-        } else {
-            let config = self
-                .sdk
-                .config()
-                .to_builder()
-                .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
-                .build();
-            aws_sdk_dynamodb::Client::from_conf(config)
-        };
+        // Every client's SDK config keeps the bodies of batch requests sent again after a
+        // failed attempt (`crate::replay`); the SDK's own retries are off unless asked for.
+        use aws_smithy_runtime_api::client::interceptors::Intercept as _;
+        let batch_moves = self
+            .sdk
+            .config()
+            .interceptors()
+            .all(|i| i.name() == crate::replay::KeepSentBody::NAME);
+        let mut config = self
+            .sdk
+            .config()
+            .to_builder()
+            .interceptor(crate::replay::KeepSentBody);
+        if !self.keep_sdk_retries {
+            config = config.retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled());
+        }
+        let sdk = aws_sdk_dynamodb::Client::from_conf(config.build());
         let cache = self.cache.map(|layer| {
             let identity = match self.cache_namespace {
                 Some(namespace) => format!("user|{namespace}"),
@@ -334,6 +350,7 @@ impl ClientBuilder {
                 retry: self.retry,
                 retry_tokens: RetryTokens::new(self.retry_budget),
                 idempotent_writes: self.idempotent_writes,
+                batch_moves,
                 cache,
                 table_prefix: self.table_prefix,
                 cursor_key: self.cursor_key,
@@ -386,5 +403,32 @@ mod tests {
             endpoint_url(&rebuilt).as_deref(),
             Some("http://localhost:4566")
         );
+    }
+
+    #[derive(Debug)]
+    struct Noop;
+
+    impl aws_sdk_dynamodb::config::Intercept for Noop {
+        fn name(&self) -> &'static str {
+            "Noop"
+        }
+    }
+
+    #[tokio::test]
+    async fn batches_move_their_items_unless_the_sdk_config_has_interceptors() {
+        let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new("eu-west-1"))
+            .endpoint_url("http://127.0.0.1:9")
+            .load()
+            .await;
+        let plain = Client::new(aws_sdk_dynamodb::Client::new(&shared));
+        assert!(plain.batch_moves(), "aws-config adds no interceptor");
+        // Over a dynamite client's SDK client, which carries dynamite's own interceptor.
+        assert!(Client::new(plain.sdk().clone()).batch_moves());
+        let intercepted = aws_sdk_dynamodb::config::Builder::from(&shared)
+            .interceptor(Noop)
+            .build();
+        let copying = Client::new(aws_sdk_dynamodb::Client::from_conf(intercepted));
+        assert!(!copying.batch_moves(), "a foreign interceptor gets copies");
     }
 }

@@ -282,6 +282,18 @@ impl<E: Entity> Key<E> {
         Ok(item)
     }
 
+    /// [`to_item`](Self::to_item), moving the values instead of copying them.
+    pub fn into_item(self) -> Result<Item> {
+        self.check()?;
+        let schema = E::schema();
+        let mut item = Item::with_capacity(2);
+        item.insert(schema.partition_key.name.to_owned(), self.partition);
+        if let (Some(sk), Some(value)) = (&schema.sort_key, self.sort) {
+            item.insert(sk.name.to_owned(), value);
+        }
+        Ok(item)
+    }
+
     /// Checks the key against the schema (no allocation).
     pub fn check(&self) -> Result<()> {
         let schema = E::schema();

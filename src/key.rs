@@ -30,11 +30,95 @@ pub(crate) fn encode_key_values(
     sort: Option<&AttributeValue>,
 ) -> String {
     let mut out = String::with_capacity(32);
-    push_value(&mut out, partition);
-    if let Some(sort) = sort {
-        push_value(&mut out, sort);
-    }
+    push_key_values(&mut out, partition, sort);
     out
+}
+
+/// The canonical texts ([`push_key_values`]) of many keys in one buffer: no allocation per key.
+#[derive(Debug, Default)]
+pub(crate) struct KeyTexts {
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl KeyTexts {
+    /// Room for `keys` keys.
+    pub(crate) fn with_capacity(keys: usize) -> Self {
+        KeyTexts {
+            text: String::with_capacity(keys * 32),
+            ends: Vec::with_capacity(keys),
+        }
+    }
+
+    /// The texts of the keys of `items`, whose key attributes are `names` (partition, then
+    /// sort); an item without them gets an empty text, which no key has.
+    pub(crate) fn of_items(items: &[Item], names: &[&str]) -> Self {
+        let mut texts = Self::with_capacity(items.len());
+        for item in items {
+            texts.push_item(item, names);
+        }
+        texts
+    }
+
+    /// Adds a key's text.
+    pub(crate) fn push(&mut self, partition: &AttributeValue, sort: Option<&AttributeValue>) {
+        push_key_values(&mut self.text, partition, sort);
+        self.ends.push(self.text.len());
+    }
+
+    /// Adds a key's text, already encoded.
+    pub(crate) fn push_text(&mut self, text: &str) {
+        self.text.push_str(text);
+        self.ends.push(self.text.len());
+    }
+
+    /// Adds the text of `item`'s key (see [`of_items`](Self::of_items)).
+    pub(crate) fn push_item(&mut self, item: &Item, names: &[&str]) {
+        let start = self.text.len();
+        if !item_key_text(&mut self.text, item, names) {
+            self.text.truncate(start);
+        }
+        self.ends.push(self.text.len());
+    }
+
+    /// The text of key `i`.
+    pub(crate) fn get(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.text[start..self.ends[i]]
+    }
+
+    /// Keys held.
+    pub(crate) fn len(&self) -> usize {
+        self.ends.len()
+    }
+}
+
+/// Appends the text of `item`'s key, whose attributes are `names` (partition, then sort);
+/// `false` when one is missing.
+pub(crate) fn item_key_text(out: &mut String, item: &Item, names: &[&str]) -> bool {
+    let mut values = names.iter().map(|name| item.get(*name));
+    let (Some(Some(partition)), sort) = (values.next(), values.next()) else {
+        return false;
+    };
+    match sort {
+        Some(None) => false,
+        sort => {
+            push_key_values(out, partition, sort.flatten());
+            true
+        }
+    }
+}
+
+/// [`encode_key_values`], appended to `out` (many keys in one buffer).
+pub(crate) fn push_key_values(
+    out: &mut String,
+    partition: &AttributeValue,
+    sort: Option<&AttributeValue>,
+) {
+    push_value(out, partition);
+    if let Some(sort) = sort {
+        push_value(out, sort);
+    }
 }
 
 /// `tag`, the byte length of `text`, `:`, then `text`: a component no content can imitate.
@@ -89,27 +173,45 @@ pub(crate) fn decode_item_key(text: &str) -> Result<Item, String> {
             return Err(format!("attribute `{name}` has no value"));
         }
         let (tag, value, after) = next_component(after)?;
-        let value = match tag {
-            's' => AttributeValue::S(value.to_owned()),
-            'n' => AttributeValue::N(plain_number(value).unwrap_or_else(|| value.to_owned())),
-            // A number that did not normalise: kept as written, for the caller to refuse with a
-            // reason.
-            'x' => AttributeValue::N(value.to_owned()),
-            'b' => AttributeValue::B(aws_smithy_types::Blob::new(
-                decode_hex(value).ok_or_else(|| format!("attribute `{name}`: bad binary value"))?,
-            )),
-            other => {
-                return Err(format!(
-                    "attribute `{name}` has a value of unknown type `{other}`"
-                ))
-            }
-        };
+        let value = decode_value(tag, value).map_err(|e| format!("attribute `{name}`: {e}"))?;
         if key.insert(name.to_owned(), value).is_some() {
             return Err(format!("attribute `{name}` appears twice"));
         }
         rest = after;
     }
     Ok(key)
+}
+
+/// The value of a `tag` component with `content`.
+fn decode_value(tag: char, content: &str) -> Result<AttributeValue, String> {
+    Ok(match tag {
+        's' => AttributeValue::S(content.to_owned()),
+        'n' => AttributeValue::N(plain_number(content).unwrap_or_else(|| content.to_owned())),
+        // A number that did not normalise: kept as written, for the caller to refuse with a
+        // reason.
+        'x' => AttributeValue::N(content.to_owned()),
+        'b' => AttributeValue::B(aws_smithy_types::Blob::new(
+            decode_hex(content).ok_or("bad binary value")?,
+        )),
+        other => return Err(format!("a value of unknown type `{other}`")),
+    })
+}
+
+/// Reads back a key written by [`push_key_values`]: the partition key value and the sort key
+/// value, if any (numbers as plain decimals of the same value).
+pub(crate) fn decode_key_values(
+    text: &str,
+) -> Result<(AttributeValue, Option<AttributeValue>), String> {
+    let (tag, content, rest) = next_component(text)?;
+    let partition = decode_value(tag, content)?;
+    if rest.is_empty() {
+        return Ok((partition, None));
+    }
+    let (tag, content, rest) = next_component(rest)?;
+    if !rest.is_empty() {
+        return Err("more than two key values".to_owned());
+    }
+    Ok((partition, Some(decode_value(tag, content)?)))
 }
 
 /// The first component of `text`: its tag, its content, and the text after it.
@@ -332,6 +434,36 @@ mod tests {
             assert!(decode_item_key(bad).is_err(), "{bad:?}");
         }
         assert_eq!(decode_item_key("").unwrap(), Item::new());
+    }
+
+    #[test]
+    fn key_values_read_back_as_written() {
+        let values = [
+            AttributeValue::S("a|b\u{1}c".into()),
+            AttributeValue::S(String::new()),
+            AttributeValue::N("1.50".into()),
+            AttributeValue::N("-2e3".into()),
+            AttributeValue::B(vec![0u8, 255, 16].into()),
+        ];
+        let mut texts = KeyTexts::default();
+        let mut expected = Vec::new();
+        for partition in &values {
+            for sort in std::iter::once(None).chain(values.iter().map(Some)) {
+                texts.push(partition, sort);
+                expected.push((partition.clone(), sort.cloned()));
+            }
+        }
+        for (i, (partition, sort)) in expected.iter().enumerate() {
+            let (p, s) = decode_key_values(texts.get(i)).unwrap();
+            // Numbers come back as plain decimals of the same value.
+            assert_eq!(encode_key_values(&p, s.as_ref()), texts.get(i));
+            assert_eq!(encode_key_values(partition, sort.as_ref()), texts.get(i));
+        }
+        assert_eq!(
+            decode_key_values(texts.get(0)).unwrap(),
+            (AttributeValue::S("a|b\u{1}c".into()), None)
+        );
+        assert!(decode_key_values("s1:as1:bs1:c").is_err(), "three values");
     }
 
     #[test]

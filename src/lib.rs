@@ -109,6 +109,7 @@ mod key;
 mod operation;
 pub mod ops;
 mod query;
+mod replay;
 pub use query::plan;
 pub mod page;
 mod pipeline;

@@ -3,6 +3,7 @@
 //! mode send what it compiles; batch writes validate items with it. No I/O.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem, Update as SdkUpdate,
@@ -94,12 +95,54 @@ impl CancellationReason {
 /// One put or delete of a batch write, on its table.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WriteOp {
-    pub(crate) table: String,
+    pub(crate) table: Arc<str>,
     pub(crate) entity: &'static str,
-    pub(crate) key: Item,
-    /// The key in cache-key form (partition, sort), for invalidation.
-    pub(crate) key_text: String,
+    /// The names of the table's key attributes (partition, sort).
+    pub(crate) key_names: KeyNames,
     pub(crate) kind: WriteKind,
+    /// A delete's key (a put's key is in its item); empty for puts.
+    pub(crate) delete_key: Item,
+}
+
+/// The names of a table's primary key attributes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct KeyNames {
+    pub(crate) partition: &'static str,
+    pub(crate) sort: Option<&'static str>,
+}
+
+impl KeyNames {
+    pub(crate) fn of(schema: &crate::TableSchema) -> Self {
+        KeyNames {
+            partition: schema.partition_key.name,
+            sort: schema.sort_key.map(|k| k.name),
+        }
+    }
+
+    /// The key attributes of `item`, copied.
+    pub(crate) fn key_of(&self, item: &Item) -> Item {
+        std::iter::once(self.partition)
+            .chain(self.sort)
+            .filter_map(|name| item.get(name).map(|v| (name.to_owned(), v.clone())))
+            .collect()
+    }
+
+    /// Appends the canonical text of `item`'s key ([`crate::key`]) to `out`; `false` (and
+    /// nothing appended) when a key attribute is missing.
+    pub(crate) fn push_key_text(&self, item: &Item, out: &mut String) -> bool {
+        let Some(partition) = item.get(self.partition) else {
+            return false;
+        };
+        let sort = match self.sort {
+            Some(name) => match item.get(name) {
+                Some(v) => Some(v),
+                None => return false,
+            },
+            None => None,
+        };
+        crate::key::push_key_values(out, partition, sort);
+        true
+    }
 }
 
 /// What a [`WriteOp`] does.
@@ -112,6 +155,38 @@ pub enum WriteKind {
 }
 
 impl WriteOp {
+    /// A put of `item` (which holds its key) into `table`.
+    pub(crate) fn put(
+        table: Arc<str>,
+        entity: &'static str,
+        key_names: KeyNames,
+        item: Item,
+    ) -> Self {
+        WriteOp {
+            table,
+            entity,
+            key_names,
+            kind: WriteKind::Put(item),
+            delete_key: Item::new(),
+        }
+    }
+
+    /// A delete of the item with `key` from `table`.
+    pub(crate) fn delete(
+        table: Arc<str>,
+        entity: &'static str,
+        key_names: KeyNames,
+        key: Item,
+    ) -> Self {
+        WriteOp {
+            table,
+            entity,
+            key_names,
+            kind: WriteKind::Delete,
+            delete_key: key,
+        }
+    }
+
     /// The table (with the client's prefix).
     pub fn table(&self) -> &str {
         &self.table
@@ -122,14 +197,25 @@ impl WriteOp {
         self.entity
     }
 
-    /// The primary key the operation writes.
-    pub fn key(&self) -> &Item {
-        &self.key
+    /// The primary key the operation writes (a copy of the key attributes).
+    pub fn key(&self) -> Item {
+        match &self.kind {
+            WriteKind::Put(item) => self.key_names.key_of(item),
+            WriteKind::Delete => self.delete_key.clone(),
+        }
     }
 
     /// Put or delete.
     pub fn kind(&self) -> &WriteKind {
         &self.kind
+    }
+
+    /// The item a put writes, or the key a delete deletes: what its request carries.
+    pub(crate) fn body(&self) -> &Item {
+        match &self.kind {
+            WriteKind::Put(item) => item,
+            WriteKind::Delete => &self.delete_key,
+        }
     }
 }
 

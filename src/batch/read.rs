@@ -12,8 +12,9 @@ use futures::StreamExt;
 use super::{BatchStats, MAX_KEYS_PER_REQUEST};
 use crate::attr::Path;
 use crate::expr::{self, Placeholders};
-use crate::key::encode_item_key;
+use crate::key::{item_key_text, KeyTexts};
 use crate::pipeline::{Settle, Target};
+use crate::replay::{self, BodySlot};
 use crate::{Cause, Client, Entity, Error, Item, Operation, Result, RetryPolicy};
 
 /// One table's part of a batch read, with everything a request needs.
@@ -31,14 +32,21 @@ pub(crate) struct TableRead<'a> {
 
 impl<'a> TableRead<'a> {
     /// Reads one chunk of at most 100 distinct keys; the items found (any order).
+    ///
+    /// The keys move into the request (a client whose SDK config has interceptors of its own
+    /// sends copies, see [`Client::batch_moves`]); unprocessed keys come back in the answer,
+    /// and a failed attempt's keys are read back from the body it sent ([`crate::replay`]).
     pub(crate) async fn read_chunk(
         &self,
         client: &Client,
         keys: Vec<Item>,
     ) -> Result<(Vec<Item>, BatchStats)> {
+        let moves = client.batch_moves();
+        let slot = BodySlot::default();
         let state = Mutex::new(ReadState {
             found: Vec::with_capacity(keys.len()),
-            pending: keys,
+            pending: Some(keys),
+            in_flight: 0,
             stats: BatchStats::default(),
         });
         let lock = || state.lock().unwrap_or_else(PoisonError::into_inner);
@@ -57,23 +65,35 @@ impl<'a> TableRead<'a> {
                     if remainder {
                         st.stats.unprocessed_retries += 1;
                     }
+                    if st.pending.is_none() {
+                        // The last attempt failed: its keys are sent again.
+                        st.pending = self.read_back(&slot);
+                    }
+                    st.in_flight = st.pending.as_ref().map_or(0, Vec::len);
+                    let keys = if moves {
+                        st.pending.take()
+                    } else {
+                        st.pending.clone()
+                    };
+                    drop(st);
                     let request = KeysAndAttributes::builder()
-                        .set_keys(Some(st.pending.clone()))
+                        .set_keys(keys)
                         .set_projection_expression(self.projection.clone())
                         .set_expression_attribute_names(self.names.clone())
                         .consistent_read(self.consistent)
                         .build()
                         .expect("keys are set");
-                    drop(st);
-                    client
+                    let send = client
                         .sdk()
                         .batch_get_item()
                         .request_items(&self.table, request)
                         .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                        .send()
+                        .send();
+                    replay::keeping_body(&slot, send)
                 },
                 |out| {
                     let mut st = lock();
+                    slot.take();
                     if let Some(mut responses) = out.responses {
                         st.found
                             .extend(responses.remove(&self.table).unwrap_or_default());
@@ -83,9 +103,9 @@ impl<'a> TableRead<'a> {
                         .and_then(|mut u| u.remove(&self.table))
                         .map(|k| k.keys)
                         .unwrap_or_default();
-                    let progressed = unprocessed.len() < st.pending.len();
-                    st.pending = unprocessed;
-                    if st.pending.is_empty() {
+                    let progressed = unprocessed.len() < st.in_flight;
+                    st.pending = Some(unprocessed);
+                    if st.pending.as_ref().is_some_and(Vec::is_empty) {
                         Settle::Done(())
                     } else {
                         Settle::Again {
@@ -101,11 +121,28 @@ impl<'a> TableRead<'a> {
             pending,
             found,
             stats,
+            ..
         } = state.into_inner().unwrap_or_else(PoisonError::into_inner);
+        let pending = match pending {
+            Some(pending) => pending,
+            None => self.read_back(&slot).unwrap_or_default(),
+        };
         match sent {
             Ok(()) if pending.is_empty() => Ok((found, stats)),
             Ok(()) => Err(self.incomplete(pending, found, None)),
             Err(e) => Err(self.incomplete(pending, found, Some(e))),
+        }
+    }
+
+    /// The keys a failed attempt sent, read back from its body.
+    fn read_back(&self, slot: &BodySlot) -> Option<Vec<Item>> {
+        let body = slot.take()?;
+        match replay::batch_keys(&body, &self.table) {
+            Ok(keys) => Some(keys),
+            Err(e) => {
+                tracing::error!(reason = %e.0, "could not read back a batch read to resend it");
+                None
+            }
         }
     }
 
@@ -117,10 +154,25 @@ impl<'a> TableRead<'a> {
         keys: Vec<Item>,
         concurrency: usize,
     ) -> Result<(Vec<Option<Item>>, BatchStats)> {
-        let chunks: Vec<Vec<Item>> = keys
-            .chunks(MAX_KEYS_PER_REQUEST)
-            .map(<[Item]>::to_vec)
-            .collect();
+        let texts = KeyTexts::of_items(&keys, &self.key_names);
+        self.read_keyed(client, keys, &texts, concurrency).await
+    }
+
+    /// [`read_all`](Self::read_all) of keys whose texts are `texts` (aligned with `keys`).
+    pub(crate) async fn read_keyed(
+        &self,
+        client: &Client,
+        keys: Vec<Item>,
+        texts: &KeyTexts,
+        concurrency: usize,
+    ) -> Result<(Vec<Option<Item>>, BatchStats)> {
+        debug_assert_eq!(keys.len(), texts.len());
+        let count = keys.len();
+        let mut keys = keys.into_iter().peekable();
+        let mut chunks: Vec<Vec<Item>> = Vec::with_capacity(count.div_ceil(MAX_KEYS_PER_REQUEST));
+        while keys.peek().is_some() {
+            chunks.push(keys.by_ref().take(MAX_KEYS_PER_REQUEST).collect());
+        }
         // Every chunk runs to its end, so a failure reports all the keys not read.
         let outcomes: Vec<Result<(Vec<Item>, BatchStats)>> = futures::stream::iter(chunks)
             .map(|chunk| self.read_chunk(client, chunk))
@@ -128,7 +180,7 @@ impl<'a> TableRead<'a> {
             .collect()
             .await;
         let mut stats = BatchStats::default();
-        let mut by_key: HashMap<String, Item> = HashMap::with_capacity(keys.len());
+        let mut found: Vec<Item> = Vec::with_capacity(count);
         let mut unread: Vec<Item> = Vec::new();
         let mut read_before_failing: Vec<Item> = Vec::new();
         let mut first_cause: Option<Cause> = None;
@@ -137,9 +189,7 @@ impl<'a> TableRead<'a> {
                 Ok((items, s)) => {
                     stats.requests += s.requests;
                     stats.unprocessed_retries += s.unprocessed_retries;
-                    for item in items {
-                        by_key.insert(encode_item_key(&self.key_of(&item)), item);
-                    }
+                    found.extend(items);
                 }
                 Err(Error::UnprocessedKeys { keys, read, cause }) => {
                     unread.extend(keys.into_iter().map(|(_, k)| k));
@@ -152,17 +202,26 @@ impl<'a> TableRead<'a> {
             }
         }
         if !unread.is_empty() {
-            let read = by_key.into_values().chain(read_before_failing).collect();
-            let mut err = self.incomplete(unread, read, None);
+            found.extend(read_before_failing);
+            let mut err = self.incomplete(unread, found, None);
             if let Error::UnprocessedKeys { cause, .. } = &mut err {
                 *cause = first_cause;
             }
             return Err(err);
         }
-        let aligned = keys
-            .iter()
-            .map(|k| by_key.remove(&encode_item_key(k)))
-            .collect();
+        // Each item goes where its key is: matched by canonical key text, one buffer reused.
+        let position: HashMap<&str, usize> = (0..count).map(|i| (texts.get(i), i)).collect();
+        let mut aligned: Vec<Option<Item>> = Vec::with_capacity(count);
+        aligned.resize_with(count, || None);
+        let mut text = String::with_capacity(64);
+        for item in found {
+            text.clear();
+            if item_key_text(&mut text, &item, &self.key_names) {
+                if let Some(&i) = position.get(text.as_str()) {
+                    aligned[i] = Some(item);
+                }
+            }
+        }
         Ok((aligned, stats))
     }
 
@@ -176,18 +235,14 @@ impl<'a> TableRead<'a> {
             cause: cause.map(Cause::from),
         }
     }
-
-    pub(crate) fn key_of(&self, item: &Item) -> Item {
-        self.key_names
-            .iter()
-            .filter_map(|k| item.get(*k).map(|v| ((*k).to_owned(), v.clone())))
-            .collect()
-    }
 }
 
 /// A chunk being read: the keys left, the items found, the requests made.
 struct ReadState {
-    pending: Vec<Item>,
+    /// The keys the next attempt sends; `None` while an attempt holds them.
+    pending: Option<Vec<Item>>,
+    /// Keys in the request of the attempt in flight.
+    in_flight: usize,
     found: Vec<Item>,
     stats: BatchStats,
 }

@@ -10,7 +10,7 @@ use futures::{Stream, StreamExt, TryStreamExt};
 
 use crate::attr::Path;
 use crate::cache::stack::{ClientCache, Found};
-use crate::key::encode_item_key;
+use crate::key::{decode_key_values, encode_item_key, KeyTexts};
 use crate::{Attr, Client, Entity, Error, Item, Key, Result, RetryPolicy};
 
 pub use crate::batch::BatchStats;
@@ -30,7 +30,9 @@ type Finish = fn(Vec<Item>, Vec<Option<Item>>, BatchStats) -> Result<Box<dyn Any
 pub struct BatchGetOutput<E> {
     /// The items found, in the order of the input keys (each key once).
     pub items: Vec<E>,
-    /// The keys with no item, in input order.
+    /// The keys with no item, in input order. Read through DynamoDB (not the cache), they are
+    /// rebuilt from the crate's canonical key encoding: a number key comes back as the plain
+    /// decimal of the same value (`1.50` as `1.5`), strings and binaries as given.
     pub missing: Vec<Key<E>>,
     /// Requests made and unprocessed-key retries.
     pub stats: BatchStats,
@@ -127,30 +129,52 @@ impl<'a, E: Entity> BatchGet<'a, E> {
 
     /// Runs it: every key read once, items in input order, missing keys reported.
     pub async fn send(mut self) -> Result<BatchGetOutput<E>> {
-        let mut seen = HashSet::new();
-        let mut keys: Vec<Key<E>> = Vec::new();
-        let mut items: Vec<Item> = Vec::new();
-        for key in self.keys.by_ref() {
-            let item = key.to_item()?;
-            if seen.insert(encode_item_key(&item)) {
-                keys.push(key);
-                items.push(item);
-            }
-        }
-        let read = self.table_read();
         if let Some(cache) = self.client.read_cache::<E>(self.consistent, self.use_cache) {
+            let mut seen = HashSet::new();
+            let mut keys: Vec<Key<E>> = Vec::new();
+            let mut items: Vec<Item> = Vec::new();
+            for key in self.keys.by_ref() {
+                let item = key.to_item()?;
+                if seen.insert(encode_item_key(&item)) {
+                    keys.push(key);
+                    items.push(item);
+                }
+            }
+            let read = self.table_read();
             return send_cached(self.client, self.concurrency, cache, &read, keys, items).await;
         }
-        let (found, stats) = read.read_all(self.client, items, self.concurrency).await?;
+        // Every key checked before any request; each distinct key once, moved into the request
+        // (a missing one is given back from its canonical text).
+        let mut texts = KeyTexts::default();
+        let mut keys: Vec<Key<E>> = Vec::new();
+        for key in self.keys.by_ref() {
+            key.check()?;
+            texts.push(key.partition(), key.sort());
+            keys.push(key);
+        }
+        let (texts, keys) = distinct(texts, keys);
+        let items = keys
+            .into_iter()
+            .map(Key::into_item)
+            .collect::<Result<Vec<Item>>>()?;
+        let read = self.table_read();
+        let (found, stats) = read
+            .read_keyed(self.client, items, &texts, self.concurrency)
+            .await?;
         let mut out = BatchGetOutput {
             items: Vec::with_capacity(found.len()),
             missing: Vec::new(),
             stats,
         };
-        for (key, item) in keys.into_iter().zip(found) {
+        for (i, item) in found.into_iter().enumerate() {
             match item {
                 Some(item) => out.items.push(E::from_item(item)?),
-                None => out.missing.push(key),
+                None => {
+                    let (partition, sort) = decode_key_values(texts.get(i)).map_err(|e| {
+                        Error::validation(E::schema().entity, "key", format!("bad key text: {e}"))
+                    })?;
+                    out.missing.push(Key::from_values(partition, sort));
+                }
             }
         }
         Ok(out)
@@ -286,6 +310,24 @@ async fn send_cached<E: Entity>(
     Ok(out)
 }
 
+/// The first of each distinct key, with its text (`texts` aligned with `keys`).
+fn distinct<E: Entity>(texts: KeyTexts, keys: Vec<Key<E>>) -> (KeyTexts, Vec<Key<E>>) {
+    let mut seen: HashSet<&str> = HashSet::with_capacity(keys.len());
+    let first: Vec<bool> = (0..keys.len()).map(|i| seen.insert(texts.get(i))).collect();
+    if seen.len() == keys.len() {
+        return (texts, keys);
+    }
+    let mut kept = KeyTexts::with_capacity(seen.len());
+    let mut distinct = Vec::with_capacity(seen.len());
+    for ((key, first), i) in keys.into_iter().zip(first).zip(0..) {
+        if first {
+            kept.push_text(texts.get(i));
+            distinct.push(key);
+        }
+    }
+    (kept, distinct)
+}
+
 impl<'a, E: Entity> IntoFuture for BatchGet<'a, E> {
     type Output = Result<BatchGetOutput<E>>;
     type IntoFuture = BoxFuture<'a, Self::Output>;
@@ -334,6 +376,8 @@ struct Part {
     type_id: TypeId,
     read: TableRead<'static>,
     keys: Vec<Item>,
+    /// The canonical texts of `keys`, to add each key once.
+    seen: HashSet<String>,
     /// Decodes the aligned answers into a `BatchGetOutput<E>`.
     finish: Finish,
 }
@@ -390,6 +434,7 @@ impl<'a> MultiBatchGet<'a> {
                     type_id: TypeId::of::<E>(),
                     read: table_read::<E>(self.client, &[], false, None),
                     keys: Vec::new(),
+                    seen: HashSet::new(),
                     finish: finish::<E>,
                 });
                 self.parts.len() - 1
@@ -399,8 +444,7 @@ impl<'a> MultiBatchGet<'a> {
             match key.to_item() {
                 Ok(item) => {
                     let part = &mut self.parts[position];
-                    let ks = encode_item_key(&item);
-                    if !part.keys.iter().any(|k| encode_item_key(k) == ks) {
+                    if part.seen.insert(encode_item_key(&item)) {
                         part.keys.push(item);
                     }
                 }

@@ -5,11 +5,12 @@
 use std::collections::HashMap;
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
+use std::sync::Arc;
 
 use futures::StreamExt;
 
 use crate::batch::BatchStats;
-use crate::write::{WriteKind, WriteOp};
+use crate::write::{KeyNames, WriteOp};
 use crate::{Cause, Client, Entity, Error, Key, Result, RetryPolicy};
 
 use crate::batch::{write_chunk, ChunkResult, MAX_WRITES_PER_REQUEST};
@@ -50,6 +51,8 @@ pub struct BatchWriteOutput {
 pub struct BatchWrite<'a> {
     client: &'a Client,
     ops: Vec<WriteOp>,
+    /// Each entity's table name (with the client's prefix), shared by its operations.
+    tables: Vec<(&'static str, Arc<str>)>,
     error: Option<Error>,
     concurrency: usize,
     retry: Option<RetryPolicy>,
@@ -68,6 +71,7 @@ impl<'a> BatchWrite<'a> {
         BatchWrite {
             client,
             ops: Vec::new(),
+            tables: Vec::new(),
             error: None,
             concurrency: crate::batch::DEFAULT_CONCURRENCY,
             retry: None,
@@ -77,13 +81,25 @@ impl<'a> BatchWrite<'a> {
     /// Puts `entity` (checked now: conversion, key, item size; the first problem is returned
     /// by `send` before any request).
     pub fn put<E: Entity>(mut self, entity: &E) -> Self {
-        match prepare_put(self.client, entity) {
+        let table = self.table::<E>();
+        match prepare_put(table, entity) {
             Ok(op) => self.ops.push(op),
             Err(e) => {
                 self.error.get_or_insert(e);
             }
         }
         self
+    }
+
+    /// `E`'s table name, shared by all of its operations.
+    fn table<E: Entity>(&mut self) -> Arc<str> {
+        let name = E::schema().table;
+        if let Some((_, table)) = self.tables.iter().find(|(n, _)| *n == name) {
+            return table.clone();
+        }
+        let table: Arc<str> = self.client.table_name(name).into();
+        self.tables.push((name, table.clone()));
+        table
     }
 
     /// Puts every entity.
@@ -96,14 +112,15 @@ impl<'a> BatchWrite<'a> {
 
     /// Deletes the item with `key`.
     pub fn delete<E: Entity>(mut self, key: Key<E>) -> Self {
-        match key.to_item() {
-            Ok(item) => self.ops.push(WriteOp {
-                table: self.client.table_name(E::schema().table),
-                entity: E::schema().entity,
-                key_text: crate::cache::key_text(key.partition(), key.sort()),
-                key: item,
-                kind: WriteKind::Delete,
-            }),
+        let schema = E::schema();
+        let table = self.table::<E>();
+        match key.into_item() {
+            Ok(item) => self.ops.push(WriteOp::delete(
+                table,
+                schema.entity,
+                KeyNames::of(schema),
+                item,
+            )),
             Err(e) => {
                 self.error.get_or_insert(e);
             }
@@ -154,27 +171,17 @@ impl<'a> BatchWrite<'a> {
         if let Some(e) = self.error {
             return Err(e);
         }
-        // Last one wins: keep each key's last operation, in the order of those last operations.
         let total = self.ops.len();
-        let mut last: HashMap<String, usize> = HashMap::with_capacity(total);
-        for (i, op) in self.ops.iter().enumerate() {
-            last.insert(op.id(), i);
-        }
-        let ops: Vec<WriteOp> = self
-            .ops
-            .into_iter()
-            .enumerate()
-            .filter(|(i, op)| last.get(&op.id()) == Some(i))
-            .map(|(_, op)| op)
-            .collect();
+        let ops = last_per_key(self.ops);
         let superseded = total - ops.len();
 
         let client = self.client;
         let retry = self.retry.as_ref();
-        let chunks: Vec<Vec<WriteOp>> = ops
-            .chunks(MAX_WRITES_PER_REQUEST)
-            .map(<[WriteOp]>::to_vec)
-            .collect();
+        let mut ops = ops.into_iter().peekable();
+        let mut chunks: Vec<Vec<WriteOp>> = Vec::new();
+        while ops.peek().is_some() {
+            chunks.push(ops.by_ref().take(MAX_WRITES_PER_REQUEST).collect());
+        }
         let results: Vec<ChunkResult> = futures::stream::iter(chunks)
             .map(|chunk| write_chunk(client, chunk, retry))
             .buffer_unordered(self.concurrency)
@@ -212,7 +219,7 @@ impl<'a> BatchWrite<'a> {
     }
 }
 
-fn prepare_put<E: Entity>(client: &Client, entity: &E) -> Result<WriteOp> {
+fn prepare_put<E: Entity>(table: Arc<str>, entity: &E) -> Result<WriteOp> {
     let schema = E::schema();
     if let Some(attr) = schema.version {
         // BatchWriteItem carries no conditions: a stamped version could not be checked, and
@@ -227,15 +234,41 @@ fn prepare_put<E: Entity>(client: &Client, entity: &E) -> Result<WriteOp> {
     }
     let item = entity.to_item()?;
     crate::write::validate_item::<E>(&item)?;
-    let primary = entity.primary_key();
-    let key = primary.to_item()?;
-    Ok(WriteOp {
-        table: client.table_name(schema.table),
-        entity: schema.entity,
-        key_text: crate::cache::key_text(primary.partition(), primary.sort()),
-        key,
-        kind: WriteKind::Put(item),
-    })
+    Ok(WriteOp::put(
+        table,
+        schema.entity,
+        KeyNames::of(schema),
+        item,
+    ))
+}
+
+/// Last one wins: each key's last operation, in the order of those last operations. Keys are
+/// told apart by table and canonical key text, written into one buffer.
+fn last_per_key(ops: Vec<WriteOp>) -> Vec<WriteOp> {
+    let mut texts = String::with_capacity(ops.len() * 48);
+    let mut spans = Vec::with_capacity(ops.len());
+    for op in &ops {
+        let start = texts.len();
+        texts.push_str(&op.table);
+        // Table names cannot hold `\u{1}`.
+        texts.push('\u{1}');
+        // Every op's item holds its key: puts are validated, deletes are keys.
+        op.key_names.push_key_text(op.body(), &mut texts);
+        spans.push(start..texts.len());
+    }
+    let mut last: HashMap<&str, usize> = HashMap::with_capacity(ops.len());
+    for (i, span) in spans.iter().enumerate() {
+        last.insert(&texts[span.clone()], i);
+    }
+    if last.len() == ops.len() {
+        return ops;
+    }
+    ops.into_iter()
+        .zip(&spans)
+        .enumerate()
+        .filter(|(i, (_, span))| last.get(&texts[(*span).clone()]) == Some(i))
+        .map(|(_, (op, _))| op)
+        .collect()
 }
 
 impl<'a> IntoFuture for BatchWrite<'a> {

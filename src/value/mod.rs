@@ -509,6 +509,12 @@ mod tests {
         assert!(check_number_text("1E+126").is_err());
         assert!(check_number_text("1E-131").is_err());
         assert!(check_number_text("0").is_ok());
+        // Leading and trailing zeros (around the point too) are not significant.
+        assert!(check_number_text("000.12345678901234567890123456789012345678000").is_ok());
+        assert!(check_number_text("-1234567890123456789.0123456789012345678e5").is_ok());
+        assert!(check_number_text("1234567890123456789.01234567890123456789").is_err());
+        assert!(check_number_text("100000000000000000000000000000000000000000000").is_ok());
+        assert!(check_number_text("0.000").is_ok());
     }
 
     #[test]

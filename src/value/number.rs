@@ -189,9 +189,16 @@ fn check_float(v: f64) -> Result<(), ConvertError> {
 /// Checks a number's text against DynamoDB's rules (38 significant digits, magnitude range).
 pub(crate) fn check_number_text(n: &str) -> Result<(), ConvertError> {
     let mantissa = n.split(['e', 'E']).next().unwrap_or(n);
-    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
-    let significant = digits.trim_start_matches('0').trim_end_matches('0');
-    if significant.len() > MAX_DIGITS {
+    // Digits from the first non-zero one to the last non-zero one, counted without a copy.
+    let (mut counted, mut trailing_zeros) = (0usize, 0usize);
+    for digit in mantissa.bytes().filter(u8::is_ascii_digit) {
+        if counted == 0 && digit == b'0' {
+            continue;
+        }
+        counted += 1;
+        trailing_zeros = if digit == b'0' { trailing_zeros + 1 } else { 0 };
+    }
+    if counted - trailing_zeros > MAX_DIGITS {
         return Err(ConvertError(format!(
             "number {n} has more than {MAX_DIGITS} significant digits, DynamoDB's limit"
         )));

@@ -557,3 +557,83 @@ fn assert_in_flight_at_most(seen: &[Seen], operation: &str, limit: usize, delay:
         );
     }
 }
+
+/// Adds 1,000 to `n` in every item a BatchWriteItem puts, before serialization: an interceptor
+/// that rewrites items, as client-side encryption does.
+#[derive(Debug)]
+struct AddThousand;
+
+impl aws_sdk_dynamodb::config::Intercept for AddThousand {
+    fn name(&self) -> &'static str {
+        "AddThousand"
+    }
+
+    fn modify_before_serialization(
+        &self,
+        context: &mut aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextMut<'_>,
+        _: &aws_sdk_dynamodb::config::RuntimeComponents,
+        _: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        use aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemInput;
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let Some(input) = context.input_mut().downcast_mut::<BatchWriteItemInput>() else {
+            return Ok(());
+        };
+        for request in input
+            .request_items
+            .iter_mut()
+            .flat_map(|t| t.values_mut())
+            .flatten()
+        {
+            if let Some(put) = &mut request.put_request {
+                if let Some(AttributeValue::N(n)) = put.item.get_mut("n") {
+                    *n = (n.parse::<i64>().unwrap() + 1_000).to_string();
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_client_with_interceptors_resends_the_original_items() {
+    // Items are moved into requests and read back from a failed attempt's body, unless the SDK
+    // config has interceptors of its own: those must see the original items again, never their
+    // own output (which they would rewrite twice).
+    let fx = Fx::start(policy(8)).await;
+    create::<Thing>(&fx).await;
+    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(fx.proxy.endpoint())
+        .load()
+        .await;
+    let sdk = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&shared)
+            .interceptor(AddThousand)
+            .build(),
+    );
+    let db = Client::builder(sdk)
+        .table_prefix(fx.direct.table_prefix())
+        .retry_policy(policy(8))
+        .retry_budget(RetryBudget::unlimited())
+        .build();
+    let things: Vec<Thing> = (0..60).map(thing).collect();
+    fx.proxy.script(
+        Match::Operation(Operation::BatchWriteItem),
+        Fault::Throttling,
+        2,
+    );
+    fx.proxy.script(
+        Match::Operation(Operation::BatchWriteItem),
+        Fault::InternalServerError,
+        1,
+    );
+    fx.proxy.script(
+        Match::Operation(Operation::BatchWriteItem),
+        Fault::UnprocessedHalf,
+        3,
+    );
+    let out = Thing::batch_write(&db).put_all(&things).await.unwrap();
+    assert_eq!(out.puts, 60);
+    let want: BTreeMap<String, i64> = things.iter().map(|t| (t.id.clone(), t.n + 1_000)).collect();
+    assert_eq!(stored(&fx).await, want, "each item rewritten exactly once");
+}
