@@ -30,22 +30,55 @@ pub(crate) fn encode_key_values(
     sort: Option<&AttributeValue>,
 ) -> String {
     let mut out = String::with_capacity(32);
-    push_value(&mut out, partition);
-    if let Some(sort) = sort {
-        push_value(&mut out, sort);
-    }
+    write_key_values(&mut out, partition, sort);
     out
 }
 
+/// Where an encoding is written: a `String`, or (for cache lookups) a hasher or a comparison
+/// against stored text, so that a key can be hashed and matched without being rendered.
+pub(crate) trait KeySink {
+    /// Appends `text`.
+    fn push_str(&mut self, text: &str);
+
+    /// Appends ASCII bytes (digits, separators).
+    fn push_ascii(&mut self, ascii: &[u8]) {
+        self.push_str(std::str::from_utf8(ascii).expect("ascii"));
+    }
+}
+
+impl KeySink for String {
+    fn push_str(&mut self, text: &str) {
+        String::push_str(self, text);
+    }
+}
+
+/// Writes the canonical text of a primary key given as its values (what
+/// [`encode_key_values`] returns) into `out`.
+pub(crate) fn write_key_values<S: KeySink + ?Sized>(
+    out: &mut S,
+    partition: &AttributeValue,
+    sort: Option<&AttributeValue>,
+) {
+    push_value(out, partition);
+    if let Some(sort) = sort {
+        push_value(out, sort);
+    }
+}
+
 /// `tag`, the byte length of `text`, `:`, then `text`: a component no content can imitate.
-fn push_component(out: &mut String, tag: char, text: &str) {
-    out.push(tag);
-    out.push_str(itoa::Buffer::new().format(text.len()));
-    out.push(':');
+fn push_component<S: KeySink + ?Sized>(out: &mut S, tag: char, text: &str) {
+    push_header(out, tag, text.len());
     out.push_str(text);
 }
 
-fn push_value(out: &mut String, value: &AttributeValue) {
+/// `tag`, `len` and `:`: the start of a component whose `len` bytes follow.
+fn push_header<S: KeySink + ?Sized>(out: &mut S, tag: char, len: usize) {
+    out.push_str(tag.encode_utf8(&mut [0; 4]));
+    out.push_str(itoa::Buffer::new().format(len));
+    out.push_ascii(b":");
+}
+
+fn push_value<S: KeySink + ?Sized>(out: &mut S, value: &AttributeValue) {
     match value {
         AttributeValue::S(s) => push_component(out, 's', s),
         AttributeValue::N(n) => match normalize_number(n) {
@@ -55,12 +88,17 @@ fn push_value(out: &mut String, value: &AttributeValue) {
             None => push_component(out, 'x', n),
         },
         AttributeValue::B(b) => {
-            let mut hex = String::with_capacity(b.as_ref().len() * 2);
-            for byte in b.as_ref() {
-                hex.push(char::from(HEX[usize::from(byte >> 4)]));
-                hex.push(char::from(HEX[usize::from(byte & 0xf)]));
+            // Lower-case hex, written in pieces (no buffer of the whole value).
+            let bytes = b.as_ref();
+            push_header(out, 'b', bytes.len() * 2);
+            let mut chunk = [0u8; 64];
+            for piece in bytes.chunks(chunk.len() / 2) {
+                for (i, byte) in piece.iter().enumerate() {
+                    chunk[2 * i] = HEX[usize::from(byte >> 4)];
+                    chunk[2 * i + 1] = HEX[usize::from(byte & 0xf)];
+                }
+                out.push_ascii(&chunk[..piece.len() * 2]);
             }
-            push_component(out, 'b', &hex);
         }
         // Key attributes are S, N or B; anything else gets an unambiguous, typed rendering.
         other => push_component(out, 'o', &format!("{other:?}")),
