@@ -188,10 +188,18 @@ impl Client {
 
     /// The full name of table `table`: the prefix followed by the name.
     pub fn table_name(&self, table: &str) -> String {
+        self.full_table_name(table).into_owned()
+    }
+
+    /// [`table_name`](Self::table_name), borrowed when there is no prefix (no allocation).
+    pub(crate) fn full_table_name<'s>(&'s self, table: &'s str) -> std::borrow::Cow<'s, str> {
+        if self.inner.table_prefix.is_empty() {
+            return std::borrow::Cow::Borrowed(table);
+        }
         let mut name = String::with_capacity(self.inner.table_prefix.len() + table.len());
         name.push_str(&self.inner.table_prefix);
         name.push_str(table);
-        name
+        std::borrow::Cow::Owned(name)
     }
 }
 

@@ -30,11 +30,11 @@ pub(crate) fn encode_key_values(
     sort: Option<&AttributeValue>,
 ) -> String {
     let mut out = String::with_capacity(32);
-    push_key_values(&mut out, partition, sort);
+    write_key_values(&mut out, partition, sort);
     out
 }
 
-/// The canonical texts ([`push_key_values`]) of many keys in one buffer: no allocation per key.
+/// The canonical texts ([`write_key_values`]) of many keys in one buffer: no allocation per key.
 #[derive(Debug, Default)]
 pub(crate) struct KeyTexts {
     text: String,
@@ -62,7 +62,7 @@ impl KeyTexts {
 
     /// Adds a key's text.
     pub(crate) fn push(&mut self, partition: &AttributeValue, sort: Option<&AttributeValue>) {
-        push_key_values(&mut self.text, partition, sort);
+        write_key_values(&mut self.text, partition, sort);
         self.ends.push(self.text.len());
     }
 
@@ -103,15 +103,34 @@ pub(crate) fn item_key_text(out: &mut String, item: &Item, names: &[&str]) -> bo
     match sort {
         Some(None) => false,
         sort => {
-            push_key_values(out, partition, sort.flatten());
+            write_key_values(out, partition, sort.flatten());
             true
         }
     }
 }
 
-/// [`encode_key_values`], appended to `out` (many keys in one buffer).
-pub(crate) fn push_key_values(
-    out: &mut String,
+/// Where an encoding is written: a `String`, or (for cache lookups) a hasher or a comparison
+/// against stored text, so that a key can be hashed and matched without being rendered.
+pub(crate) trait KeySink {
+    /// Appends `text`.
+    fn push_str(&mut self, text: &str);
+
+    /// Appends ASCII bytes (digits, separators).
+    fn push_ascii(&mut self, ascii: &[u8]) {
+        self.push_str(std::str::from_utf8(ascii).expect("ascii"));
+    }
+}
+
+impl KeySink for String {
+    fn push_str(&mut self, text: &str) {
+        String::push_str(self, text);
+    }
+}
+
+/// Writes the canonical text of a primary key given as its values (what
+/// [`encode_key_values`] returns) into `out`.
+pub(crate) fn write_key_values<S: KeySink + ?Sized>(
+    out: &mut S,
     partition: &AttributeValue,
     sort: Option<&AttributeValue>,
 ) {
@@ -122,14 +141,19 @@ pub(crate) fn push_key_values(
 }
 
 /// `tag`, the byte length of `text`, `:`, then `text`: a component no content can imitate.
-fn push_component(out: &mut String, tag: char, text: &str) {
-    out.push(tag);
-    out.push_str(itoa::Buffer::new().format(text.len()));
-    out.push(':');
+fn push_component<S: KeySink + ?Sized>(out: &mut S, tag: char, text: &str) {
+    push_header(out, tag, text.len());
     out.push_str(text);
 }
 
-fn push_value(out: &mut String, value: &AttributeValue) {
+/// `tag`, `len` and `:`: the start of a component whose `len` bytes follow.
+fn push_header<S: KeySink + ?Sized>(out: &mut S, tag: char, len: usize) {
+    out.push_str(tag.encode_utf8(&mut [0; 4]));
+    out.push_str(itoa::Buffer::new().format(len));
+    out.push_ascii(b":");
+}
+
+fn push_value<S: KeySink + ?Sized>(out: &mut S, value: &AttributeValue) {
     match value {
         AttributeValue::S(s) => push_component(out, 's', s),
         AttributeValue::N(n) => match normalize_number(n) {
@@ -139,12 +163,17 @@ fn push_value(out: &mut String, value: &AttributeValue) {
             None => push_component(out, 'x', n),
         },
         AttributeValue::B(b) => {
-            let mut hex = String::with_capacity(b.as_ref().len() * 2);
-            for byte in b.as_ref() {
-                hex.push(char::from(HEX[usize::from(byte >> 4)]));
-                hex.push(char::from(HEX[usize::from(byte & 0xf)]));
+            // Lower-case hex, written in pieces (no buffer of the whole value).
+            let bytes = b.as_ref();
+            push_header(out, 'b', bytes.len() * 2);
+            let mut chunk = [0u8; 64];
+            for piece in bytes.chunks(chunk.len() / 2) {
+                for (i, byte) in piece.iter().enumerate() {
+                    chunk[2 * i] = HEX[usize::from(byte >> 4)];
+                    chunk[2 * i + 1] = HEX[usize::from(byte & 0xf)];
+                }
+                out.push_ascii(&chunk[..piece.len() * 2]);
             }
-            push_component(out, 'b', &hex);
         }
         // Key attributes are S, N or B; anything else gets an unambiguous, typed rendering.
         other => push_component(out, 'o', &format!("{other:?}")),
@@ -197,7 +226,7 @@ fn decode_value(tag: char, content: &str) -> Result<AttributeValue, String> {
     })
 }
 
-/// Reads back a key written by [`push_key_values`]: the partition key value and the sort key
+/// Reads back a key written by [`write_key_values`]: the partition key value and the sort key
 /// value, if any (numbers as plain decimals of the same value).
 pub(crate) fn decode_key_values(
     text: &str,

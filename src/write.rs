@@ -140,7 +140,7 @@ impl KeyNames {
             },
             None => None,
         };
-        crate::key::push_key_values(out, partition, sort);
+        crate::key::write_key_values(out, partition, sort);
         true
     }
 }

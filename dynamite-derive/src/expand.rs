@@ -315,42 +315,39 @@ fn version_fn(cont: &Container, res: &Resolved) -> Option<TokenStream> {
 fn key_constructor(cont: &Container, res: &Resolved) -> TokenStream {
     let fields = &cont.fields;
     let pk = &fields[res.partition_key];
-    let (pk_param, pk_arg) = key_param(pk);
-    let pk_ty = pk.ty;
+    let (pk_param, pk_value) = key_param(pk);
     let sk = res.sort_key.map(|i| &fields[i]);
     let sk_param = sk.map(|f| {
         let (param, _) = key_param(f);
         quote!(, #param)
     });
-    let sk_expr = option(sk.map(|f| {
-        let (_, arg) = key_param(f);
-        let ty = f.ty;
-        quote!(<#ty as ::dynamite::KeyAttribute>::to_key_value(#arg))
-    }));
+    let sk_expr = option(sk.map(|f| key_param(f).1));
     let key_doc = key_doc(cont, pk, sk);
     quote! {
         #[doc = #key_doc]
         pub fn key(#pk_param #sk_param) -> ::dynamite::Key<Self> {
-            ::dynamite::Key::from_values(
-                <#pk_ty as ::dynamite::KeyAttribute>::to_key_value(#pk_arg),
-                #sk_expr,
-            )
+            ::dynamite::Key::from_values(#pk_value, #sk_expr)
         }
     }
 }
 
-/// A key constructor parameter named after its field, and the reference passed on: `String`
-/// keys take `impl Into<String>`, others their own type.
+/// A key constructor parameter named after its field, and the key value made of it: `String`
+/// keys take `impl Into<String>` (moved into the value, not copied), others their own type.
 fn key_param(f: &Field) -> (TokenStream, TokenStream) {
     let param = format_ident!("{}", f.ident.to_string().trim_start_matches("r#"));
     let ty = f.ty;
     if is_string(ty) {
         (
             quote!(#param: impl ::core::convert::Into<::std::string::String>),
-            quote!(&#param.into()),
+            quote!(::dynamite::aws_sdk_dynamodb::types::AttributeValue::S(
+                ::core::convert::Into::<::std::string::String>::into(#param)
+            )),
         )
     } else {
-        (quote!(#param: #ty), quote!(&#param))
+        (
+            quote!(#param: #ty),
+            quote!(<#ty as ::dynamite::KeyAttribute>::to_key_value(&#param)),
+        )
     }
 }
 

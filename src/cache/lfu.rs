@@ -12,15 +12,15 @@
 //! live per entry; scopes and fill tokens work as in every layer.
 
 use std::collections::HashMap;
-use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
+use super::keys::hash_str;
 use super::{
     CacheEntry, CacheError, CacheKey, CacheLayer, FillToken, Generations, LayerStats, Lookup,
-    StatsCounter,
+    PassThrough, ProbeKey, StatsCounter,
 };
 
 const SHARDS: usize = 16;
@@ -71,7 +71,7 @@ impl LfuLayerBuilder {
             shards: (0..SHARDS)
                 .map(|i| {
                     Mutex::new(Shard {
-                        map: HashMap::new(),
+                        map: HashMap::default(),
                         keys: Vec::new(),
                         used: 0,
                         sketch: Sketch::new(),
@@ -83,7 +83,6 @@ impl LfuLayerBuilder {
             by_bytes: self.by_bytes,
             samples: self.samples,
             aging: self.aging,
-            hasher: Default::default(),
             generations: Generations::new(),
             stats: Arc::new(StatsCounter::default()),
         }
@@ -102,7 +101,6 @@ pub struct LfuLayer {
     by_bytes: bool,
     samples: usize,
     aging: u64,
-    hasher: std::collections::hash_map::RandomState,
     generations: Generations,
     stats: Arc<StatsCounter>,
 }
@@ -118,6 +116,8 @@ impl std::fmt::Debug for LfuLayer {
 }
 
 struct Slot {
+    /// The entry key ([`CacheKey::entry`]): the map is keyed by its hash, so a lookup checks it.
+    text: Box<str>,
     entry: CacheEntry,
     stamp: u64,
     /// The generation stripe of the entry's scope.
@@ -128,17 +128,20 @@ struct Slot {
     pos: usize,
 }
 
+/// Entries by [`hash_str`] of their key; each slot holds its full key, checked on every lookup,
+/// so two keys of one hash never answer for each other (they take turns in the slot).
 struct Shard {
-    map: HashMap<String, Slot>,
-    keys: Vec<String>,
+    map: HashMap<u64, Slot, PassThrough>,
+    /// The hashes in `map`, for sampling.
+    keys: Vec<u64>,
     used: u64,
     sketch: Sketch,
     rng: fastrand::Rng,
 }
 
 impl Shard {
-    fn remove(&mut self, key: &str) -> Option<Slot> {
-        let slot = self.map.remove(key)?;
+    fn remove(&mut self, hash: u64) -> Option<Slot> {
+        let slot = self.map.remove(&hash)?;
         self.keys.swap_remove(slot.pos);
         if let Some(moved) = self.keys.get(slot.pos) {
             self.map.get_mut(moved).expect("indexed").pos = slot.pos;
@@ -221,8 +224,9 @@ impl LfuLayer {
             .sum()
     }
 
+    /// Bits the map does not use for its buckets or tags.
     fn shard(&self, hash: u64) -> &Mutex<Shard> {
-        &self.shards[(hash as usize) % SHARDS]
+        &self.shards[((hash >> 32) as usize) % SHARDS]
     }
 
     fn age_after(&self, shard: &Shard) -> u64 {
@@ -232,12 +236,16 @@ impl LfuLayer {
     /// Synchronous lookup (the async trait method calls this).
     pub fn get_now(&self, key: &CacheKey) -> Lookup {
         let generation = self.generations.current(&key.scope);
-        let hash = self.hasher.hash_one(&key.entry);
+        let hash = hash_str(&key.entry);
         let mut shard = self.shard(hash).lock().expect("shard");
         let age_after = self.age_after(&shard);
         shard.sketch.increment(hash, age_after);
         let now = Instant::now();
-        match shard.map.get(&key.entry) {
+        match shard.map.get(&hash) {
+            Some(slot) if *slot.text != *key.entry => {
+                self.stats.miss();
+                Lookup::Miss(FillToken::new(generation))
+            }
             Some(slot) if slot.stamp == generation && now < slot.expires_at => {
                 self.stats.hit();
                 let left = slot.expires_at - now;
@@ -245,7 +253,7 @@ impl LfuLayer {
             }
             Some(_) => {
                 // Expired or invalidated: free the room now.
-                shard.remove(&key.entry);
+                shard.remove(hash);
                 self.stats.miss();
                 Lookup::Miss(FillToken::new(generation))
             }
@@ -254,6 +262,30 @@ impl LfuLayer {
                 Lookup::Miss(FillToken::new(generation))
             }
         }
+    }
+
+    /// [`CacheLayer::probe`]: a hit counts as [`get_now`](Self::get_now) counts it (stats and
+    /// frequency); anything else leaves no trace, for `get` to do the real lookup.
+    fn probe_now(&self, key: &ProbeKey<'_>) -> Option<CacheEntry> {
+        let generation = self
+            .generations
+            .at(Generations::stripe_of(key.scope_hash()));
+        let hash = key.entry_hash();
+        let mut shard = self.shard(hash).lock().expect("shard");
+        let slot = shard.map.get(&hash)?;
+        if slot.stamp != generation {
+            return None;
+        }
+        let now = Instant::now();
+        let left = slot.expires_at.checked_duration_since(now)?;
+        if left.is_zero() || !key.is_entry(&slot.text) {
+            return None;
+        }
+        let entry = slot.entry.clone().expiring_in(left);
+        let age_after = self.age_after(&shard);
+        shard.sketch.increment(hash, age_after);
+        self.stats.hit();
+        Some(entry)
     }
 
     fn put_now(&self, key: &CacheKey, entry: CacheEntry, ttl: Duration, token: &FillToken) {
@@ -270,9 +302,10 @@ impl LfuLayer {
         if weight > self.per_shard {
             return;
         }
-        let hash = self.hasher.hash_one(&key.entry);
+        let hash = hash_str(&key.entry);
         let mut shard = self.shard(hash).lock().expect("shard");
-        shard.remove(&key.entry);
+        // Whatever held the slot (this key, or rarely another of the same hash) gives way.
+        shard.remove(hash);
         let now = Instant::now();
         let frequency = shard.sketch.estimate(hash);
         while shard.used + weight > self.per_shard {
@@ -281,13 +314,13 @@ impl LfuLayer {
             for _ in 0..self.samples.min(shard.keys.len()) {
                 let len = shard.keys.len();
                 let pos = shard.rng.usize(..len);
-                let name = &shard.keys[pos];
-                let slot = &shard.map[name];
+                let name = shard.keys[pos];
+                let slot = &shard.map[&name];
                 let f = if slot.expires_at <= now || slot.stamp != self.generations.at(slot.stripe)
                 {
                     0
                 } else {
-                    shard.sketch.estimate(self.hasher.hash_one(name))
+                    shard.sketch.estimate(name)
                 };
                 if victim.is_none_or(|(_, vf)| f < vf) {
                     victim = Some((pos, f));
@@ -299,16 +332,17 @@ impl LfuLayer {
             if victim_frequency >= frequency && victim_frequency > 0 {
                 return; // not admitted: what is held is used more
             }
-            let name = shard.keys[pos].clone();
-            shard.remove(&name);
+            let name = shard.keys[pos];
+            shard.remove(name);
             self.stats.eviction();
         }
         let pos = shard.keys.len();
-        shard.keys.push(key.entry.clone());
+        shard.keys.push(hash);
         shard.used += weight;
         shard.map.insert(
-            key.entry.clone(),
+            hash,
             Slot {
+                text: key.entry.as_str().into(),
                 entry,
                 stamp: generation,
                 stripe,
@@ -328,6 +362,10 @@ impl CacheLayer for LfuLayer {
 
     async fn get(&self, key: &CacheKey) -> Result<Lookup, CacheError> {
         Ok(self.get_now(key))
+    }
+
+    fn probe(&self, key: &ProbeKey<'_>) -> Option<CacheEntry> {
+        self.probe_now(key)
     }
 
     async fn put(

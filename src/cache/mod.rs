@@ -80,6 +80,55 @@ pub struct CacheKey {
     pub scope: String,
 }
 
+/// The key of an item entry given by its parts (namespace, table, entity, projection, key
+/// values), for [`CacheLayer::probe`]: it is hashed once when made and rendered as text only
+/// when asked ([`entry`](Self::entry), [`scope`](Self::scope)), so an in-process layer can answer
+/// without allocating. Its text is always that of the [`CacheKey`] of the same entry.
+#[derive(Debug, Clone, Copy)]
+pub struct ProbeKey<'a> {
+    parts: keys::ItemParts<'a>,
+}
+
+impl<'a> ProbeKey<'a> {
+    pub(crate) fn new(parts: keys::ItemParts<'a>) -> Self {
+        ProbeKey { parts }
+    }
+
+    /// Whether `entry` is this key's [`CacheKey::entry`], compared piece by piece without
+    /// rendering it.
+    pub fn is_entry(&self, entry: &str) -> bool {
+        self.parts.is_entry(entry)
+    }
+
+    /// The entry key as text ([`CacheKey::entry`]); allocates.
+    pub fn entry(&self) -> String {
+        self.parts.entry()
+    }
+
+    /// The invalidation scope as text ([`CacheKey::scope`]); allocates.
+    pub fn scope(&self) -> String {
+        self.parts.scope()
+    }
+
+    /// The same key as a [`CacheKey`]; allocates.
+    pub fn to_cache_key(&self) -> CacheKey {
+        CacheKey {
+            entry: self.entry(),
+            scope: self.scope(),
+        }
+    }
+
+    /// The in-process hash of the entry key: [`keys::hash_str`] of its text.
+    pub(crate) fn entry_hash(&self) -> u64 {
+        self.parts.entry_hash()
+    }
+
+    /// The in-process hash of the scope: [`keys::hash_str`] of its text.
+    pub(crate) fn scope_hash(&self) -> u64 {
+        self.parts.scope_hash()
+    }
+}
+
 /// An encoded cache value, plus (in-process) the value already decoded.
 #[derive(Clone)]
 pub struct CacheEntry {
@@ -297,6 +346,17 @@ pub trait CacheLayer: Send + Sync + 'static {
     /// Looks up an entry.
     async fn get(&self, key: &CacheKey) -> Result<Lookup, CacheError>;
 
+    /// Answers a lookup at once when it can, without waiting and without counting a miss:
+    /// `Some` is a hit (counted as one, exactly as [`get`](Self::get) would), `None` means "ask
+    /// [`get`](Self::get)", which then does the real lookup (and counts the miss). In-process
+    /// layers implement it so that a cached read needs neither a boxed future nor a rendered
+    /// key; a layer that only answers asynchronously keeps the default, `None`. A probe must
+    /// honour everything [`get`](Self::get) honours: scopes, generations, time to live.
+    fn probe(&self, key: &ProbeKey<'_>) -> Option<CacheEntry> {
+        let _ = key;
+        None
+    }
+
     /// Stores an entry for `ttl`, unless its scope was invalidated since `token` was issued.
     async fn put(
         &self,
@@ -487,10 +547,10 @@ impl Contact {
 
 /// Generations of invalidation scopes, kept in stripes: invalidating a scope bumps its stripe,
 /// so (rarely) other scopes of the same stripe lose their entries too. Correct, and bounded in
-/// memory. Used by the in-process layers.
+/// memory. Used by the in-process layers. A scope's stripe comes from [`keys::hash_str`] of
+/// its text, which a [`ProbeKey`] carries already computed.
 pub(crate) struct Generations {
     stripes: Box<[AtomicU64]>,
-    hasher: std::collections::hash_map::RandomState,
 }
 
 impl Generations {
@@ -499,13 +559,16 @@ impl Generations {
     pub(crate) fn new() -> Self {
         Generations {
             stripes: (0..Self::STRIPES).map(|_| AtomicU64::new(0)).collect(),
-            hasher: Default::default(),
         }
     }
 
+    /// The stripe of the scope whose [`keys::hash_str`] is `hash`.
+    pub(crate) fn stripe_of(hash: u64) -> usize {
+        (hash as usize) % Self::STRIPES
+    }
+
     pub(crate) fn stripe(&self, scope: &str) -> usize {
-        use std::hash::BuildHasher;
-        (self.hasher.hash_one(scope) as usize) % Self::STRIPES
+        Self::stripe_of(keys::hash_str(scope))
     }
 
     pub(crate) fn at(&self, stripe: usize) -> u64 {
@@ -524,6 +587,40 @@ impl Generations {
         for s in self.stripes.iter() {
             s.fetch_add(1, Ordering::AcqRel);
         }
+    }
+}
+
+/// A `BuildHasher` for maps keyed by a hash computed already ([`keys::hash_str`]): the `u64`
+/// key is its own hash.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct PassThrough;
+
+/// The hasher of [`PassThrough`].
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct PassThroughHasher(u64);
+
+impl std::hash::Hasher for PassThroughHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `u64` keys are hashed; anything else still gets a (slow, fine) hash.
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+impl std::hash::BuildHasher for PassThrough {
+    type Hasher = PassThroughHasher;
+
+    fn build_hasher(&self) -> PassThroughHasher {
+        PassThroughHasher(0)
     }
 }
 

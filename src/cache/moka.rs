@@ -6,13 +6,17 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use moka::notification::RemovalCause;
 
+use super::keys::hash_str;
 use super::{
     CacheEntry, CacheError, CacheKey, CacheLayer, FillToken, Generations, LayerStats, Lookup,
-    StatsCounter,
+    PassThrough, ProbeKey, StatsCounter,
 };
 
+/// Entries are keyed by [`hash_str`] of their key and hold the full key, checked on every
+/// lookup: two keys of one hash never answer for each other (they take turns in the slot).
 #[derive(Clone)]
 struct Stored {
+    text: Arc<str>,
     entry: CacheEntry,
     stamp: u64,
     ttl: Duration,
@@ -21,20 +25,15 @@ struct Stored {
 
 struct PerEntryTtl;
 
-impl moka::Expiry<String, Stored> for PerEntryTtl {
-    fn expire_after_create(
-        &self,
-        _key: &String,
-        value: &Stored,
-        _now: Instant,
-    ) -> Option<Duration> {
+impl moka::Expiry<u64, Stored> for PerEntryTtl {
+    fn expire_after_create(&self, _key: &u64, value: &Stored, _now: Instant) -> Option<Duration> {
         Some(value.ttl)
     }
 
     // A refill replaces the entry: it gets its own time to live, not the old one's rest.
     fn expire_after_update(
         &self,
-        _key: &String,
+        _key: &u64,
         value: &Stored,
         _now: Instant,
         _current: Option<Duration>,
@@ -54,7 +53,7 @@ impl moka::Expiry<String, Stored> for PerEntryTtl {
 ///     .build();
 /// ```
 pub struct MokaLayer {
-    cache: moka::sync::Cache<String, Stored>,
+    cache: moka::sync::Cache<u64, Stored, PassThrough>,
     generations: Generations,
     stats: Arc<StatsCounter>,
 }
@@ -109,13 +108,9 @@ impl MokaLayerBuilder {
         let evictions = stats.clone();
         let mut builder = moka::sync::Cache::builder();
         builder = match self.capacity {
-            Capacity::Bytes(bytes) => {
-                builder
-                    .max_capacity(bytes)
-                    .weigher(|k: &String, v: &Stored| {
-                        u32::try_from(k.len() + v.entry.size()).unwrap_or(u32::MAX)
-                    })
-            }
+            Capacity::Bytes(bytes) => builder.max_capacity(bytes).weigher(|_: &u64, v: &Stored| {
+                u32::try_from(v.text.len() + v.entry.size()).unwrap_or(u32::MAX)
+            }),
             Capacity::Entries(entries) => builder.max_capacity(entries),
         };
         let mut builder =
@@ -130,7 +125,7 @@ impl MokaLayerBuilder {
             builder = builder.time_to_idle(tti);
         }
         MokaLayer {
-            cache: builder.build(),
+            cache: builder.build_with_hasher(PassThrough),
             generations: Generations::new(),
             stats,
         }
@@ -164,8 +159,8 @@ impl MokaLayer {
     /// Synchronous lookup (the async trait method calls this).
     pub fn get_now(&self, key: &CacheKey) -> Lookup {
         let generation = self.generations.current(&key.scope);
-        match self.cache.get(&key.entry) {
-            Some(stored) if stored.stamp == generation => {
+        match self.cache.get(&hash_str(&key.entry)) {
+            Some(stored) if stored.stamp == generation && *stored.text == *key.entry => {
                 self.stats.hit();
                 let left = stored.expires_at.saturating_duration_since(Instant::now());
                 Lookup::Hit(stored.entry.expiring_in(left))
@@ -188,6 +183,21 @@ impl CacheLayer for MokaLayer {
         Ok(self.get_now(key))
     }
 
+    /// A hit counts as [`get_now`](MokaLayer::get_now) counts it; anything else counts nothing
+    /// here (moka itself sees the read, as it sees every read).
+    fn probe(&self, key: &ProbeKey<'_>) -> Option<CacheEntry> {
+        let generation = self
+            .generations
+            .at(Generations::stripe_of(key.scope_hash()));
+        let stored = self.cache.get(&key.entry_hash())?;
+        if stored.stamp != generation || !key.is_entry(&stored.text) {
+            return None;
+        }
+        self.stats.hit();
+        let left = stored.expires_at.saturating_duration_since(Instant::now());
+        Some(stored.entry.expiring_in(left))
+    }
+
     async fn put(
         &self,
         key: &CacheKey,
@@ -200,8 +210,9 @@ impl CacheLayer for MokaLayer {
             return Ok(()); // invalidated while the value was being read
         }
         self.cache.insert(
-            key.entry.clone(),
+            hash_str(&key.entry),
             Stored {
+                text: key.entry.as_str().into(),
                 entry,
                 stamp: generation,
                 ttl,

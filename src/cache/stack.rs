@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::codec::{self, Cached};
 use super::keys;
-use super::{CacheConfig, CacheEntry, CacheKey, CacheLayer, FillToken, Lookup};
+use super::{CacheConfig, CacheEntry, CacheKey, CacheLayer, FillToken, Lookup, ProbeKey};
 use crate::{Entity, Item, Key, Result, TableSchema};
 
 /// One load shared by concurrent misses of an entry: an item (or its absence) or a page.
@@ -49,6 +49,17 @@ pub(crate) struct ClientCache {
     corrupt: AtomicU64,
     /// Which database the entries come from ([`keys::namespace`]).
     namespace: String,
+}
+
+/// What a synchronous probe found ([`ClientCache::probe_item`]).
+pub(crate) enum Probed<T> {
+    /// Answered by the in-process layer (counted there as a hit).
+    Hit(T),
+    /// Not answered now: do the whole lookup.
+    Miss,
+    /// The entry found cannot be read (counted as a hit by its layer): a miss, whose scope is
+    /// invalidated and which is not filled ([`ClientCache::get_item_after_corrupt`]).
+    Corrupt(String),
 }
 
 /// What a lookup found.
@@ -117,6 +128,50 @@ impl ClientCache {
         CacheKey {
             entry: keys::item_entry(ns, table, E::schema(), projection, &text),
             scope: keys::item_scope(ns, table, &text),
+        }
+    }
+
+    /// The key of `key`'s entry with `projection` (0: whole item), by its parts (see
+    /// [`ProbeKey`]): hashed once, not rendered.
+    pub(crate) fn probe_key<'k, E: Entity>(
+        &'k self,
+        table: &'k str,
+        key: &'k Key<E>,
+        projection: u64,
+    ) -> ProbeKey<'k> {
+        ProbeKey::new(keys::ItemParts::new(
+            &self.namespace,
+            table,
+            E::schema(),
+            projection,
+            keys::ItemKey::Values(key.partition(), key.sort()),
+        ))
+    }
+
+    /// Answers from an in-process layer without waiting, when it can ([`CacheLayer::probe`]):
+    /// the decoded entity attached to the entry is cloned, or the entry is decoded (once: the
+    /// result is attached). Counts nothing on a miss.
+    pub(crate) fn probe_item<E: Entity>(&self, key: &ProbeKey<'_>) -> Probed<Option<E>> {
+        let Some(entry) = self.layer.probe(key) else {
+            return Probed::Miss;
+        };
+        if let Some(decoded) = entry.decoded() {
+            if let Some(entity) = decoded.downcast_ref::<E>().and_then(E::__clone_for_cache) {
+                return Probed::Hit(Some(entity));
+            }
+        }
+        match codec::decode(E::schema().fingerprint, &key.entry(), entry.bytes()) {
+            Some(Cached::Absent) => Probed::Hit(None),
+            Some(Cached::Item(item)) => match E::from_item(item) {
+                Ok(entity) => {
+                    if let Some(copy) = entity.__clone_for_cache() {
+                        entry.attach(Arc::new(copy));
+                    }
+                    Probed::Hit(Some(entity))
+                }
+                Err(e) => Probed::Corrupt(e.to_string()),
+            },
+            _ => Probed::Corrupt("not a cache entry of this format and schema".to_owned()),
         }
     }
 
@@ -197,7 +252,41 @@ impl ClientCache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Option<Item>>>,
     {
-        let token = match self.lookup_item::<E>(&key).await {
+        let found = self.lookup_item::<E>(&key).await;
+        self.load_item(key, found, load).await
+    }
+
+    /// [`get_item`](Self::get_item) after a probe found a corrupt entry: the entry is handled
+    /// as `lookup_item` handles one (counted, its scope invalidated), then read without a fill.
+    pub(crate) async fn get_item_after_corrupt<E, F, Fut>(
+        &self,
+        key: CacheKey,
+        why: &str,
+        load: F,
+    ) -> Result<Option<E>>
+    where
+        E: Entity,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<Item>>>,
+    {
+        let found = self.corrupt_entry(&key, why).await;
+        self.load_item(key, found, load).await
+    }
+
+    /// The rest of a read after the lookup: a hit answers; a miss loads (single flight) and
+    /// fills.
+    async fn load_item<E, F, Fut>(
+        &self,
+        key: CacheKey,
+        found: Found<Option<E>>,
+        load: F,
+    ) -> Result<Option<E>>
+    where
+        E: Entity,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<Item>>>,
+    {
+        let token = match found {
             Found::Hit(value) => return Ok(value),
             Found::Miss(token) => token,
         };

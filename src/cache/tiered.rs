@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use tokio::sync::broadcast;
 
 use super::{
-    CacheEntry, CacheError, CacheKey, CacheLayer, Contact, FillToken, LayerStats, Lookup,
+    CacheEntry, CacheError, CacheKey, CacheLayer, Contact, FillToken, LayerStats, Lookup, ProbeKey,
     RemoteEvent,
 };
 
@@ -185,6 +185,16 @@ impl CacheLayer for Tiered {
             }
         }
         Ok(Lookup::Miss(FillToken::composite(tokens)))
+    }
+
+    /// The first layer's probe, when it may serve now (no shared layer below it is out of
+    /// contact): a hit there is what [`get`](CacheLayer::get) would return, with nothing to
+    /// refill above it. Anything else is for `get`.
+    fn probe(&self, key: &ProbeKey<'_>) -> Option<CacheEntry> {
+        if self.gated() > 0 {
+            return None;
+        }
+        self.layers.first()?.probe(key)
     }
 
     async fn put(

@@ -2,11 +2,13 @@
 
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
+use std::task::{ready, Context, Poll};
 
 use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
 
 use crate::attr::Path;
 
+use crate::cache::stack::{ClientCache, Probed};
 use crate::expr::{self, Placeholders};
 use crate::pipeline::Target;
 use crate::{Attr, Client, Entity, Key, Operation, Result, RetryPolicy};
@@ -89,9 +91,25 @@ impl<'a, E: Entity> GetItem<'a, E> {
     /// With a cache on the client, an eventually consistent read goes through it (consistent
     /// reads always read DynamoDB): concurrent misses of one item make one request.
     pub async fn send(self) -> Result<Option<E>> {
+        self.run(None).await
+    }
+
+    /// The cache a synchronous probe may answer from: a cached read of the whole item (a
+    /// selection has its own entries; its key is left to the full path) with a valid key.
+    fn probe_cache(&self) -> Option<&'a ClientCache> {
+        if !self.projection.is_empty() || self.key.check().is_err() {
+            return None;
+        }
+        let client: &'a Client = self.client;
+        client.read_cache::<E>(self.consistent, self.use_cache)
+    }
+
+    /// The whole read; `corrupt`: a probe found this entry corrupt (why), so the lookup is
+    /// done already and the entry is handled as corrupt.
+    async fn run(self, corrupt: Option<String>) -> Result<Option<E>> {
         let schema = E::schema();
         self.key.check()?;
-        let table = self.client.table_name(schema.table);
+        let table = self.client.full_table_name(schema.table);
         let mut ph = Placeholders::default();
         // A selection still reads the key, so the item can be decoded and cached as itself.
         let paths = if self.projection.is_empty() {
@@ -106,9 +124,15 @@ impl<'a, E: Entity> GetItem<'a, E> {
                 .as_deref()
                 .map_or(0, |p| crate::cache::projection_hash(p, names.as_ref()));
             let cache_key = cache.item_key(&table, &self.key, projection_hash);
-            return cache
-                .get_item::<E, _, _>(cache_key, || self.load(&table, projection, names))
-                .await;
+            let load = || self.load(&table, projection, names);
+            return match corrupt {
+                Some(why) => {
+                    cache
+                        .get_item_after_corrupt::<E, _, _>(cache_key, &why, load)
+                        .await
+                }
+                None => cache.get_item::<E, _, _>(cache_key, load).await,
+            };
         }
         let item = self.load(&table, projection, names).await?;
         super::decode_optional(item)
@@ -149,9 +173,96 @@ impl<'a, E: Entity> GetItem<'a, E> {
 
 impl<'a, E: Entity> IntoFuture for GetItem<'a, E> {
     type Output = Result<Option<E>>;
-    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send + 'a>>;
+    type IntoFuture = GetItemFuture<'a, E>;
 
     fn into_future(self) -> Self::IntoFuture {
-        Box::pin(self.send())
+        GetItemFuture {
+            state: State::Start(self),
+        }
+    }
+}
+
+/// The future of an awaited [`GetItem`].
+///
+/// Its first poll asks the client's in-process cache layer synchronously
+/// ([`CacheLayer::probe`](crate::cache::CacheLayer::probe)): a hit is returned right away,
+/// without a boxed future, a rendered cache key or a table name being allocated. Anything else
+/// (no cache, a consistent read, a selection, a miss, a layer that answers asynchronously)
+/// runs [`GetItem::send`], boxed. Hits spend Tokio's cooperative budget, so a loop of them
+/// still yields to the scheduler.
+#[must_use = "futures do nothing unless you `.await` or poll them"]
+pub struct GetItemFuture<'a, E: Entity> {
+    state: State<'a, E>,
+}
+
+enum State<'a, E: Entity> {
+    Start(GetItem<'a, E>),
+    Running(Pin<Box<dyn Future<Output = Result<Option<E>>> + Send + 'a>>),
+    Done,
+}
+
+// Nothing is pinned in place: the request is moved out on the first poll, the read path is
+// boxed.
+impl<E: Entity> Unpin for GetItemFuture<'_, E> {}
+
+impl<E: Entity> std::fmt::Debug for GetItemFuture<'_, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = match self.state {
+            State::Start(_) => "start",
+            State::Running(_) => "running",
+            State::Done => "done",
+        };
+        f.debug_struct("GetItemFuture")
+            .field("entity", &E::schema().entity)
+            .field("state", &state)
+            .finish()
+    }
+}
+
+impl<E: Entity> Future for GetItemFuture<'_, E> {
+    type Output = Result<Option<E>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if let State::Start(get) = &this.state {
+            let mut corrupt = None;
+            if let Some(cache) = get.probe_cache() {
+                // As `consume_budget` in the full path: an exhausted budget yields first.
+                let coop = ready!(tokio::task::coop::poll_proceed(cx));
+                let table = get.client.full_table_name(E::schema().table);
+                match cache.probe_item::<E>(&cache.probe_key(&table, &get.key, 0)) {
+                    Probed::Hit(value) => {
+                        coop.made_progress();
+                        this.state = State::Done;
+                        return Poll::Ready(Ok(value));
+                    }
+                    // The budget unit is given back (dropping `coop`): the full path spends one.
+                    Probed::Miss => {}
+                    Probed::Corrupt(why) => corrupt = Some(why),
+                }
+            }
+            let State::Start(get) = std::mem::replace(&mut this.state, State::Done) else {
+                unreachable!("checked above");
+            };
+            this.state = State::Running(Box::pin(get.run(corrupt)));
+        }
+        match &mut this.state {
+            State::Running(fut) => {
+                let out = ready!(fut.as_mut().poll(cx));
+                this.state = State::Done;
+                Poll::Ready(out)
+            }
+            _ => panic!("GetItemFuture polled after completion"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[allow(dead_code)]
+    fn the_future_is_send<E: Entity>(get: GetItem<'_, E>) -> impl Send + '_ {
+        get.into_future()
     }
 }

@@ -14,7 +14,7 @@ pub use crate::write::{CancellationReason, TransactAction, WriteKind, WriteOp};
 pub use batch_get::{BatchGet, BatchGetOutput, BatchStats, MultiBatchGet, MultiBatchGetOutput};
 pub use batch_write::{BatchWrite, BatchWriteOutput};
 pub use delete::DeleteItem;
-pub use get::GetItem;
+pub use get::{GetItem, GetItemFuture};
 pub use put::PutItem;
 pub use transact::{TransactGet, TransactGetOutput, TransactWrite};
 pub use update::UpdateItem;
