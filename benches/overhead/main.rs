@@ -4,7 +4,7 @@
 //! (`fake.rs`, on its own thread). The difference is the client's own cost.
 //!
 //! ```text
-//! cargo bench --bench overhead              # full run (about 2 minutes)
+//! cargo bench --bench overhead              # full run (about 5 minutes)
 //! cargo bench --bench overhead -- --quick   # a quick look (about 20 seconds)
 //! ```
 //!
@@ -12,7 +12,8 @@
 //! (`getrusage(RUSAGE_THREAD)`) and its allocations (a counting allocator, per thread) are the
 //! client's alone. Rounds interleave the two sides, alternating which goes first. Reported per
 //! operation: client CPU (median over rounds), allocations, latency p50 and p99 (over every
-//! call), and the ratios dynamite ÷ raw.
+//! call), and the ratios dynamite ÷ raw; the CPU ratio is the median of each round's ratio,
+//! so that drift between rounds on a shared machine cancels out.
 
 use std::future::Future;
 use std::time::Instant;

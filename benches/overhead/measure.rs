@@ -150,6 +150,18 @@ impl Sample {
     }
 }
 
+/// The median over rounds of `dynamite ÷ baseline` client CPU, each round's two runs side by
+/// side: what drifts between rounds (other load on the machine, frequency) cancels out.
+fn paired_ratio(baseline: &Sample, dynamite: &Sample) -> f64 {
+    let ratios: Vec<f64> = baseline
+        .cpu_per_call
+        .iter()
+        .zip(&dynamite.cpu_per_call)
+        .map(|(b, d)| d / b)
+        .collect();
+    median(&ratios)
+}
+
 fn median(values: &[f64]) -> f64 {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
@@ -173,7 +185,7 @@ fn duration(d: Duration) -> String {
 /// The main table.
 pub(crate) fn report(lines: &[Line]) {
     println!(
-        "| operation | baseline | client CPU per call: baseline | dynamite | ratio | \
+        "| operation | baseline | client CPU per call: baseline | dynamite | ratio (paired) | \
          allocations per call: baseline | dynamite | ratio | p50 baseline / dynamite | \
          p99 baseline / dynamite |"
     );
@@ -186,7 +198,7 @@ pub(crate) fn report(lines: &[Line]) {
             line.baseline,
             time(raw.cpu()),
             time(dynamite.cpu()),
-            dynamite.cpu() / raw.cpu(),
+            paired_ratio(raw, dynamite),
             raw.allocations(),
             dynamite.allocations(),
             dynamite.allocations() / raw.allocations(),
@@ -223,7 +235,7 @@ pub(crate) fn report_scaling(lines: &[Line]) {
             line.name,
             time(line.raw.cpu() / items),
             time(line.dynamite.cpu() / items),
-            line.dynamite.cpu() / line.raw.cpu(),
+            paired_ratio(&line.raw, &line.dynamite),
             line.raw.allocations() / items,
             line.dynamite.allocations() / items,
         );
