@@ -190,6 +190,9 @@ async fn serve(mut stream: TcpStream, canned: Arc<Canned>, requests: Arc<AtomicU
             }
         }
         let request = &buf[head_end..head_end + length];
+        if std::env::var_os("OVERHEAD_DUMP").is_some() {
+            eprintln!("{operation}: {}", String::from_utf8_lossy(request));
+        }
         let answer: std::borrow::Cow<'_, [u8]> = match operation.as_str() {
             "GetItem" => canned.get.as_slice().into(),
             "Query" => canned.query.as_slice().into(),

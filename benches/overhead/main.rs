@@ -19,7 +19,8 @@ use std::future::Future;
 use std::time::Instant;
 
 use aws_sdk_dynamodb::types::{
-    AttributeValue, KeysAndAttributes, PutRequest, ReturnConsumedCapacity, WriteRequest,
+    AttributeValue, KeysAndAttributes, PutRequest, ReturnConsumedCapacity, ReturnValue,
+    ReturnValuesOnConditionCheckFailure, WriteRequest,
 };
 use dynamite::cache::{LfuLayer, MokaLayer};
 use dynamite::{Client, Entity, Item};
@@ -86,7 +87,8 @@ struct Line {
     baseline: &'static str,
 }
 
-/// The hand-written side.
+/// The hand-written side: the same requests dynamite sends (checked with `OVERHEAD_DUMP=1`,
+/// which prints every request body the fake server receives).
 mod raw {
     use super::*;
 
@@ -100,6 +102,7 @@ mod raw {
             .table_name(TABLE)
             .key("account", s(ACCOUNT))
             .key("id", s(id))
+            .consistent_read(false)
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
@@ -113,24 +116,30 @@ mod raw {
         sdk.put_item()
             .table_name(TABLE)
             .set_item(Some(item))
+            .return_values(ReturnValue::None)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
             .expect("PutItem");
     }
 
-    /// The same request dynamite sends for `.set(NAME, ..).add(AGE, 1)`.
+    /// The same request dynamite sends for `.set(NAME, ..).add(AGE, 1)`: an update, not an
+    /// upsert, so the item must exist.
     pub(crate) async fn update(sdk: &aws_sdk_dynamodb::Client, id: &str, name: &str) {
         sdk.update_item()
             .table_name(TABLE)
             .key("account", s(ACCOUNT))
             .key("id", s(id))
             .update_expression("SET #n0 = :v0 ADD #n1 :v1")
+            .condition_expression("attribute_exists(#n2)")
             .expression_attribute_names("#n0", "name")
             .expression_attribute_names("#n1", "age")
+            .expression_attribute_names("#n2", "account")
             .expression_attribute_values(":v0", s(name))
             .expression_attribute_values(":v1", AttributeValue::N("1".to_owned()))
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::None)
+            .return_values(ReturnValue::None)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
