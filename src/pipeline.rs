@@ -430,10 +430,10 @@ impl Client {
         Er: OperationError,
     {
         let plan = plan_write::<E>(write, returns, idempotent, self.idempotent_writes())?;
+        // The paths taken rarely (idempotent mode, a lost answer, a failed condition) are
+        // boxed, so that the future of every write is not as large as theirs.
         if plan.transaction {
-            return self
-                .write_in_transaction::<E>(write, operation, retry)
-                .await;
+            return Box::pin(self.write_in_transaction::<E>(write, operation, retry)).await;
         }
         let (table, key) = (write.table.as_str(), &write.key);
         let target = Target::write(
@@ -449,11 +449,11 @@ impl Client {
         match result {
             Ok(output) => Ok(output.into_attributes()),
             Err(err @ Error::OutcomeUnknown { .. }) => {
-                self.resolve_lost_answer::<E>(err, table, key, retry, plan.landed)
+                Box::pin(self.resolve_lost_answer::<E>(err, table, key, retry, plan.landed))
                     .await
             }
             Err(err @ Error::ConditionFailed { .. }) => {
-                Err(self.explain_condition_failure::<E>(err, write, retry).await)
+                Err(Box::pin(self.explain_condition_failure::<E>(err, write, retry)).await)
             }
             Err(err) => Err(err),
         }

@@ -76,6 +76,15 @@ struct Plan {
     rounds: usize,
     /// Calls per round of a single-item operation; batch operations scale it down.
     calls: usize,
+    /// Run one side only (`--side raw|dynamite`), to profile it or count its instructions
+    /// under `valgrind --tool=callgrind`; no report then.
+    only: Option<Side>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Raw,
+    Dynamite,
 }
 
 /// One line of the report: an operation measured on both sides.
@@ -286,6 +295,15 @@ where
     D: FnMut(usize) -> DF,
     DF: Future<Output = ()>,
 {
+    if let Some(side) = plan.only {
+        for _ in 0..plan.rounds {
+            match side {
+                Side::Raw => run(calls, &mut raw_side).await,
+                Side::Dynamite => run(calls, &mut dynamite_side).await,
+            };
+        }
+        return (Sample::default(), Sample::default());
+    }
     run((calls / 4).max(1), &mut raw_side).await;
     run((calls / 4).max(1), &mut dynamite_side).await;
     let mut raw = Sample::default();
@@ -302,51 +320,62 @@ where
     (raw, dynamite)
 }
 
-async fn item_operations(plan: Plan, db: &Client, lines: &mut Vec<Line>) {
+async fn item_operations(
+    plan: Plan,
+    db: &Client,
+    wants: impl Fn(&str) -> bool,
+    lines: &mut Vec<Line>,
+) {
     let sdk = db.sdk();
     let calls = plan.calls;
 
-    let (raw, dynamite) = compare(
-        plan,
-        calls,
-        |_| async {
-            std::hint::black_box(raw::get(sdk, "id-00000").await);
-        },
-        |_| async {
-            let got = Record::get(db, Record::key(ACCOUNT.to_owned(), "id-00000".to_owned()))
-                .await
-                .expect("get");
-            std::hint::black_box(got);
-        },
-    )
-    .await;
-    lines.push(Line::new("get", 1, raw, dynamite));
+    if wants("get") {
+        let (raw, dynamite) = compare(
+            plan,
+            calls,
+            |_| async {
+                std::hint::black_box(raw::get(sdk, "id-00000").await);
+            },
+            |_| async {
+                let got = Record::get(db, Record::key(ACCOUNT.to_owned(), "id-00000".to_owned()))
+                    .await
+                    .expect("get");
+                std::hint::black_box(got);
+            },
+        )
+        .await;
+        lines.push(Line::new("get", 1, raw, dynamite));
+    }
 
-    let records: Vec<Record> = (0..calls).map(record).collect();
-    let records = &records;
-    let (raw, dynamite) = compare(
-        plan,
-        calls,
-        |i| raw::put(sdk, &records[i]),
-        |i| async move { records[i].put(db).await.expect("put") },
-    )
-    .await;
-    lines.push(Line::new("put", 1, raw, dynamite));
+    if wants("put") {
+        let records: Vec<Record> = (0..calls).map(record).collect();
+        let records = &records;
+        let (raw, dynamite) = compare(
+            plan,
+            calls,
+            |i| raw::put(sdk, &records[i]),
+            |i| async move { records[i].put(db).await.expect("put") },
+        )
+        .await;
+        lines.push(Line::new("put", 1, raw, dynamite));
+    }
 
-    let (raw, dynamite) = compare(
-        plan,
-        calls,
-        |_| raw::update(sdk, "id-00000", "Ada King"),
-        |_| async {
-            Record::update(db, Record::key(ACCOUNT.to_owned(), "id-00000".to_owned()))
-                .set(Record::NAME, "Ada King")
-                .add(Record::AGE, 1)
-                .await
-                .expect("update")
-        },
-    )
-    .await;
-    lines.push(Line::new("update", 1, raw, dynamite));
+    if wants("update") {
+        let (raw, dynamite) = compare(
+            plan,
+            calls,
+            |_| raw::update(sdk, "id-00000", "Ada King"),
+            |_| async {
+                Record::update(db, Record::key(ACCOUNT.to_owned(), "id-00000".to_owned()))
+                    .set(Record::NAME, "Ada King")
+                    .add(Record::AGE, 1)
+                    .await
+                    .expect("update")
+            },
+        )
+        .await;
+        lines.push(Line::new("update", 1, raw, dynamite));
+    }
 }
 
 async fn query(plan: Plan, db: &Client, lines: &mut Vec<Line>) {
@@ -483,6 +512,7 @@ async fn concurrent_gets(plan: Plan, db: &Client, lines: &mut Vec<Line>) {
         Plan {
             rounds: plan.rounds,
             calls: 1,
+            only: plan.only,
         },
         1,
         |_| async {
@@ -521,21 +551,41 @@ impl Line {
 }
 
 fn main() {
-    // `--quick`, and optionally the sections to run (items, query, batch_get, batch_write,
-    // cached, concurrent, scaling); all by default. Cargo adds `--bench`.
+    // `--quick`, `--side raw|dynamite`, and optionally the sections to run (items or get, put,
+    // update; query, batch_get, batch_write, cached, concurrent, scaling); all by default.
+    // Cargo adds `--bench`.
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|a| a == "--quick");
-    let sections: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
+    let only = match args
+        .iter()
+        .position(|a| a == "--side")
+        .map(|i| args.get(i + 1))
+    {
+        None => None,
+        Some(Some(side)) if side == "raw" => Some(Side::Raw),
+        Some(Some(side)) if side == "dynamite" => Some(Side::Dynamite),
+        Some(other) => panic!("--side takes raw or dynamite, not {other:?}"),
+    };
+    let side_value = args
+        .iter()
+        .position(|a| a == "--side")
+        .and_then(|i| args.get(i + 1));
+    let sections: Vec<&String> = args
+        .iter()
+        .filter(|a| !a.starts_with("--") && Some(*a) != side_value)
+        .collect();
     let wants = |section: &str| sections.is_empty() || sections.iter().any(|s| *s == section);
     let plan = if quick {
         Plan {
             rounds: 3,
             calls: 300,
+            only,
         }
     } else {
         Plan {
             rounds: 10,
             calls: 1_000,
+            only,
         }
     };
     let server = FakeDynamo::start(TABLE);
@@ -555,8 +605,9 @@ fn main() {
         let db = Client::new(aws_sdk_dynamodb::Client::from_conf(config));
         let mut lines = Vec::new();
         let mut scaling = Vec::new();
-        if wants("items") {
-            item_operations(plan, &db, &mut lines).await;
+        if ["items", "get", "put", "update"].iter().any(|s| wants(s)) {
+            let wants_item = |op: &str| wants("items") || wants(op);
+            item_operations(plan, &db, wants_item, &mut lines).await;
         }
         if wants("query") {
             query(plan, &db, &mut lines).await;
@@ -582,6 +633,10 @@ fn main() {
         (lines, scaling)
     });
     let (lines, scaling) = lines;
+    if plan.only.is_some() {
+        println!("ran one side only: no report");
+        return;
+    }
     println!(
         "{} rounds per operation; the fake server answered {} requests on {} connections\n",
         plan.rounds,
