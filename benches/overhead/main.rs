@@ -456,24 +456,31 @@ async fn batch_write(plan: Plan, db: &Client, n: usize, lines: &mut Vec<Line>) {
 
 /// A get answered by the in-process layer, against its floor: moka's sync `get` of the same
 /// owned struct under a key built the same way (two owned strings).
-async fn cached_get(plan: Plan, sdk: &aws_sdk_dynamodb::Client, lines: &mut Vec<Line>) {
+/// `which` picks the layers: `cached_lfu`, `cached_moka`, or both.
+async fn cached_get(
+    plan: Plan,
+    sdk: &aws_sdk_dynamodb::Client,
+    which: impl Fn(&str) -> bool,
+    lines: &mut Vec<Line>,
+) {
     let floor: moka::sync::Cache<(String, String), Record> = moka::sync::Cache::new(10_000);
     floor.insert((ACCOUNT.to_owned(), "id-00000".to_owned()), record(0));
     let layers = [
-        (
-            "cached get (LfuLayer)",
-            Client::builder(sdk.clone())
-                .cache(LfuLayer::new(64 << 20))
-                .build(),
-        ),
-        (
-            "cached get (MokaLayer)",
-            Client::builder(sdk.clone())
-                .cache(MokaLayer::new(64 << 20))
-                .build(),
-        ),
+        ("cached_lfu", "cached get (LfuLayer)", {
+            let sdk = sdk.clone();
+            Box::new(move || Client::builder(sdk).cache(LfuLayer::new(64 << 20)).build())
+                as Box<dyn FnOnce() -> Client>
+        }),
+        ("cached_moka", "cached get (MokaLayer)", {
+            let sdk = sdk.clone();
+            Box::new(move || Client::builder(sdk).cache(MokaLayer::new(64 << 20)).build())
+        }),
     ];
-    for (name, db) in layers {
+    for (section, name, build) in layers {
+        if !which(section) {
+            continue;
+        }
+        let db = build();
         Record::get(&db, Record::key(ACCOUNT.to_owned(), "id-00000".to_owned()))
             .await
             .expect("fill");
@@ -552,7 +559,8 @@ impl Line {
 
 fn main() {
     // `--quick`, `--side raw|dynamite`, and optionally the sections to run (items or get, put,
-    // update; query, batch_get, batch_write, cached, concurrent, scaling); all by default.
+    // update; query, batch_get, batch_write, cached or cached_lfu, cached_moka; concurrent,
+    // scaling); all by default.
     // Cargo adds `--bench`.
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|a| a == "--quick");
@@ -618,8 +626,12 @@ fn main() {
         if wants("batch_write") {
             batch_write(plan, &db, 1_000, &mut lines).await;
         }
-        if wants("cached") {
-            cached_get(plan, db.sdk(), &mut lines).await;
+        if ["cached", "cached_lfu", "cached_moka"]
+            .iter()
+            .any(|s| wants(s))
+        {
+            let which = |layer: &str| wants("cached") || wants(layer);
+            cached_get(plan, db.sdk(), which, &mut lines).await;
         }
         if wants("concurrent") {
             concurrent_gets(plan, &db, &mut lines).await;
