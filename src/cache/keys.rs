@@ -24,6 +24,9 @@ pub(crate) enum ItemKey<'a> {
     Text(&'a str),
     /// The partition and sort key values.
     Values(&'a AttributeValue, Option<&'a AttributeValue>),
+    /// Text written by [`crate::key::write_key_values`] into a [`KeyText`] (valid UTF-8: only
+    /// whole `str`s and ASCII were written).
+    Rendered(&'a [u8]),
 }
 
 impl ItemKey<'_> {
@@ -31,6 +34,7 @@ impl ItemKey<'_> {
         match *self {
             ItemKey::Text(text) => s.push_str(text),
             ItemKey::Values(partition, sort) => crate::key::write_key_values(s, partition, sort),
+            ItemKey::Rendered(text) => s.push_ascii(text),
         }
     }
 }
@@ -190,18 +194,19 @@ fn fold(a: u64, b: u64) -> u64 {
     (full as u64) ^ ((full >> 64) as u64)
 }
 
-/// A streaming hash of bytes (a folded multiply per 8 bytes, gathered in a block on the
-/// stack): the result depends on the bytes written, not on how they were split between calls.
-#[derive(Debug, Clone)]
+/// A streaming hash of bytes (a folded multiply per 8-byte little-endian word, the last word
+/// zero-padded): the result depends on the bytes written, not on how they were split between
+/// calls. Bytes short of a word wait in `pending`; nothing is copied to a buffer.
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct KeyHasher {
     state: u64,
     key: u64,
-    block: [u8; BLOCK],
+    /// Up to 7 bytes not yet folded in, the first in the lowest byte.
+    pending: u64,
+    /// How many bytes `pending` holds.
     filled: usize,
     len: u64,
 }
-
-const BLOCK: usize = 64;
 
 impl KeyHasher {
     pub(crate) fn new() -> Self {
@@ -209,59 +214,83 @@ impl KeyHasher {
         KeyHasher {
             state,
             key,
-            block: [0; BLOCK],
+            pending: 0,
             filled: 0,
             len: 0,
         }
     }
 
-    fn words(&mut self, bytes: &[u8]) {
-        let mut state = self.state;
-        let k = self.key ^ MUL;
-        for w in bytes.chunks_exact(8) {
-            let w = u64::from_le_bytes(w.try_into().expect("8 bytes"));
-            state = fold(state ^ w, k).rotate_left(23);
-        }
-        self.state = state;
+    #[inline]
+    fn word(&mut self, w: u64) {
+        self.state = fold(self.state ^ w, self.key ^ MUL).rotate_left(23);
     }
 
-    fn bytes(&mut self, mut bytes: &[u8]) {
+    /// Up to 7 bytes as the low bytes of a word.
+    #[inline]
+    fn partial(bytes: &[u8]) -> u64 {
+        debug_assert!(bytes.len() < 8);
+        let mut w = 0u64;
+        let mut rest = bytes;
+        let mut shift = 0;
+        if rest.len() >= 4 {
+            w = u64::from(u32::from_le_bytes(rest[..4].try_into().expect("4 bytes")));
+            rest = &rest[4..];
+            shift = 32;
+        }
+        if rest.len() >= 2 {
+            w |= u64::from(u16::from_le_bytes(rest[..2].try_into().expect("2 bytes"))) << shift;
+            rest = &rest[2..];
+            shift += 16;
+        }
+        if let Some(b) = rest.first() {
+            w |= u64::from(*b) << shift;
+        }
+        w
+    }
+
+    #[inline]
+    fn bytes(&mut self, bytes: &[u8]) {
         self.len = self.len.wrapping_add(bytes.len() as u64);
-        loop {
-            let room = BLOCK - self.filled;
-            if bytes.len() < room {
-                self.block[self.filled..self.filled + bytes.len()].copy_from_slice(bytes);
-                self.filled += bytes.len();
+        let mut rest = bytes;
+        if self.filled != 0 {
+            let take = (8 - self.filled).min(rest.len());
+            let (head, tail) = rest.split_at(take);
+            self.pending |= Self::partial(head) << (8 * self.filled);
+            self.filled += take;
+            rest = tail;
+            if self.filled < 8 {
                 return;
             }
-            self.block[self.filled..].copy_from_slice(&bytes[..room]);
-            let block = self.block;
-            self.words(&block);
+            let w = self.pending;
+            self.word(w);
+            self.pending = 0;
             self.filled = 0;
-            bytes = &bytes[room..];
         }
+        let mut words = rest.chunks_exact(8);
+        for w in &mut words {
+            self.word(u64::from_le_bytes(w.try_into().expect("8 bytes")));
+        }
+        let tail = words.remainder();
+        self.pending = Self::partial(tail);
+        self.filled = tail.len();
     }
 
     pub(crate) fn finish(&self) -> u64 {
-        let mut h = self.clone();
-        let whole = h.filled / 8 * 8;
-        let block = h.block;
-        h.words(&block[..whole]);
-        let mut last = [0u8; 8];
-        last[..h.filled - whole].copy_from_slice(&block[whole..h.filled]);
         let x = fold(
-            h.state ^ u64::from_le_bytes(last),
-            h.key ^ MUL ^ h.len.rotate_left(32),
+            self.state ^ self.pending,
+            self.key ^ MUL ^ self.len.rotate_left(32),
         );
-        fold(x, MUL ^ h.key.rotate_left(17))
+        fold(x, MUL ^ self.key.rotate_left(17))
     }
 }
 
 impl KeySink for KeyHasher {
+    #[inline]
     fn push_str(&mut self, text: &str) {
         self.bytes(text.as_bytes());
     }
 
+    #[inline]
     fn push_ascii(&mut self, ascii: &[u8]) {
         self.bytes(ascii);
     }
@@ -274,10 +303,12 @@ struct Matcher<'s> {
 }
 
 impl KeySink for Matcher<'_> {
+    #[inline]
     fn push_str(&mut self, text: &str) {
         self.push_ascii(text.as_bytes());
     }
 
+    #[inline]
     fn push_ascii(&mut self, bytes: &[u8]) {
         if self.same {
             match self.rest.strip_prefix(bytes) {
@@ -292,14 +323,164 @@ impl KeySink for Matcher<'_> {
 struct Both<'x, A, B>(&'x mut A, &'x mut B);
 
 impl<A: KeySink, B: KeySink> KeySink for Both<'_, A, B> {
+    #[inline]
     fn push_str(&mut self, text: &str) {
         self.0.push_str(text);
         self.1.push_str(text);
     }
 
+    #[inline]
     fn push_ascii(&mut self, ascii: &[u8]) {
         self.0.push_ascii(ascii);
         self.1.push_ascii(ascii);
+    }
+}
+
+/// Room for a key's text on the stack: most keys fit (two short strings or numbers).
+const KEY_TEXT: usize = 128;
+
+/// Room for an entry key's constant part, `namespace|table|Entity:fingerprint|i|projection|`.
+const PREFIX_TEXT: usize = 160;
+
+/// Text rendered on the stack, so that it is hashed and compared as one piece; `None` from
+/// [`Text::render`] when it does not fit (then it is written piece by piece).
+#[derive(Clone, Copy)]
+pub(crate) struct Text<const N: usize> {
+    buf: [u8; N],
+    len: usize,
+    fits: bool,
+}
+
+/// An item key's text ([`crate::key::write_key_values`]).
+pub(crate) type KeyText = Text<KEY_TEXT>;
+
+impl<const N: usize> std::fmt::Debug for Text<N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Text")
+            .field(&String::from_utf8_lossy(self.bytes()))
+            .finish()
+    }
+}
+
+impl<const N: usize> Text<N> {
+    fn render(write: impl FnOnce(&mut Self)) -> Option<Self> {
+        let mut text = Text {
+            buf: [0; N],
+            len: 0,
+            fits: true,
+        };
+        write(&mut text);
+        text.fits.then_some(text)
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl<const N: usize> KeySink for Text<N> {
+    #[inline]
+    fn push_str(&mut self, text: &str) {
+        self.push_ascii(text.as_bytes());
+    }
+
+    #[inline]
+    fn push_ascii(&mut self, bytes: &[u8]) {
+        match self.buf.get_mut(self.len..self.len + bytes.len()) {
+            Some(room) if self.fits => {
+                room.copy_from_slice(bytes);
+                self.len += bytes.len();
+            }
+            _ => self.fits = false,
+        }
+    }
+}
+
+/// The constant part of an item entry's key and scope for one namespace, table, entity and
+/// projection, rendered and hashed: the hasher states after `ns|table|Entity:fp|i|proj|` (the
+/// entry) and after `ns|table|i|` (the scope). Kept per thread for the last few asked for, so
+/// that a read hashes only its key values.
+#[derive(Debug, Clone, Copy)]
+struct Prefix {
+    /// `ns|table|Entity:fp|i|proj|`.
+    text: Text<PREFIX_TEXT>,
+    ns_len: usize,
+    table_len: usize,
+    fingerprint: u64,
+    projection: u64,
+    entry: KeyHasher,
+    scope: KeyHasher,
+}
+
+impl Prefix {
+    const SLOTS: usize = 4;
+
+    fn slot(table: &str, schema: &TableSchema, projection: u64) -> usize {
+        ((schema.fingerprint ^ projection ^ table.len() as u64) as usize) % Self::SLOTS
+    }
+
+    fn new(ns: &str, table: &str, schema: &TableSchema, projection: u64) -> Option<Self> {
+        let text = Text::render(|t| {
+            t.push_str(ns);
+            t.push_ascii(b"|");
+            t.push_str(table);
+            t.push_ascii(b"|");
+            write_item_entry_middle(t, schema, projection);
+        })?;
+        let mut entry = KeyHasher::new();
+        entry.push_ascii(text.bytes());
+        let mut scope = KeyHasher::new();
+        scope.push_ascii(&text.bytes()[..ns.len() + table.len() + 2]);
+        scope.push_ascii(b"i|");
+        Some(Prefix {
+            text,
+            ns_len: ns.len(),
+            table_len: table.len(),
+            fingerprint: schema.fingerprint,
+            projection,
+            entry,
+            scope,
+        })
+    }
+
+    /// Whether this is the prefix of these parts: every piece of its text is compared (the
+    /// two hex fields by their numbers).
+    fn is_for(&self, ns: &str, table: &str, schema: &TableSchema, projection: u64) -> bool {
+        let text = self.text.bytes();
+        let entity_at = self.ns_len + self.table_len + 2;
+        self.projection == projection
+            && self.fingerprint == schema.fingerprint
+            && self.ns_len == ns.len()
+            && self.table_len == table.len()
+            && text.len() == entity_at + schema.entity.len() + 37
+            && text[..self.ns_len] == *ns.as_bytes()
+            && text[self.ns_len + 1..entity_at - 1] == *table.as_bytes()
+            && text[entity_at..entity_at + schema.entity.len()] == *schema.entity.as_bytes()
+    }
+
+    /// The prefix of these parts, from this thread's last few, or made (and kept) now.
+    fn of(ns: &str, table: &str, schema: &TableSchema, projection: u64) -> Option<Self> {
+        use std::cell::RefCell;
+        thread_local! {
+            static PREFIXES: RefCell<[Option<Prefix>; Prefix::SLOTS]> =
+                const { RefCell::new([None; Prefix::SLOTS]) };
+        }
+        let slot = Self::slot(table, schema, projection);
+        PREFIXES
+            .try_with(|prefixes| {
+                let mut prefixes = prefixes.try_borrow_mut().ok()?;
+                match &prefixes[slot] {
+                    Some(p) if p.is_for(ns, table, schema, projection) => Some(*p),
+                    _ => {
+                        let p = Prefix::new(ns, table, schema, projection)?;
+                        prefixes[slot] = Some(p);
+                        Some(p)
+                    }
+                }
+            })
+            .ok()
+            .flatten()
+            .or_else(|| Prefix::new(ns, table, schema, projection))
     }
 }
 
@@ -312,6 +493,10 @@ pub(crate) struct ItemParts<'a> {
     schema: &'a TableSchema,
     projection: u64,
     key: ItemKey<'a>,
+    /// The key's text, when it fits on the stack.
+    text: Option<KeyText>,
+    /// `ns|table|Entity:fp|i|proj|`, when it fits on the stack.
+    prefix: Option<Text<PREFIX_TEXT>>,
     entry_hash: u64,
     scope_hash: u64,
 }
@@ -325,27 +510,49 @@ impl<'a> ItemParts<'a> {
         key: ItemKey<'a>,
     ) -> Self {
         // `ns|table|` is shared; then the entry has `Entity:fp|i|proj|`, the scope `i|`; the
-        // key ends both.
-        let mut entry = KeyHasher::new();
-        let mut scope = KeyHasher::new();
-        {
-            let mut both = Both(&mut entry, &mut scope);
-            both.push_str(ns);
-            both.push_ascii(b"|");
-            both.push_str(table);
-            both.push_ascii(b"|");
+        // key ends both (rendered once, when it fits on the stack). The constant parts are
+        // hashed once per thread (`Prefix`), when they fit on the stack.
+        let text = KeyText::render(|t| key.write(t));
+        let prefix = Prefix::of(ns, table, schema, projection);
+        let (mut entry, mut scope) = match &prefix {
+            Some(p) => (p.entry, p.scope),
+            None => {
+                let mut entry = KeyHasher::new();
+                let mut scope = KeyHasher::new();
+                {
+                    let mut both = Both(&mut entry, &mut scope);
+                    both.push_str(ns);
+                    both.push_ascii(b"|");
+                    both.push_str(table);
+                    both.push_ascii(b"|");
+                }
+                write_item_entry_middle(&mut entry, schema, projection);
+                scope.push_ascii(b"i|");
+                (entry, scope)
+            }
+        };
+        match &text {
+            Some(text) => ItemKey::Rendered(text.bytes()).write(&mut Both(&mut entry, &mut scope)),
+            None => key.write(&mut Both(&mut entry, &mut scope)),
         }
-        write_item_entry_middle(&mut entry, schema, projection);
-        scope.push_ascii(b"i|");
-        key.write(&mut Both(&mut entry, &mut scope));
         ItemParts {
             ns,
             table,
             schema,
             projection,
             key,
+            text,
+            prefix: prefix.map(|p| p.text),
             entry_hash: entry.finish(),
             scope_hash: scope.finish(),
+        }
+    }
+
+    /// The key, as rendered text when it fits on the stack.
+    fn key(&self) -> ItemKey<'_> {
+        match &self.text {
+            Some(text) => ItemKey::Rendered(text.bytes()),
+            None => self.key,
         }
     }
 
@@ -359,20 +566,24 @@ impl<'a> ItemParts<'a> {
         self.scope_hash
     }
 
-    /// Whether `text` is this entry key (compared piece by piece).
+    /// Whether `text` is this entry key (compared piece by piece, or as two pieces when both
+    /// fit on the stack).
     pub(crate) fn is_entry(&self, text: &str) -> bool {
         let mut m = Matcher {
             rest: text.as_bytes(),
             same: true,
         };
-        write_item_entry(
-            &mut m,
-            self.ns,
-            self.table,
-            self.schema,
-            self.projection,
-            self.key,
-        );
+        match &self.prefix {
+            Some(prefix) => m.push_ascii(prefix.bytes()),
+            None => {
+                m.push_str(self.ns);
+                m.push_ascii(b"|");
+                m.push_str(self.table);
+                m.push_ascii(b"|");
+                write_item_entry_middle(&mut m, self.schema, self.projection);
+            }
+        }
+        self.key().write(&mut m);
         m.same && m.rest.is_empty()
     }
 
@@ -424,6 +635,8 @@ mod tests {
     fn value() -> impl Strategy<Value = AttributeValue> {
         prop_oneof![
             "[a-z|:0-9]{0,12}".prop_map(AttributeValue::S),
+            // Longer than fits on the stack (written piece by piece).
+            "[a-zé|:0-9]{100,140}".prop_map(AttributeValue::S),
             (-1000i64..1000).prop_map(|n| AttributeValue::N(n.to_string())),
             "[0-9]{1,3}\\.[0-9]{0,3}".prop_map(AttributeValue::N),
             proptest::collection::vec(any::<u8>(), 0..40)
@@ -525,6 +738,39 @@ mod tests {
         assert_ne!(hash_str(""), hash_str("\0"));
     }
 
+    #[test]
+    fn prefixes_kept_per_thread_never_answer_for_other_parts() {
+        // Parts that differ in one piece each, several sharing a slot, asked for in turn.
+        let pk = AttributeValue::S("u1".to_owned());
+        let schemas = [schema("User", 7), schema("Uses", 7), schema("User", 8)];
+        let long_table = "t".repeat(200);
+        let mut previous = String::new();
+        for _ in 0..3 {
+            for ns in ["0123456789abcdef", "0123456789abcdee"] {
+                for table in ["users", "usera", "user", long_table.as_str()] {
+                    for s in schemas {
+                        for projection in [0, 1, 4, 5] {
+                            let p = ItemParts::new(
+                                ns,
+                                table,
+                                s,
+                                projection,
+                                ItemKey::Values(&pk, None),
+                            );
+                            let text = item_entry(ns, table, s, projection, &key_text(&pk, None));
+                            assert_eq!(p.entry(), text);
+                            assert_eq!(p.entry_hash(), hash_str(&text));
+                            assert_eq!(p.scope_hash(), hash_str(&p.scope()));
+                            assert!(p.is_entry(&text));
+                            assert!(!p.is_entry(&previous));
+                            previous = text;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     proptest! {
         #[test]
         fn parts_hash_and_compare_as_their_text(a in parts(), b in parts()) {
@@ -540,7 +786,8 @@ mod tests {
                 prop_assert_eq!(pa.entry_hash(), pb.entry_hash());
             }
             // A prefix or an extension of the text is another key.
-            prop_assert!(!pa.is_entry(&ea[..ea.len() - 1]));
+            let last = ea.char_indices().last().map_or(0, |(i, _)| i);
+            prop_assert!(!pa.is_entry(&ea[..last]));
             let longer = format!("{ea}s0:");
             prop_assert!(!pa.is_entry(&longer));
         }
