@@ -15,6 +15,8 @@
 
 use std::future::Future;
 
+use futures::future::Either;
+
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::ConsumedCapacity;
 use tracing::Instrument;
@@ -23,7 +25,7 @@ use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, ReturnValue};
 
 use crate::retry::{after_failure, AfterFailure, Attempts, Repeat};
 use crate::sdk::{CapacityOutput, HttpResponse, OperationError, WriteOutput};
-use crate::write::{CompiledWrite, WriteBody};
+use crate::write::{CompiledWrite, WriteBody, WriteRequestParts};
 use crate::{Client, Entity, Error, ErrorKind, Item, Operation, Result, RetryPolicy};
 
 /// Where a request goes and how it may be repeated: for the span, the retry rule and error
@@ -233,9 +235,9 @@ pub(crate) enum Settle<R> {
 
 /// How a single-item write is sent: plainly (repeat rule and resolution of lost answers), or in
 /// idempotent mode as a one-item transaction.
-struct WritePlan<'w> {
+struct WritePlan {
     pub repeat: Repeat,
-    pub landed: Landed<'w>,
+    pub landed: Landed,
     pub transaction: bool,
 }
 
@@ -244,12 +246,12 @@ struct WritePlan<'w> {
 /// with a client request token, which can be retried after a lost answer without applying
 /// twice; asked for per call it is used for every write, as the client's default only for
 /// writes that could otherwise end in `OutcomeUnknown` and return nothing.
-fn plan_write<'w, E: Entity>(
-    write: &'w CompiledWrite,
+fn plan_write<E: Entity>(
+    write: &CompiledWrite,
     returns: ReturnValue,
     idempotent: Option<bool>,
     client_idempotent: bool,
-) -> Result<WritePlan<'w>> {
+) -> Result<WritePlan> {
     let returns_item = returns != ReturnValue::None;
     let returns_old = returns == ReturnValue::AllOld;
     // A repeat of a write returning the old item would return the first attempt's result.
@@ -258,11 +260,10 @@ fn plan_write<'w, E: Entity>(
         _ => Repeat::Never,
     };
     let landed = match (&write.body, returns_item) {
-        (WriteBody::Put(item), false) => Landed::Put {
-            written: item,
+        (WriteBody::Put(_), false) => Landed::Put {
             expected_version: write.expected_version,
         },
-        (WriteBody::Delete, false) if write.condition.is_none() => Landed::Delete,
+        (WriteBody::Delete, false) if !write.conditional => Landed::Delete,
         _ => Landed::Unknowable,
     };
     let transaction = match idempotent {
@@ -285,12 +286,11 @@ fn plan_write<'w, E: Entity>(
 }
 
 /// How a single-item write can tell, after a lost answer, whether it landed.
-pub(crate) enum Landed<'a> {
+pub(crate) enum Landed {
     /// It cannot: the outcome stays unknown.
     Unknowable,
     /// A put without returned values: it landed when the stored item is the one it wrote.
     Put {
-        written: &'a Item,
         expected_version: Option<Option<u64>>,
     },
     /// An unconditional delete without returned values: it landed when no item is stored.
@@ -367,7 +367,8 @@ impl Client {
         table: &str,
         key: &Item,
         retry: Option<&RetryPolicy>,
-        landed: Landed<'_>,
+        landed: Landed,
+        written: Option<Item>,
     ) -> Result<Option<Item>> {
         if matches!(landed, Landed::Unknowable) {
             return Err(unknown);
@@ -379,10 +380,11 @@ impl Client {
             Landed::Unknowable => Err(unknown),
             Landed::Delete if stored.is_none() => Ok(None),
             Landed::Delete => Err(unknown),
-            Landed::Put {
-                written,
-                expected_version,
-            } => {
+            Landed::Put { expected_version } => {
+                // The item the put wrote, compiled again (the request took the first copy).
+                let Some(written) = written.as_ref() else {
+                    return Err(unknown);
+                };
                 if stored.as_ref() == Some(written) {
                     return Ok(None);
                 }
@@ -413,28 +415,34 @@ impl Client {
     /// before the write returns; a lost answer resolved where it can be, and a failed
     /// condition explained (not found, version conflict, or the caller's condition).
     #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn run_write<E, O, Er, F, Fut>(
+    pub(crate) async fn run_write<E, O, Er, C, F, Fut>(
         &self,
-        write: &CompiledWrite,
+        mut write: CompiledWrite,
+        compile: C,
         operation: Operation,
         returns: ReturnValue,
         idempotent: Option<bool>,
         retry: Option<&RetryPolicy>,
-        send: F,
+        mut send: F,
     ) -> Result<Option<Item>>
     where
         E: Entity,
-        F: FnMut() -> Fut,
+        C: Fn() -> Result<CompiledWrite>,
+        F: FnMut(&CompiledWrite, WriteRequestParts) -> Fut,
         Fut: Future<Output = std::result::Result<O, SdkError<Er, HttpResponse>>>,
         O: CapacityOutput + WriteOutput,
         Er: OperationError,
     {
-        let plan = plan_write::<E>(write, returns, idempotent, self.idempotent_writes())?;
+        let plan = plan_write::<E>(&write, returns, idempotent, self.idempotent_writes())?;
         // The paths taken rarely (idempotent mode, a lost answer, a failed condition) are
         // boxed, so that the future of every write is not as large as theirs.
         if plan.transaction {
-            return Box::pin(self.write_in_transaction::<E>(write, operation, retry)).await;
+            return Box::pin(self.write_in_transaction::<E>(&write, operation, retry)).await;
         }
+        // The first attempt takes the item, expression and placeholders as compiled; another
+        // attempt compiles the write again (it compiles the same) rather than keeping a copy.
+        let mut first = Some(write.take_request());
+        let write = write;
         let (table, key) = (write.table.as_str(), &write.key);
         let target = Target::write(
             operation,
@@ -444,16 +452,46 @@ impl Client {
             key,
             plan.repeat,
         );
-        let result = self.execute(target, send).await;
+        let result = self
+            .execute(target, || {
+                let parts = first
+                    .take()
+                    .or_else(|| compile().ok().map(|mut again| again.take_request()));
+                match parts {
+                    Some(parts) => Either::Left(send(&write, parts)),
+                    None => Either::Right(std::future::ready(Err(SdkError::construction_failure(
+                        "the write could not be compiled again",
+                    )))),
+                }
+            })
+            .await;
         self.invalidate_after_write::<E>(table, key).await;
         match result {
             Ok(output) => Ok(output.into_attributes()),
             Err(err @ Error::OutcomeUnknown { .. }) => {
-                Box::pin(self.resolve_lost_answer::<E>(err, table, key, retry, plan.landed))
-                    .await
+                let written = match plan.landed {
+                    Landed::Put { .. } => {
+                        compile()
+                            .ok()
+                            .and_then(|mut again| match again.take_request().body {
+                                WriteBody::Put(item) => Some(item),
+                                _ => None,
+                            })
+                    }
+                    _ => None,
+                };
+                Box::pin(self.resolve_lost_answer::<E>(
+                    err,
+                    table,
+                    key,
+                    retry,
+                    plan.landed,
+                    written,
+                ))
+                .await
             }
             Err(err @ Error::ConditionFailed { .. }) => {
-                Err(Box::pin(self.explain_condition_failure::<E>(err, write, retry)).await)
+                Err(Box::pin(self.explain_condition_failure::<E>(err, &write, retry)).await)
             }
             Err(err) => Err(err),
         }

@@ -63,7 +63,6 @@ macro_rules! write_parts {
             )
     };
 }
-pub(crate) use write_parts;
 
 /// Why one operation of a cancelled transaction failed (or `code == Some("None")`: it did not).
 #[derive(Debug, Clone, PartialEq)]
@@ -241,6 +240,31 @@ pub(crate) enum WriteBody {
     Check,
 }
 
+/// What one request of a single-item write carries besides its table and key
+/// ([`CompiledWrite::take_request`]).
+#[derive(Debug)]
+pub(crate) struct WriteRequestParts {
+    pub body: WriteBody,
+    pub condition: Option<String>,
+    pub names: Option<HashMap<String, String>>,
+    pub values: Option<HashMap<String, AttributeValue>>,
+}
+
+/// Sets a request's table, condition and placeholders from a [`WriteRequestParts`], moved in.
+macro_rules! request_parts {
+    ($builder:expr, $table:expr, $parts:expr) => {
+        $builder
+            .table_name($table)
+            .set_condition_expression($parts.condition)
+            .set_expression_attribute_names($parts.names)
+            .set_expression_attribute_values($parts.values)
+            .return_values_on_condition_check_failure(
+                aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
+            )
+    };
+}
+pub(crate) use request_parts;
+
 /// A single-item write, validated and rendered, ready to be sent on its own or in a
 /// transaction.
 #[derive(Debug, Clone)]
@@ -252,6 +276,8 @@ pub(crate) struct CompiledWrite {
     pub body: WriteBody,
     /// The caller's condition AND the version check.
     pub condition: Option<String>,
+    /// Whether the write has a condition (still known after [`take_request`](Self::take_request)).
+    pub conditional: bool,
     pub names: Option<HashMap<String, String>>,
     pub values: Option<HashMap<String, AttributeValue>>,
     /// The version the write expects (`Some(None)`: no item), when version-checked.
@@ -288,6 +314,7 @@ impl CompiledWrite {
             table: client.table_name(schema.table),
             key: schema.primary_key_of(&item),
             body: WriteBody::Put(item),
+            conditional: condition.is_some(),
             condition,
             names: ph.names(),
             values: ph.values(),
@@ -325,6 +352,7 @@ impl CompiledWrite {
             table: client.table_name(E::schema().table),
             key,
             body: WriteBody::Update(expression),
+            conditional: condition.is_some(),
             condition,
             names: ph.names(),
             values: ph.values(),
@@ -350,6 +378,7 @@ impl CompiledWrite {
             table: client.table_name(E::schema().table),
             key: key.to_item()?,
             body: WriteBody::Delete,
+            conditional: condition.is_some(),
             condition,
             names: ph.names(),
             values: ph.values(),
@@ -371,6 +400,7 @@ impl CompiledWrite {
             table: client.table_name(E::schema().table),
             key: key.to_item()?,
             body: WriteBody::Check,
+            conditional: true,
             condition: Some(expression),
             names: ph.names(),
             values: ph.values(),
@@ -378,6 +408,24 @@ impl CompiledWrite {
             must_exist: false,
             repeatable: true,
         })
+    }
+
+    /// What a request sends of this write, moved out: the item or update expression, the
+    /// condition and the placeholders. The write keeps its table, key and what the request path
+    /// needs to settle it; a second request compiles the write again.
+    pub(crate) fn take_request(&mut self) -> WriteRequestParts {
+        let body = match &mut self.body {
+            WriteBody::Put(item) => WriteBody::Put(std::mem::take(item)),
+            WriteBody::Update(expression) => WriteBody::Update(std::mem::take(expression)),
+            WriteBody::Delete => WriteBody::Delete,
+            WriteBody::Check => WriteBody::Check,
+        };
+        WriteRequestParts {
+            body,
+            condition: self.condition.take(),
+            names: self.names.take(),
+            values: self.values.take(),
+        }
     }
 
     /// What kind of transaction part this write is.

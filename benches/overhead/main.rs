@@ -574,16 +574,19 @@ fn main() {
         Some(Some(side)) if side == "dynamite" => Some(Side::Dynamite),
         Some(other) => panic!("--side takes raw or dynamite, not {other:?}"),
     };
-    let side_value = args
+    // Values of flags are not sections.
+    let values: Vec<usize> = ["--side", "--rounds", "--calls"]
         .iter()
-        .position(|a| a == "--side")
-        .and_then(|i| args.get(i + 1));
+        .filter_map(|flag| args.iter().position(|a| a == flag).map(|i| i + 1))
+        .collect();
     let sections: Vec<&String> = args
         .iter()
-        .filter(|a| !a.starts_with("--") && Some(*a) != side_value)
+        .enumerate()
+        .filter(|(i, a)| !a.starts_with("--") && !values.contains(i))
+        .map(|(_, a)| a)
         .collect();
     let wants = |section: &str| sections.is_empty() || sections.iter().any(|s| *s == section);
-    let plan = if quick {
+    let mut plan = if quick {
         Plan {
             rounds: 3,
             calls: 300,
@@ -596,6 +599,18 @@ fn main() {
             only,
         }
     };
+    // `--rounds N` and `--calls N` override the plan (scripts/overhead-instructions).
+    let number = |flag: &str| {
+        let at = args.iter().position(|a| a == flag)?;
+        let value = args.get(at + 1).and_then(|v| v.parse().ok());
+        Some(value.unwrap_or_else(|| panic!("{flag} takes a number")))
+    };
+    if let Some(rounds) = number("--rounds") {
+        plan.rounds = rounds;
+    }
+    if let Some(calls) = number("--calls") {
+        plan.calls = calls;
+    }
     let server = FakeDynamo::start(TABLE);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -7,7 +7,7 @@ use std::pin::Pin;
 use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, ReturnValue};
 
 use super::returns;
-use crate::write::{write_parts, CompiledWrite};
+use crate::write::{request_parts, CompiledWrite};
 use crate::{Client, Condition, Entity, Item, Key, Operation, Result, RetryPolicy};
 
 /// Deletes one item by primary key. Built by [`Entity::delete`]. Deleting a missing item
@@ -124,12 +124,15 @@ impl<'a, E: Entity, R> DeleteItem<'a, E, R> {
     }
 
     async fn execute(self, return_old: bool) -> Result<Option<Item>> {
-        let write = CompiledWrite::delete(
-            self.client,
-            &self.key,
-            self.condition.as_ref(),
-            self.expected_version,
-        )?;
+        let compile = || {
+            CompiledWrite::delete(
+                self.client,
+                &self.key,
+                self.condition.as_ref(),
+                self.expected_version,
+            )
+        };
+        let write = compile()?;
         let returns = if return_old {
             ReturnValue::AllOld
         } else {
@@ -137,14 +140,16 @@ impl<'a, E: Entity, R> DeleteItem<'a, E, R> {
         };
         let sdk = self.client.sdk();
         self.client
-            .run_write::<E, _, _, _, _>(
-                &write,
+            .run_write::<E, _, _, _, _, _>(
+                write,
+                compile,
                 Operation::DeleteItem,
                 returns.clone(),
                 self.idempotent,
                 self.retry.as_ref(),
-                || {
-                    write_parts!(sdk.delete_item().set_key(Some(write.key.clone())), write)
+                |write, parts| {
+                    let request = sdk.delete_item().set_key(Some(write.key.clone()));
+                    request_parts!(request, &write.table, parts)
                         .return_values(returns.clone())
                         .return_consumed_capacity(ReturnConsumedCapacity::Total)
                         .send()

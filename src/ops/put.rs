@@ -7,7 +7,7 @@ use std::pin::Pin;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity, ReturnValue};
 
 use super::returns;
-use crate::write::{write_parts, CompiledWrite, WriteBody};
+use crate::write::{request_parts, CompiledWrite, WriteBody};
 use crate::{Client, Condition, Entity, Item, Operation, Result, RetryPolicy};
 
 /// Writes a whole item, replacing any item with the same key. Built by [`Entity::put`].
@@ -100,10 +100,8 @@ impl<'a, E: Entity, R> PutItem<'a, E, R> {
     }
 
     async fn execute(self, return_old: bool) -> Result<Option<Item>> {
-        let write = CompiledWrite::put(self.client, self.entity, self.condition.as_ref())?;
-        let WriteBody::Put(item) = &write.body else {
-            unreachable!("a put compiles to a put")
-        };
+        let compile = || CompiledWrite::put(self.client, self.entity, self.condition.as_ref());
+        let write = compile()?;
         let returns = if return_old {
             ReturnValue::AllOld
         } else {
@@ -111,14 +109,18 @@ impl<'a, E: Entity, R> PutItem<'a, E, R> {
         };
         let sdk = self.client.sdk();
         self.client
-            .run_write::<E, _, _, _, _>(
-                &write,
+            .run_write::<E, _, _, _, _, _>(
+                write,
+                compile,
                 Operation::PutItem,
                 returns.clone(),
                 self.idempotent,
                 self.retry.as_ref(),
-                || {
-                    write_parts!(sdk.put_item().set_item(Some(item.clone())), write)
+                |write, parts| {
+                    let WriteBody::Put(item) = parts.body else {
+                        unreachable!("a put compiles to a put")
+                    };
+                    request_parts!(sdk.put_item().set_item(Some(item)), &write.table, parts)
                         .return_values(returns.clone())
                         .return_consumed_capacity(ReturnConsumedCapacity::Total)
                         .send()

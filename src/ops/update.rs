@@ -11,7 +11,7 @@ use crate::attr::{Attr, Value};
 use crate::expr::Update;
 use crate::expr::{Addable, Removable};
 use crate::value::{NumberValue, ToAttributeValue};
-use crate::write::{write_parts, CompiledWrite, WriteBody};
+use crate::write::{request_parts, CompiledWrite, WriteBody};
 use crate::{Client, Condition, Entity, Error, Item, Key, Operation, Result, RetryPolicy};
 
 /// Changes attributes of one item in place. Built by [`Entity::update`].
@@ -222,31 +222,35 @@ impl<'a, E: Entity, R> UpdateItem<'a, E, R> {
     }
 
     async fn execute(self, returns: ReturnValue) -> Result<Option<Item>> {
-        let write = CompiledWrite::update(
-            self.client,
-            &self.key,
-            &self.update,
-            self.condition.as_ref(),
-            self.expected_version,
-            self.must_exist,
-        )?;
-        let WriteBody::Update(expression) = &write.body else {
-            unreachable!("an update compiles to an update")
+        let compile = || {
+            CompiledWrite::update(
+                self.client,
+                &self.key,
+                &self.update,
+                self.condition.as_ref(),
+                self.expected_version,
+                self.must_exist,
+            )
         };
+        let write = compile()?;
         let sdk = self.client.sdk();
         self.client
-            .run_write::<E, _, _, _, _>(
-                &write,
+            .run_write::<E, _, _, _, _, _>(
+                write,
+                compile,
                 Operation::UpdateItem,
                 returns.clone(),
                 self.idempotent,
                 self.retry.as_ref(),
-                || {
+                |write, parts| {
+                    let WriteBody::Update(expression) = parts.body else {
+                        unreachable!("an update compiles to an update")
+                    };
                     let request = sdk
                         .update_item()
                         .set_key(Some(write.key.clone()))
                         .update_expression(expression);
-                    write_parts!(request, write)
+                    request_parts!(request, &write.table, parts)
                         .return_values(returns.clone())
                         .return_consumed_capacity(ReturnConsumedCapacity::Total)
                         .send()
