@@ -310,14 +310,15 @@ impl CompiledWrite {
         validate_item::<E>(&item)?;
         let mut ph = Placeholders::default();
         let condition = write_condition(&mut ph, condition, expected_version)?;
+        let (names, values) = ph.into_maps();
         Ok(CompiledWrite {
             table: client.table_name(schema.table),
             key: schema.primary_key_of(&item),
             body: WriteBody::Put(item),
             conditional: condition.is_some(),
             condition,
-            names: ph.names(),
-            values: ph.values(),
+            names,
+            values,
             expected_version,
             must_exist: false,
             repeatable: true,
@@ -348,14 +349,15 @@ impl CompiledWrite {
                 None => exists,
             });
         }
+        let (names, values) = ph.into_maps();
         Ok(CompiledWrite {
             table: client.table_name(E::schema().table),
             key,
             body: WriteBody::Update(expression),
             conditional: condition.is_some(),
             condition,
-            names: ph.names(),
-            values: ph.values(),
+            names,
+            values,
             expected_version,
             must_exist,
             repeatable: expected_version.is_some()
@@ -374,14 +376,15 @@ impl CompiledWrite {
         let expected_version = expected_version::<E>(expect_version)?;
         let mut ph = Placeholders::default();
         let condition = write_condition(&mut ph, condition, expected_version)?;
+        let (names, values) = ph.into_maps();
         Ok(CompiledWrite {
             table: client.table_name(E::schema().table),
             key: key.to_item()?,
             body: WriteBody::Delete,
             conditional: condition.is_some(),
             condition,
-            names: ph.names(),
-            values: ph.values(),
+            names,
+            values,
             expected_version,
             must_exist: false,
             repeatable: true,
@@ -396,14 +399,15 @@ impl CompiledWrite {
     ) -> Result<Self> {
         let mut ph = Placeholders::default();
         let expression = render_condition::<E>(&mut ph, condition)?;
+        let (names, values) = ph.into_maps();
         Ok(CompiledWrite {
             table: client.table_name(E::schema().table),
             key: key.to_item()?,
             body: WriteBody::Check,
             conditional: true,
             condition: Some(expression),
-            names: ph.names(),
-            values: ph.values(),
+            names,
+            values,
             expected_version: None,
             must_exist: false,
             repeatable: true,
@@ -478,10 +482,7 @@ impl CompiledWrite {
 /// An update whose values alone would make the item larger than DynamoDB allows can never
 /// succeed: refused before sending.
 fn check_update_size<E: Entity>(key: &Item, ph: &Placeholders) -> Result<()> {
-    let values: usize = ph
-        .values()
-        .map_or(0, |v| v.values().map(crate::value::value_size).sum());
-    let size = crate::value::item_size(key) + values;
+    let size = crate::value::item_size(key) + ph.values_size();
     if size > crate::value::MAX_ITEM_SIZE {
         return Err(Error::validation(
             E::schema().entity,

@@ -76,6 +76,24 @@ impl Placeholders {
     pub(crate) fn values(&self) -> Option<HashMap<String, AttributeValue>> {
         (!self.values.is_empty()).then(|| self.values.clone())
     }
+
+    /// [`names`](Self::names) and [`values`](Self::values), moved out rather than copied.
+    pub(crate) fn into_maps(
+        self,
+    ) -> (
+        Option<HashMap<String, String>>,
+        Option<HashMap<String, AttributeValue>>,
+    ) {
+        let names =
+            (!self.names.is_empty()).then(|| self.names.into_iter().map(|(n, p)| (p, n)).collect());
+        let values = (!self.values.is_empty()).then_some(self.values);
+        (names, values)
+    }
+
+    /// The size the values take in an item, as DynamoDB counts it.
+    pub(crate) fn values_size(&self) -> usize {
+        self.values.values().map(crate::value::value_size).sum()
+    }
 }
 
 /// Renders a projection expression for `paths`.
