@@ -16,6 +16,9 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::attr::{Path, PathSegment};
 
+/// `ExpressionAttributeValues`.
+pub(crate) type Values = HashMap<String, AttributeValue>;
+
 /// Placeholders for one request: names and values shared by all of its expressions.
 #[derive(Default, Debug)]
 pub(crate) struct Placeholders {
@@ -78,12 +81,7 @@ impl Placeholders {
     }
 
     /// [`names`](Self::names) and [`values`](Self::values), moved out rather than copied.
-    pub(crate) fn into_maps(
-        self,
-    ) -> (
-        Option<HashMap<String, String>>,
-        Option<HashMap<String, AttributeValue>>,
-    ) {
+    pub(crate) fn into_maps(self) -> (Option<HashMap<String, String>>, Option<Values>) {
         let names =
             (!self.names.is_empty()).then(|| self.names.into_iter().map(|(n, p)| (p, n)).collect());
         let values = (!self.values.is_empty()).then_some(self.values);
