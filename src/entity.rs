@@ -328,15 +328,16 @@ pub(crate) fn check_key_value(
         (ScalarType::String, Some(AttributeValue::S(s))) if s.is_empty() => {
             fail("key attributes cannot be empty strings".into())
         }
-        (ScalarType::String, Some(AttributeValue::S(s))) if s.len() > max_key_len(schema, key) => {
-            fail(format!(
-                "key value is {} bytes, over DynamoDB's limit of {}",
-                s.len(),
-                max_key_len(schema, key)
-            ))
+        (ScalarType::String, Some(AttributeValue::S(s))) if too_long(schema, key, s.len()) => {
+            fail(over_limit(schema, key, s.len()))
         }
         (ScalarType::Binary, Some(AttributeValue::B(b))) if b.as_ref().is_empty() => {
             fail("key attributes cannot be empty binary".into())
+        }
+        (ScalarType::Binary, Some(AttributeValue::B(b)))
+            if too_long(schema, key, b.as_ref().len()) =>
+        {
+            fail(over_limit(schema, key, b.as_ref().len()))
         }
         (ScalarType::Number, Some(AttributeValue::N(n))) => {
             crate::value::check_number_text(n).or_else(|e| fail(e.to_string()))
@@ -349,6 +350,19 @@ pub(crate) fn check_key_value(
             crate::value::type_name(other)
         )),
     }
+}
+
+/// Whether a key value of `len` bytes is over its limit (the common case, within the smaller
+/// limit, decided without looking the key up).
+fn too_long(schema: &TableSchema, key: &KeySchema, len: usize) -> bool {
+    len > 1024 && len > max_key_len(schema, key)
+}
+
+fn over_limit(schema: &TableSchema, key: &KeySchema, len: usize) -> String {
+    format!(
+        "key value is {len} bytes, over DynamoDB's limit of {}",
+        max_key_len(schema, key)
+    )
 }
 
 /// Partition keys hold up to 2048 bytes, sort keys up to 1024.

@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::types::{
 
 use crate::expr::update::Action;
 use crate::expr::Placeholders;
-use crate::{Client, Condition, Entity, Error, Item, Key, Result, Update};
+use crate::{Attr, Client, Condition, Entity, Error, Item, Key, Result, Update};
 
 /// The kind of one operation of a transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -309,7 +309,7 @@ impl CompiledWrite {
         });
         validate_item::<E>(&item)?;
         let mut ph = Placeholders::default();
-        let condition = write_condition(&mut ph, condition, expected_version)?;
+        let condition = write_condition(&mut ph, condition, expected_version, false)?;
         let (names, values) = ph.into_maps();
         Ok(CompiledWrite {
             table: client.table_name(schema.table),
@@ -340,15 +340,7 @@ impl CompiledWrite {
         let mut ph = Placeholders::default();
         let expression = render_update(&mut ph, update)?;
         check_update_size::<E>(&key, &ph)?;
-        let mut condition = write_condition(&mut ph, condition, expected_version)?;
-        if must_exist {
-            let pk = ph.name(E::schema().partition_key.name);
-            let exists = format!("attribute_exists({pk})");
-            condition = Some(match condition {
-                Some(other) => format!("({exists}) AND ({other})"),
-                None => exists,
-            });
-        }
+        let condition = write_condition(&mut ph, condition, expected_version, must_exist)?;
         let (names, values) = ph.into_maps();
         Ok(CompiledWrite {
             table: client.table_name(E::schema().table),
@@ -375,7 +367,7 @@ impl CompiledWrite {
     ) -> Result<Self> {
         let expected_version = expected_version::<E>(expect_version)?;
         let mut ph = Placeholders::default();
-        let condition = write_condition(&mut ph, condition, expected_version)?;
+        let condition = write_condition(&mut ph, condition, expected_version, false)?;
         let (names, values) = ph.into_maps();
         Ok(CompiledWrite {
             table: client.table_name(E::schema().table),
@@ -398,7 +390,8 @@ impl CompiledWrite {
         condition: &Condition<E>,
     ) -> Result<Self> {
         let mut ph = Placeholders::default();
-        let expression = render_condition::<E>(&mut ph, condition)?;
+        let mut expression = String::new();
+        render_condition::<E>(&mut ph, condition, &mut expression)?;
         let (names, values) = ph.into_maps();
         Ok(CompiledWrite {
             table: client.table_name(E::schema().table),
@@ -497,50 +490,74 @@ fn check_update_size<E: Entity>(key: &Item, ph: &Placeholders) -> Result<()> {
     Ok(())
 }
 
-/// Renders `condition` AND the version check (if any) into `ph`.
+/// Renders `condition` AND the version check (if any) AND, when `must_exist`, a check that the
+/// item exists, into `ph`.
 fn write_condition<E: Entity>(
     ph: &mut Placeholders,
     condition: Option<&Condition<E>>,
     expected_version: Option<Option<u64>>,
+    must_exist: bool,
 ) -> Result<Option<String>> {
     let schema = E::schema();
-    let mut parts = Vec::new();
-    if let Some(cond) = condition {
-        parts.push(render_condition::<E>(ph, cond)?);
+    let parts = usize::from(condition.is_some())
+        + usize::from(expected_version.is_some())
+        + usize::from(must_exist);
+    if parts == 0 {
+        return Ok(None);
     }
-    if let Some(expected) = expected_version {
-        match expected {
-            None => {
-                let pk = ph.name(schema.partition_key.name);
-                parts.push(format!("attribute_not_exists({pk})"));
-            }
-            Some(v) => {
-                let ver = ph.name(
-                    schema
-                        .version
-                        .expect("version-checked entities have a version attribute"),
-                );
-                let val = ph.value(AttributeValue::N(v.to_string()));
-                parts.push(format!("{ver} = {val}"));
-            }
+    let mut out = String::with_capacity(32 * parts);
+    // Each part in parentheses when there are several, joined by AND.
+    let part = |out: &mut String, render: &mut dyn FnMut(&mut String) -> Result<()>| {
+        if parts == 1 {
+            return render(out);
         }
+        if !out.is_empty() {
+            out.push_str(" AND ");
+        }
+        out.push('(');
+        render(out)?;
+        out.push(')');
+        Ok(())
+    };
+    if must_exist {
+        part(&mut out, &mut |out| {
+            out.push_str("attribute_exists(");
+            ph.push_name(out, schema.partition_key.name);
+            out.push(')');
+            Ok(())
+        })?;
     }
-    Ok(match parts.len() {
-        0 => None,
-        1 => parts.pop(),
-        _ => Some(
-            parts
-                .iter()
-                .map(|p| format!("({p})"))
-                .collect::<Vec<_>>()
-                .join(" AND "),
-        ),
-    })
+    if let Some(cond) = condition {
+        part(&mut out, &mut |out| render_condition::<E>(ph, cond, out))?;
+    }
+    match expected_version {
+        None => {}
+        Some(None) => part(&mut out, &mut |out| {
+            out.push_str("attribute_not_exists(");
+            ph.push_name(out, schema.partition_key.name);
+            out.push(')');
+            Ok(())
+        })?,
+        Some(Some(v)) => part(&mut out, &mut |out| {
+            let version = schema
+                .version
+                .expect("version-checked entities have a version attribute");
+            ph.push_name(out, version);
+            out.push_str(" = ");
+            ph.push_value(out, AttributeValue::N(v.to_string()));
+            Ok(())
+        })?,
+    }
+    Ok(Some(out))
 }
 
 /// Renders a condition, turning a value that could not be converted into a validation error.
-fn render_condition<E: Entity>(ph: &mut Placeholders, cond: &Condition<E>) -> Result<String> {
-    cond.render(ph)
+fn render_condition<E: Entity>(
+    ph: &mut Placeholders,
+    cond: &Condition<E>,
+    out: &mut String,
+) -> Result<()> {
+    cond.render_into(ph, out)
         .map_err(|(path, e)| Error::validation(E::schema().entity, path.to_string(), e))
 }
 
@@ -626,8 +643,7 @@ fn render_update<E: Entity>(ph: &mut Placeholders, update: &Update<E>) -> Result
             "the update has no actions",
         ));
     }
-    let mut seen = std::collections::HashSet::new();
-    for action in &update.actions {
+    for (i, action) in update.actions.iter().enumerate() {
         let path = action.path();
         let root = path.root();
         if schema.is_key_attribute(root) {
@@ -644,7 +660,7 @@ fn render_update<E: Entity>(ph: &mut Placeholders, update: &Update<E>) -> Result
                 "the version attribute is managed by dynamite and cannot be updated directly",
             ));
         }
-        if !seen.insert(path.to_string()) {
+        if update.actions[..i].iter().any(|a| a.path() == path) {
             return Err(Error::validation(
                 schema.entity,
                 path.to_string(),
@@ -662,18 +678,14 @@ fn render_update<E: Entity>(ph: &mut Placeholders, update: &Update<E>) -> Result
             }
         }
     }
-    let mut expression = update
-        .render(ph)
-        .map_err(|(path, e)| Error::validation(schema.entity, path.to_string(), e))?;
-    if let Some(version) = schema.version {
-        let v = ph.name(version);
-        let zero = ph.value(AttributeValue::N("0".into()));
-        let one = ph.value(AttributeValue::N("1".into()));
-        let bump = format!("{v} = if_not_exists({v}, {zero}) + {one}");
-        expression = match expression.strip_prefix("SET ") {
-            Some(rest) => format!("SET {bump}, {rest}"),
-            None => format!("SET {bump} {expression}"),
-        };
-    }
-    Ok(expression)
+    // The version bump: `SET #v = if_not_exists(#v, :0) + :1`.
+    let bump = schema.version.map(|version| {
+        Action::Increment(
+            Attr::<E, u64>::new(version).path(),
+            Ok(AttributeValue::N("1".into())),
+        )
+    });
+    update
+        .render(ph, bump.as_ref())
+        .map_err(|(path, e)| Error::validation(schema.entity, path.to_string(), e))
 }

@@ -458,29 +458,41 @@ impl Prefix {
             && text[entity_at..entity_at + schema.entity.len()] == *schema.entity.as_bytes()
     }
 
-    /// The prefix of these parts, from this thread's last few, or made (and kept) now.
-    fn of(ns: &str, table: &str, schema: &TableSchema, projection: u64) -> Option<Self> {
+    /// Runs `f` on the prefix of these parts, from this thread's last few or made (and kept)
+    /// now, without copying it; `None` when the prefix does not fit on the stack.
+    fn with<R>(
+        ns: &str,
+        table: &str,
+        schema: &TableSchema,
+        projection: u64,
+        f: impl FnOnce(&Prefix) -> R,
+    ) -> Option<R> {
         use std::cell::RefCell;
         thread_local! {
             static PREFIXES: RefCell<[Option<Prefix>; Prefix::SLOTS]> =
                 const { RefCell::new([None; Prefix::SLOTS]) };
         }
         let slot = Self::slot(table, schema, projection);
-        PREFIXES
-            .try_with(|prefixes| {
-                let mut prefixes = prefixes.try_borrow_mut().ok()?;
-                match &prefixes[slot] {
-                    Some(p) if p.is_for(ns, table, schema, projection) => Some(*p),
-                    _ => {
-                        let p = Prefix::new(ns, table, schema, projection)?;
-                        prefixes[slot] = Some(p);
-                        Some(p)
-                    }
-                }
-            })
-            .ok()
-            .flatten()
-            .or_else(|| Prefix::new(ns, table, schema, projection))
+        let mut f = Some(f);
+        let kept = PREFIXES.try_with(|prefixes| {
+            let mut prefixes = prefixes.try_borrow_mut().ok()?;
+            let hit = matches!(&prefixes[slot], Some(p) if p.is_for(ns, table, schema, projection));
+            if !hit {
+                let Some(made) = Prefix::new(ns, table, schema, projection) else {
+                    f = None; // does not fit: no need to try again below
+                    return None;
+                };
+                prefixes[slot] = Some(made);
+            }
+            let f = f.take().expect("called once");
+            prefixes[slot].as_ref().map(f)
+        });
+        match (kept, f) {
+            (Ok(Some(result)), _) => Some(result),
+            // No thread-local (the thread is ending), or in use: made for this call only.
+            (_, Some(f)) => Prefix::new(ns, table, schema, projection).map(|p| f(&p)),
+            (_, None) => None,
+        }
     }
 }
 
@@ -495,8 +507,6 @@ pub(crate) struct ItemParts<'a> {
     key: ItemKey<'a>,
     /// The key's text, when it fits on the stack.
     text: Option<KeyText>,
-    /// `ns|table|Entity:fp|i|proj|`, when it fits on the stack.
-    prefix: Option<Text<PREFIX_TEXT>>,
     entry_hash: u64,
     scope_hash: u64,
 }
@@ -513,9 +523,9 @@ impl<'a> ItemParts<'a> {
         // key ends both (rendered once, when it fits on the stack). The constant parts are
         // hashed once per thread (`Prefix`), when they fit on the stack.
         let text = KeyText::render(|t| key.write(t));
-        let prefix = Prefix::of(ns, table, schema, projection);
-        let (mut entry, mut scope) = match &prefix {
-            Some(p) => (p.entry, p.scope),
+        let hashers = Prefix::with(ns, table, schema, projection, |p| (p.entry, p.scope));
+        let (mut entry, mut scope) = match hashers {
+            Some(hashers) => hashers,
             None => {
                 let mut entry = KeyHasher::new();
                 let mut scope = KeyHasher::new();
@@ -542,7 +552,6 @@ impl<'a> ItemParts<'a> {
             projection,
             key,
             text,
-            prefix: prefix.map(|p| p.text),
             entry_hash: entry.finish(),
             scope_hash: scope.finish(),
         }
@@ -567,14 +576,17 @@ impl<'a> ItemParts<'a> {
     }
 
     /// Whether `text` is this entry key (compared piece by piece, or as two pieces when both
-    /// fit on the stack).
+    /// fit on the stack: the constant part as this thread keeps it, and the key).
     pub(crate) fn is_entry(&self, text: &str) -> bool {
         let mut m = Matcher {
             rest: text.as_bytes(),
             same: true,
         };
-        match &self.prefix {
-            Some(prefix) => m.push_ascii(prefix.bytes()),
+        let kept = Prefix::with(self.ns, self.table, self.schema, self.projection, |p| {
+            m.push_ascii(p.text.bytes())
+        });
+        match kept {
+            Some(()) => {}
             None => {
                 m.push_str(self.ns);
                 m.push_ascii(b"|");
@@ -660,7 +672,8 @@ mod tests {
                 Just("0123456789abcdef".to_owned()),
                 Just("fedcba9876543210".to_owned())
             ],
-            "[a-z_.-]{1,6}",
+            // Long names do not fit the stack buffers: written piece by piece.
+            prop_oneof![4 => "[a-z_.-]{1,6}", 1 => "[a-z]{150,200}"],
             any::<bool>(),
             prop_oneof![Just(0u64), Just(1u64), any::<u64>()],
             value(),
@@ -790,6 +803,13 @@ mod tests {
             prop_assert!(!pa.is_entry(&ea[..last]));
             let longer = format!("{ea}s0:");
             prop_assert!(!pa.is_entry(&longer));
+            // Other tables read in between take the thread's kept prefixes: still the same.
+            for t in 0..(2 * Prefix::SLOTS) {
+                let other = Parts { table: format!("t{t}"), ..a.clone() };
+                let _ = item_parts(&other);
+            }
+            prop_assert!(pa.is_entry(&ea));
+            prop_assert_eq!(pa.is_entry(&eb), ea == eb);
         }
 
         #[test]

@@ -159,9 +159,13 @@ impl<E> Condition<E> {
         Condition::from_node(Node::Not(Box::new(self.node)))
     }
 
-    /// Renders the expression, registering names and values in `ph`.
-    pub(crate) fn render(&self, ph: &mut Placeholders) -> Result<String, (Path, ConvertError)> {
-        self.node.render(ph)
+    /// Renders the expression at the end of `out`, registering names and values in `ph`.
+    pub(crate) fn render_into(
+        &self,
+        ph: &mut Placeholders,
+        out: &mut String,
+    ) -> Result<(), (Path, ConvertError)> {
+        self.node.render(ph, out)
     }
 }
 
@@ -173,58 +177,87 @@ impl<E> Not for Condition<E> {
 }
 
 impl Node {
-    fn render(&self, ph: &mut Placeholders) -> Result<String, (Path, ConvertError)> {
-        let value = |ph: &mut Placeholders, path: &Path, v: &Operand| match v {
-            Ok(v) => Ok(ph.value(v.clone())),
+    /// Renders the node at the end of `out`, registering names and values in `ph`.
+    pub(crate) fn render(
+        &self,
+        ph: &mut Placeholders,
+        out: &mut String,
+    ) -> Result<(), (Path, ConvertError)> {
+        let value = |ph: &mut Placeholders, out: &mut String, path: &Path, v: &Operand| match v {
+            Ok(v) => {
+                ph.push_value(out, v.clone());
+                Ok(())
+            }
             Err(e) => Err((path.clone(), e.clone())),
         };
-        Ok(match self {
+        match self {
             Node::Compare(p, cmp, v) => {
-                let path = ph.path(p);
-                format!("{path} {} {}", cmp.symbol(), value(ph, p, v)?)
+                ph.push_path(out, p);
+                out.push(' ');
+                out.push_str(cmp.symbol());
+                out.push(' ');
+                value(ph, out, p, v)?;
             }
             Node::Between(p, lo, hi) => {
-                let path = ph.path(p);
-                let lo = value(ph, p, lo)?;
-                format!("{path} BETWEEN {lo} AND {}", value(ph, p, hi)?)
+                ph.push_path(out, p);
+                out.push_str(" BETWEEN ");
+                value(ph, out, p, lo)?;
+                out.push_str(" AND ");
+                value(ph, out, p, hi)?;
             }
-            Node::BeginsWith(p, v) => {
-                let path = ph.path(p);
-                format!("begins_with({path}, {})", value(ph, p, v)?)
-            }
-            Node::Contains(p, v) => {
-                let path = ph.path(p);
-                format!("contains({path}, {})", value(ph, p, v)?)
+            Node::BeginsWith(p, v) | Node::Contains(p, v) => {
+                out.push_str(match self {
+                    Node::BeginsWith(..) => "begins_with(",
+                    _ => "contains(",
+                });
+                ph.push_path(out, p);
+                out.push_str(", ");
+                value(ph, out, p, v)?;
+                out.push(')');
             }
             Node::In(p, vs) => {
-                let path = ph.path(p);
-                let list = vs
-                    .iter()
-                    .map(|v| value(ph, p, v))
-                    .collect::<Result<Vec<_>, _>>()?;
-                format!("{path} IN ({})", list.join(", "))
+                ph.push_path(out, p);
+                out.push_str(" IN (");
+                for (i, v) in vs.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    value(ph, out, p, v)?;
+                }
+                out.push(')');
             }
-            Node::Exists(p) => format!("attribute_exists({})", ph.path(p)),
-            Node::NotExists(p) => format!("attribute_not_exists({})", ph.path(p)),
+            Node::Exists(p) | Node::NotExists(p) => {
+                out.push_str(match self {
+                    Node::Exists(_) => "attribute_exists(",
+                    _ => "attribute_not_exists(",
+                });
+                ph.push_path(out, p);
+                out.push(')');
+            }
             Node::Type(p, t) => {
-                let path = ph.path(p);
-                format!(
-                    "attribute_type({path}, {})",
-                    ph.value(AttributeValue::S(t.code().into()))
-                )
+                out.push_str("attribute_type(");
+                ph.push_path(out, p);
+                out.push_str(", ");
+                ph.push_value(out, AttributeValue::S(t.code().into()));
+                out.push(')');
             }
             Node::Size(p, cmp, n) => {
-                let path = ph.path(p);
-                format!(
-                    "size({path}) {} {}",
-                    cmp.symbol(),
-                    ph.value(AttributeValue::N(n.to_string()))
-                )
+                out.push_str("size(");
+                ph.push_path(out, p);
+                out.push_str(") ");
+                out.push_str(cmp.symbol());
+                out.push(' ');
+                ph.push_value(out, AttributeValue::N(n.to_string()));
             }
-            Node::And(all) => join(ph, all, " AND ")?,
-            Node::Or(any) => join(ph, any, " OR ")?,
-            Node::Not(inner) => format!("NOT ({})", inner.render(ph)?),
-        })
+            Node::And(all) => join(ph, out, all, " AND ")?,
+            Node::Or(any) => join(ph, out, any, " OR ")?,
+            Node::Not(inner) => {
+                out.push_str("NOT (");
+                inner.render(ph, out)?;
+                out.push(')');
+            }
+        }
+        Ok(())
     }
 }
 
@@ -296,14 +329,6 @@ impl Node {
         }
     }
 
-    /// Renders a node (pub(crate) entry for the query path).
-    pub(crate) fn render_into(
-        &self,
-        ph: &mut Placeholders,
-    ) -> Result<String, (Path, ConvertError)> {
-        self.render(ph)
-    }
-
     /// The conjuncts of a condition: `a AND (b AND c)` -> `[a, b, c]`.
     pub(crate) fn flatten_and(self, out: &mut Vec<Node>) {
         match self {
@@ -313,12 +338,22 @@ impl Node {
     }
 }
 
-fn join(ph: &mut Placeholders, nodes: &[Node], sep: &str) -> Result<String, (Path, ConvertError)> {
-    let parts = nodes
-        .iter()
-        .map(|n| n.render(ph).map(|s| format!("({s})")))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(parts.join(sep))
+/// Renders `nodes`, each in parentheses, joined by `separator`.
+fn join(
+    ph: &mut Placeholders,
+    out: &mut String,
+    nodes: &[Node],
+    separator: &str,
+) -> Result<(), (Path, ConvertError)> {
+    for (i, node) in nodes.iter().enumerate() {
+        if i > 0 {
+            out.push_str(separator);
+        }
+        out.push('(');
+        node.render(ph, out)?;
+        out.push(')');
+    }
+    Ok(())
 }
 
 impl<E, T> Attr<E, T> {
@@ -444,6 +479,14 @@ mod tests {
     use super::*;
 
     struct E;
+
+    impl Condition<E> {
+        fn render(&self, ph: &mut Placeholders) -> Result<String, (Path, ConvertError)> {
+            let mut out = String::new();
+            self.render_into(ph, &mut out)?;
+            Ok(out)
+        }
+    }
 
     #[test]
     fn names_and_values_are_placeholders() {

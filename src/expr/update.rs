@@ -172,74 +172,125 @@ impl<E> Update<E> {
         self.actions.is_empty()
     }
 
-    /// Renders the update expression.
-    pub(crate) fn render(&self, ph: &mut Placeholders) -> Result<String, (Path, ConvertError)> {
-        let mut set = Vec::new();
-        let mut remove = Vec::new();
-        let mut add = Vec::new();
-        let mut delete = Vec::new();
-        for action in &self.actions {
-            let path = action.path();
-            let value = |ph: &mut Placeholders, v: &Operand| match v {
-                Ok(v) => Ok(ph.value(v.clone())),
-                Err(e) => Err((path.clone(), e.clone())),
-            };
-            match action {
-                Action::Set(p, v) => {
-                    let p = ph.path(p);
-                    set.push(format!("{p} = {}", value(ph, v)?));
+    /// Renders the update expression; `first`, when given, is the first action of its clause
+    /// (the version bump).
+    pub(crate) fn render(
+        &self,
+        ph: &mut Placeholders,
+        first: Option<&Action>,
+    ) -> Result<String, (Path, ConvertError)> {
+        // About what an action takes (`#n0 = :v0, `), so the text is rarely reallocated.
+        let mut out = String::with_capacity(24 * (self.actions.len() + 1));
+        for clause in [Clause::Set, Clause::Remove, Clause::Add, Clause::Delete] {
+            let actions = first.into_iter().chain(&self.actions);
+            for (i, action) in actions.filter(|a| a.clause() == clause).enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                } else {
+                    if !out.is_empty() {
+                        out.push(' ');
+                    }
+                    out.push_str(clause.keyword());
+                    out.push(' ');
                 }
-                Action::SetIfNotExists(p, v) => {
-                    let p = ph.path(p);
-                    set.push(format!("{p} = if_not_exists({p}, {})", value(ph, v)?));
-                }
-                Action::Append(p, v) => {
-                    let p = ph.path(p);
-                    let empty = ph.value(AttributeValue::L(Vec::new()));
-                    set.push(format!(
-                        "{p} = list_append(if_not_exists({p}, {empty}), {})",
-                        value(ph, v)?
-                    ));
-                }
-                Action::Prepend(p, v) => {
-                    let p = ph.path(p);
-                    let empty = ph.value(AttributeValue::L(Vec::new()));
-                    set.push(format!(
-                        "{p} = list_append({}, if_not_exists({p}, {empty}))",
-                        value(ph, v)?
-                    ));
-                }
-                Action::Increment(p, v) => {
-                    let p = ph.path(p);
-                    let zero = ph.value(AttributeValue::N("0".into()));
-                    set.push(format!(
-                        "{p} = if_not_exists({p}, {zero}) + {}",
-                        value(ph, v)?
-                    ));
-                }
-                Action::Remove(p) => remove.push(ph.path(p)),
-                Action::Add(p, v) => {
-                    let p = ph.path(p);
-                    add.push(format!("{p} {}", value(ph, v)?));
-                }
-                Action::Delete(p, v) => {
-                    let p = ph.path(p);
-                    delete.push(format!("{p} {}", value(ph, v)?));
-                }
+                action.render(ph, &mut out)?;
             }
         }
-        let mut clauses = Vec::new();
-        for (keyword, parts) in [
-            ("SET", set),
-            ("REMOVE", remove),
-            ("ADD", add),
-            ("DELETE", delete),
-        ] {
-            if !parts.is_empty() {
-                clauses.push(format!("{keyword} {}", parts.join(", ")));
+        Ok(out)
+    }
+}
+
+/// The four clauses of an update expression, in the order they are written.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Clause {
+    Set,
+    Remove,
+    Add,
+    Delete,
+}
+
+impl Clause {
+    fn keyword(self) -> &'static str {
+        match self {
+            Clause::Set => "SET",
+            Clause::Remove => "REMOVE",
+            Clause::Add => "ADD",
+            Clause::Delete => "DELETE",
+        }
+    }
+}
+
+impl Action {
+    fn clause(&self) -> Clause {
+        match self {
+            Action::Set(..)
+            | Action::SetIfNotExists(..)
+            | Action::Append(..)
+            | Action::Prepend(..)
+            | Action::Increment(..) => Clause::Set,
+            Action::Remove(_) => Clause::Remove,
+            Action::Add(..) => Clause::Add,
+            Action::Delete(..) => Clause::Delete,
+        }
+    }
+
+    /// Writes the action as its clause lists it: `#n0 = :v0`, `#n1 :v1`, `#n2`.
+    fn render(&self, ph: &mut Placeholders, out: &mut String) -> Result<(), (Path, ConvertError)> {
+        let value = |ph: &mut Placeholders, out: &mut String, v: &Operand| match v {
+            Ok(v) => {
+                ph.push_value(out, v.clone());
+                Ok(())
+            }
+            Err(e) => Err((self.path().clone(), e.clone())),
+        };
+        // `#p = if_not_exists(#p, default)`, shared by the actions that may find nothing there.
+        let if_not_exists = |ph: &mut Placeholders, out: &mut String, default: AttributeValue| {
+            out.push_str("if_not_exists(");
+            ph.push_path(out, self.path());
+            out.push_str(", ");
+            ph.push_value(out, default);
+            out.push(')');
+        };
+        ph.push_path(out, self.path());
+        match self {
+            Action::Set(_, v) => {
+                out.push_str(" = ");
+                value(ph, out, v)?;
+            }
+            Action::SetIfNotExists(_, v) => {
+                out.push_str(" = if_not_exists(");
+                ph.push_path(out, self.path());
+                out.push_str(", ");
+                value(ph, out, v)?;
+                out.push(')');
+            }
+            Action::Append(_, v) => {
+                out.push_str(" = list_append(");
+                if_not_exists(ph, out, AttributeValue::L(Vec::new()));
+                out.push_str(", ");
+                value(ph, out, v)?;
+                out.push(')');
+            }
+            Action::Prepend(_, v) => {
+                out.push_str(" = list_append(");
+                value(ph, out, v)?;
+                out.push_str(", ");
+                if_not_exists(ph, out, AttributeValue::L(Vec::new()));
+                out.push(')');
+            }
+            Action::Increment(_, v) => {
+                out.push_str(" = ");
+                if_not_exists(ph, out, AttributeValue::N("0".into()));
+                out.push_str(" + ");
+                value(ph, out, v)?;
+            }
+            Action::Remove(_) => {}
+            Action::Add(_, v) | Action::Delete(_, v) => {
+                out.push(' ');
+                value(ph, out, v)?;
             }
         }
-        Ok(clauses.join(" "))
+        Ok(())
     }
 }
 
@@ -257,10 +308,17 @@ mod tests {
             .add(Attr::<E, i64>::named("logins"), 1)
             .append(Attr::<E, Vec<String>>::named("tags"), vec!["x".to_string()]);
         let mut ph = Placeholders::default();
-        let expr = u.render(&mut ph).unwrap();
+        let expr = u.render(&mut ph, None).unwrap();
         assert_eq!(
             expr,
-            "SET #n0 = :v0, #n3 = list_append(if_not_exists(#n3, :v2), :v3) REMOVE #n1 ADD #n2 :v1"
+            "SET #n0 = :v0, #n1 = list_append(if_not_exists(#n1, :v1), :v2) REMOVE #n2 ADD #n3 :v3"
         );
+        let (names, values) = ph.into_maps();
+        let names = names.unwrap();
+        assert_eq!(
+            [&names["#n0"], &names["#n1"], &names["#n2"], &names["#n3"]],
+            ["name", "tags", "nick", "logins"]
+        );
+        assert_eq!(values.unwrap().len(), 4);
     }
 }

@@ -61,22 +61,22 @@ fn render_nodes(
     if nodes.is_empty() {
         return Ok(None);
     }
-    let parts = nodes
-        .iter()
-        .map(|n| {
-            n.render_into(ph)
-                .map_err(|(path, e)| Error::validation(schema.entity, path.to_string(), e))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(Some(if parts.len() == 1 || !parenthesise {
-        parts.join(" AND ")
-    } else {
-        parts
-            .iter()
-            .map(|p| format!("({p})"))
-            .collect::<Vec<_>>()
-            .join(" AND ")
-    }))
+    let parenthesise = parenthesise && nodes.len() > 1;
+    let mut out = String::with_capacity(32 * nodes.len());
+    for (i, node) in nodes.iter().enumerate() {
+        if i > 0 {
+            out.push_str(" AND ");
+        }
+        if parenthesise {
+            out.push('(');
+        }
+        node.render(ph, &mut out)
+            .map_err(|(path, e)| Error::validation(schema.entity, path.to_string(), e))?;
+        if parenthesise {
+            out.push(')');
+        }
+    }
+    Ok(Some(out))
 }
 
 /// What `explain()` shows.

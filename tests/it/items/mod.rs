@@ -671,6 +671,20 @@ async fn validation_errors_are_raised_before_any_request() {
         matches!(&err, Error::Validation { attribute, reason, .. } if attribute == "id" && reason.contains("binary")),
         "{err:?}"
     );
+
+    // A binary partition key holds up to 2048 bytes, as a string one does.
+    let long_binary = Blob {
+        id: Binary(vec![7; 2049]),
+    };
+    let err = long_binary.put(&db).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Validation { attribute, reason, .. } if attribute == "id" && reason.contains("2049 bytes") && reason.contains("2048")),
+        "{err:?}"
+    );
+    let err = Blob::get(&db, Blob::key(Binary(vec![7; 2049])))
+        .await
+        .unwrap_err();
+    assert!(err.is_validation(), "{err:?}");
 }
 
 #[derive(Entity, Serialize, Deserialize, Clone, Debug, PartialEq)]
