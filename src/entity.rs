@@ -170,14 +170,6 @@ impl TableSchema {
             .collect()
     }
 
-    /// The table's key attributes of `item` (partition key, and sort key if any).
-    pub(crate) fn primary_key_of(&self, item: &crate::Item) -> crate::Item {
-        std::iter::once(self.partition_key.name)
-            .chain(self.sort_key.map(|k| k.name))
-            .filter_map(|name| item.get(name).map(|v| (name.to_owned(), v.clone())))
-            .collect()
-    }
-
     /// The table's key attributes followed by each index's, without repeats.
     pub fn all_key_attributes(&self) -> Vec<KeySchema> {
         let mut keys: Vec<KeySchema> = Vec::new();

@@ -61,18 +61,19 @@ impl<'a> Target<'a> {
         }
     }
 
-    /// A single-item write on `key`.
+    /// A single-item write on `key` (`None`: filled in by the caller when the outcome is
+    /// unknown).
     pub(crate) fn write(
         operation: Operation,
         table: &'a str,
         entity: &'static str,
         retry: Option<&'a RetryPolicy>,
-        key: &'a Item,
+        key: Option<&'a Item>,
         repeat: Repeat,
     ) -> Self {
         Target {
             repeat,
-            key: Some(key),
+            key,
             ..Target::safe(operation, table, entity, retry)
         }
     }
@@ -318,7 +319,7 @@ impl Client {
         };
         let current = match current {
             Some(item) => Some(item),
-            None => match self.read_stored::<E>(&table, &write.key, retry).await {
+            None => match self.read_stored::<E>(&table, &write.key(), retry).await {
                 Ok(stored) => stored.map(Box::new),
                 Err(_) => None,
             },
@@ -327,7 +328,7 @@ impl Client {
             return Error::NotFound {
                 operation,
                 table,
-                key: write.key.clone(),
+                key: write.key().into_owned(),
             };
         }
         let failed = Error::ConditionFailed {
@@ -439,17 +440,22 @@ impl Client {
         if plan.transaction {
             return Box::pin(self.write_in_transaction::<E>(&write, operation, retry)).await;
         }
-        // The first attempt takes the item, expression and placeholders as compiled; another
-        // attempt compiles the write again (it compiles the same) rather than keeping a copy.
+        // The first attempt takes the key, item, expression and placeholders as compiled;
+        // another attempt compiles the write again (it compiles the same) rather than keeping a
+        // copy. What follows the request and needs the key (a cache, a lost answer, a failed
+        // condition) reads it first or compiles the write again.
+        let key_text = self
+            .cache()
+            .and_then(|_| crate::cache::key_text_of(E::schema(), write.keyed_item()));
         let mut first = Some(write.take_request());
         let write = write;
-        let (table, key) = (write.table.as_str(), &write.key);
+        let table = write.table.as_str();
         let target = Target::write(
             operation,
             table,
             E::schema().entity,
             retry,
-            key,
+            None,
             plan.repeat,
         );
         let result = self
@@ -465,34 +471,52 @@ impl Client {
                 }
             })
             .await;
-        self.invalidate_after_write::<E>(table, key).await;
+        if let Some(text) = &key_text {
+            self.invalidate_written([(table, text.as_str())]).await;
+        }
         match result {
             Ok(output) => Ok(output.into_attributes()),
-            Err(err @ Error::OutcomeUnknown { .. }) => {
-                let written = match plan.landed {
-                    Landed::Put { .. } => {
-                        compile()
-                            .ok()
-                            .and_then(|mut again| match again.take_request().body {
-                                WriteBody::Put(item) => Some(item),
-                                _ => None,
-                            })
-                    }
+            Err(Error::OutcomeUnknown {
+                operation,
+                table,
+                source,
+                ..
+            }) => {
+                // Compiled again for its key and, for a put, the item it wrote.
+                let again = compile().ok();
+                let key = again
+                    .as_ref()
+                    .map(|w| w.key().into_owned())
+                    .unwrap_or_default();
+                let written = match (&plan.landed, again) {
+                    (Landed::Put { .. }, Some(mut again)) => match again.take_request().body {
+                        WriteBody::Put(item) => Some(item),
+                        _ => None,
+                    },
                     _ => None,
+                };
+                let err = Error::OutcomeUnknown {
+                    operation,
+                    table: table.clone(),
+                    key: key.clone(),
+                    source,
                 };
                 Box::pin(self.resolve_lost_answer::<E>(
                     err,
-                    table,
-                    key,
+                    &table,
+                    &key,
                     retry,
                     plan.landed,
                     written,
                 ))
                 .await
             }
-            Err(err @ Error::ConditionFailed { .. }) => {
-                Err(Box::pin(self.explain_condition_failure::<E>(err, &write, retry)).await)
-            }
+            Err(err @ Error::ConditionFailed { .. }) => match compile() {
+                Ok(again) => {
+                    Err(Box::pin(self.explain_condition_failure::<E>(err, &again, retry)).await)
+                }
+                Err(_) => Err(err),
+            },
             Err(err) => Err(err),
         }
     }
@@ -509,12 +533,13 @@ impl Client {
     ) -> Result<Option<Item>> {
         let token = crate::write::request_token();
         let item = write.to_transact_item();
+        let key = write.key();
         let target = Target::write(
             Operation::TransactWriteItems,
             &write.table,
             E::schema().entity,
             retry,
-            &write.key,
+            Some(&key),
             Repeat::Token,
         );
         let result = self
@@ -527,8 +552,7 @@ impl Client {
                     .send()
             })
             .await;
-        self.invalidate_after_write::<E>(&write.table, &write.key)
-            .await;
+        self.invalidate_after_write::<E>(&write.table, &key).await;
         match result {
             Ok(_) => Ok(None),
             Err(Error::TransactionCanceled { reasons })

@@ -245,6 +245,8 @@ pub(crate) enum WriteBody {
 #[derive(Debug)]
 pub(crate) struct WriteRequestParts {
     pub body: WriteBody,
+    /// The item's key (empty for a put: its key is in its item).
+    pub key: Item,
     pub condition: Option<String>,
     pub names: Option<HashMap<String, String>>,
     pub values: Option<HashMap<String, AttributeValue>>,
@@ -271,8 +273,11 @@ pub(crate) use request_parts;
 pub(crate) struct CompiledWrite {
     /// The table, with the client's prefix.
     pub table: String,
-    /// The item's primary key.
+    /// The item's primary key, as an update, delete or check sends it; empty for a put, whose
+    /// key is in its item ([`key`](Self::key) gives it either way).
     pub key: Item,
+    /// The names of the table's key attributes.
+    pub key_names: KeyNames,
     pub body: WriteBody,
     /// The caller's condition AND the version check.
     pub condition: Option<String>,
@@ -313,7 +318,8 @@ impl CompiledWrite {
         let (names, values) = ph.into_maps();
         Ok(CompiledWrite {
             table: client.table_name(schema.table),
-            key: schema.primary_key_of(&item),
+            key: Item::new(),
+            key_names: KeyNames::of(schema),
             body: WriteBody::Put(item),
             conditional: condition.is_some(),
             condition,
@@ -345,6 +351,7 @@ impl CompiledWrite {
         Ok(CompiledWrite {
             table: client.table_name(E::schema().table),
             key,
+            key_names: KeyNames::of(E::schema()),
             body: WriteBody::Update(expression),
             conditional: condition.is_some(),
             condition,
@@ -372,6 +379,7 @@ impl CompiledWrite {
         Ok(CompiledWrite {
             table: client.table_name(E::schema().table),
             key: key.to_item()?,
+            key_names: KeyNames::of(E::schema()),
             body: WriteBody::Delete,
             conditional: condition.is_some(),
             condition,
@@ -396,6 +404,7 @@ impl CompiledWrite {
         Ok(CompiledWrite {
             table: client.table_name(E::schema().table),
             key: key.to_item()?,
+            key_names: KeyNames::of(E::schema()),
             body: WriteBody::Check,
             conditional: true,
             condition: Some(expression),
@@ -419,9 +428,27 @@ impl CompiledWrite {
         };
         WriteRequestParts {
             body,
+            key: std::mem::take(&mut self.key),
             condition: self.condition.take(),
             names: self.names.take(),
             values: self.values.take(),
+        }
+    }
+
+    /// The item's primary key (taken from a put's item). Not for after
+    /// [`take_request`](Self::take_request), which moves both out.
+    pub(crate) fn key(&self) -> std::borrow::Cow<'_, Item> {
+        match &self.body {
+            WriteBody::Put(item) => std::borrow::Cow::Owned(self.key_names.key_of(item)),
+            _ => std::borrow::Cow::Borrowed(&self.key),
+        }
+    }
+
+    /// The item, or the key, that holds the write's key attributes: read without copying them.
+    pub(crate) fn keyed_item(&self) -> &Item {
+        match &self.body {
+            WriteBody::Put(item) => item,
+            _ => &self.key,
         }
     }
 

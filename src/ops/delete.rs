@@ -148,7 +148,7 @@ impl<'a, E: Entity, R> DeleteItem<'a, E, R> {
                 self.idempotent,
                 self.retry.as_ref(),
                 |write, parts| {
-                    let request = sdk.delete_item().set_key(Some(write.key.clone()));
+                    let request = sdk.delete_item().set_key(Some(parts.key));
                     request_parts!(request, &write.table, parts)
                         .return_values(returns.clone())
                         .return_consumed_capacity(ReturnConsumedCapacity::Total)

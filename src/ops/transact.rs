@@ -293,7 +293,7 @@ fn tx_op<E: Entity>(key: &Key<E>, write: Result<CompiledWrite>) -> Result<TxOp> 
         operation: write.action(),
         key_text: crate::cache::key_text(key.partition(), key.sort()),
         table: write.table.clone(),
-        key: write.key.clone(),
+        key: write.key().into_owned(),
         item: write.to_transact_item(),
     })
 }

@@ -248,7 +248,7 @@ impl<'a, E: Entity, R> UpdateItem<'a, E, R> {
                     };
                     let request = sdk
                         .update_item()
-                        .set_key(Some(write.key.clone()))
+                        .set_key(Some(parts.key))
                         .update_expression(expression);
                     request_parts!(request, &write.table, parts)
                         .return_values(returns.clone())
