@@ -141,7 +141,11 @@ impl Client {
         let mut answer_lost = false;
         let mut remainder = false;
         loop {
-            let err = match send(remainder).instrument(span.clone()).await {
+            // The SDK's request future is large (kilobytes); boxed, the futures of every layer
+            // above it stay small, so moving them is cheap (one allocation per attempt against
+            // a copy of the whole request future at every layer).
+            let request = Box::pin(send(remainder));
+            let err = match request.instrument(span.clone()).await {
                 Ok(output) => {
                     if let Some(units) =
                         output.consumed().and_then(ConsumedCapacity::capacity_units)
