@@ -404,6 +404,8 @@ impl<const N: usize> KeySink for Text<N> {
 struct Prefix {
     /// `ns|table|Entity:fp|i|proj|`.
     text: Text<PREFIX_TEXT>,
+    /// Unique in the process: a prefix kept under this stamp is this one.
+    stamp: u64,
     ns_len: usize,
     table_len: usize,
     fingerprint: u64,
@@ -432,8 +434,10 @@ impl Prefix {
         let mut scope = KeyHasher::new();
         scope.push_ascii(&text.bytes()[..ns.len() + table.len() + 2]);
         scope.push_ascii(b"i|");
+        static STAMPS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         Some(Prefix {
             text,
+            stamp: STAMPS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             ns_len: ns.len(),
             table_len: table.len(),
             fingerprint: schema.fingerprint,
@@ -459,12 +463,14 @@ impl Prefix {
     }
 
     /// Runs `f` on the prefix of these parts, from this thread's last few or made (and kept)
-    /// now, without copying it; `None` when the prefix does not fit on the stack.
+    /// now, without copying it; `None` when the prefix does not fit on the stack. `stamp`: the
+    /// prefix's stamp when it was seen before, which spares comparing its text again.
     fn with<R>(
         ns: &str,
         table: &str,
         schema: &TableSchema,
         projection: u64,
+        stamp: Option<u64>,
         f: impl FnOnce(&Prefix) -> R,
     ) -> Option<R> {
         use std::cell::RefCell;
@@ -476,7 +482,8 @@ impl Prefix {
         let mut f = Some(f);
         let kept = PREFIXES.try_with(|prefixes| {
             let mut prefixes = prefixes.try_borrow_mut().ok()?;
-            let hit = matches!(&prefixes[slot], Some(p) if p.is_for(ns, table, schema, projection));
+            let hit = matches!(&prefixes[slot], Some(p)
+                if Some(p.stamp) == stamp || p.is_for(ns, table, schema, projection));
             if !hit {
                 let Some(made) = Prefix::new(ns, table, schema, projection) else {
                     f = None; // does not fit: no need to try again below
@@ -507,6 +514,8 @@ pub(crate) struct ItemParts<'a> {
     key: ItemKey<'a>,
     /// The key's text, when it fits on the stack.
     text: Option<KeyText>,
+    /// The stamp of the constant part as this thread keeps it, when it fits on the stack.
+    prefix_stamp: Option<u64>,
     entry_hash: u64,
     scope_hash: u64,
 }
@@ -523,9 +532,12 @@ impl<'a> ItemParts<'a> {
         // key ends both (rendered once, when it fits on the stack). The constant parts are
         // hashed once per thread (`Prefix`), when they fit on the stack.
         let text = KeyText::render(|t| key.write(t));
-        let hashers = Prefix::with(ns, table, schema, projection, |p| (p.entry, p.scope));
-        let (mut entry, mut scope) = match hashers {
-            Some(hashers) => hashers,
+        let kept = Prefix::with(ns, table, schema, projection, None, |p| {
+            (p.entry, p.scope, p.stamp)
+        });
+        let prefix_stamp = kept.map(|(_, _, stamp)| stamp);
+        let (mut entry, mut scope) = match kept {
+            Some((entry, scope, _)) => (entry, scope),
             None => {
                 let mut entry = KeyHasher::new();
                 let mut scope = KeyHasher::new();
@@ -552,6 +564,7 @@ impl<'a> ItemParts<'a> {
             projection,
             key,
             text,
+            prefix_stamp,
             entry_hash: entry.finish(),
             scope_hash: scope.finish(),
         }
@@ -582,7 +595,8 @@ impl<'a> ItemParts<'a> {
             rest: text.as_bytes(),
             same: true,
         };
-        let kept = Prefix::with(self.ns, self.table, self.schema, self.projection, |p| {
+        let (ns, table, schema) = (self.ns, self.table, self.schema);
+        let kept = Prefix::with(ns, table, schema, self.projection, self.prefix_stamp, |p| {
             m.push_ascii(p.text.bytes())
         });
         match kept {
