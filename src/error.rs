@@ -177,7 +177,8 @@ pub enum Error {
 
     /// A batch read ran out of retries (or hit an error) before every key was read. `keys` are
     /// exactly the keys not read; `read` every item that was read (from DynamoDB or the cache),
-    /// so nothing already read is lost.
+    /// so nothing already read is lost. `batch_get` decodes items as each request is answered:
+    /// those it had decoded come back encoded again from the entity.
     #[error("batch get incomplete: {} key(s) not read, {} item(s) read", keys.len(), read.len())]
     UnprocessedKeys {
         /// `(table, key)` of every key not read.

@@ -25,3 +25,23 @@ pub struct BatchStats {
     /// Rounds that re-sent unprocessed keys or items.
     pub unprocessed_retries: usize,
 }
+
+/// `err` with `more` items added to what it says was read, when it is an
+/// [`Error::UnprocessedKeys`](crate::Error::UnprocessedKeys) (other errors are returned as they
+/// are): for a caller that was handed some items before the read failed.
+pub(crate) fn with_read_items(
+    err: crate::Error,
+    more: impl IntoIterator<Item = (String, crate::Item)>,
+) -> crate::Error {
+    match err {
+        crate::Error::UnprocessedKeys {
+            keys,
+            mut read,
+            cause,
+        } => {
+            read.extend(more);
+            crate::Error::UnprocessedKeys { keys, read, cause }
+        }
+        other => other,
+    }
+}

@@ -155,17 +155,41 @@ impl<'a> TableRead<'a> {
         concurrency: usize,
     ) -> Result<(Vec<Option<Item>>, BatchStats)> {
         let texts = KeyTexts::of_items(&keys, &self.key_names);
-        self.read_keyed(client, keys, &texts, concurrency).await
+        let mut aligned: Vec<Option<Item>> = Vec::with_capacity(keys.len());
+        aligned.resize_with(keys.len(), || None);
+        let read = self
+            .read_keyed(client, keys, &texts, concurrency, &mut |i, item| {
+                aligned[i] = Some(item);
+                Ok(())
+            })
+            .await;
+        match read {
+            Ok(stats) => Ok((aligned, stats)),
+            // The items already handed over go into the error with the rest.
+            Err(err) => Err(super::with_read_items(
+                err,
+                aligned
+                    .into_iter()
+                    .flatten()
+                    .map(|item| (self.table.clone(), item)),
+            )),
+        }
     }
 
-    /// [`read_all`](Self::read_all) of keys whose texts are `texts` (aligned with `keys`).
+    /// Reads distinct `keys`, whose texts are `texts` (aligned with `keys`), with `concurrency`
+    /// requests in flight, and hands each item found to `found` with its key's position as
+    /// soon as its request is answered: the caller decodes them while the rest are read, so
+    /// the items of the whole read are never held at once. A key without an item is never
+    /// handed over. When some keys could not be read ([`Error::UnprocessedKeys`]), the error's
+    /// `read` holds only the items not handed over: the caller adds those it was given.
     pub(crate) async fn read_keyed(
         &self,
         client: &Client,
         keys: Vec<Item>,
         texts: &KeyTexts,
         concurrency: usize,
-    ) -> Result<(Vec<Option<Item>>, BatchStats)> {
+        found: &mut (dyn FnMut(usize, Item) -> Result<()> + Send),
+    ) -> Result<BatchStats> {
         debug_assert_eq!(keys.len(), texts.len());
         let count = keys.len();
         let mut keys = keys.into_iter().peekable();
@@ -173,23 +197,34 @@ impl<'a> TableRead<'a> {
         while keys.peek().is_some() {
             chunks.push(keys.by_ref().take(MAX_KEYS_PER_REQUEST).collect());
         }
+        // Each item goes where its key is: matched by canonical key text, one buffer reused.
+        let position: HashMap<&str, usize> = (0..count).map(|i| (texts.get(i), i)).collect();
+        let mut text = String::with_capacity(64);
+        let mut hand_over = |items: Vec<Item>| -> Result<()> {
+            for item in items {
+                text.clear();
+                if item_key_text(&mut text, &item, &self.key_names) {
+                    if let Some(&i) = position.get(text.as_str()) {
+                        found(i, item)?;
+                    }
+                }
+            }
+            Ok(())
+        };
         // Every chunk runs to its end, so a failure reports all the keys not read.
-        let outcomes: Vec<Result<(Vec<Item>, BatchStats)>> = futures::stream::iter(chunks)
+        let mut outcomes = futures::stream::iter(chunks)
             .map(|chunk| self.read_chunk(client, chunk))
-            .buffer_unordered(concurrency.max(1))
-            .collect()
-            .await;
+            .buffer_unordered(concurrency.max(1));
         let mut stats = BatchStats::default();
-        let mut found: Vec<Item> = Vec::with_capacity(count);
         let mut unread: Vec<Item> = Vec::new();
         let mut read_before_failing: Vec<Item> = Vec::new();
         let mut first_cause: Option<Cause> = None;
-        for outcome in outcomes {
+        while let Some(outcome) = outcomes.next().await {
             match outcome {
                 Ok((items, s)) => {
                     stats.requests += s.requests;
                     stats.unprocessed_retries += s.unprocessed_retries;
-                    found.extend(items);
+                    hand_over(items)?;
                 }
                 Err(Error::UnprocessedKeys { keys, read, cause }) => {
                     unread.extend(keys.into_iter().map(|(_, k)| k));
@@ -202,27 +237,13 @@ impl<'a> TableRead<'a> {
             }
         }
         if !unread.is_empty() {
-            found.extend(read_before_failing);
-            let mut err = self.incomplete(unread, found, None);
+            let mut err = self.incomplete(unread, read_before_failing, None);
             if let Error::UnprocessedKeys { cause, .. } = &mut err {
                 *cause = first_cause;
             }
             return Err(err);
         }
-        // Each item goes where its key is: matched by canonical key text, one buffer reused.
-        let position: HashMap<&str, usize> = (0..count).map(|i| (texts.get(i), i)).collect();
-        let mut aligned: Vec<Option<Item>> = Vec::with_capacity(count);
-        aligned.resize_with(count, || None);
-        let mut text = String::with_capacity(64);
-        for item in found {
-            text.clear();
-            if item_key_text(&mut text, &item, &self.key_names) {
-                if let Some(&i) = position.get(text.as_str()) {
-                    aligned[i] = Some(item);
-                }
-            }
-        }
-        Ok((aligned, stats))
+        Ok(stats)
     }
 
     /// The error of a read that did not get every key: exactly the keys not read, every item

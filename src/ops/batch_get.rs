@@ -158,17 +158,41 @@ impl<'a, E: Entity> BatchGet<'a, E> {
             .map(Key::into_item)
             .collect::<Result<Vec<Item>>>()?;
         let read = self.table_read();
-        let (found, stats) = read
-            .read_keyed(self.client, items, &texts, self.concurrency)
-            .await?;
+        // Items are decoded as their request is answered, not all held until the end.
+        let mut decoded: Vec<Option<E>> = Vec::with_capacity(items.len());
+        decoded.resize_with(items.len(), || None);
+        let stats = match read
+            .read_keyed(
+                self.client,
+                items,
+                &texts,
+                self.concurrency,
+                &mut |i, item| {
+                    decoded[i] = Some(E::from_item(item)?);
+                    Ok(())
+                },
+            )
+            .await
+        {
+            Ok(stats) => stats,
+            // The items read and decoded go into the error with the rest, encoded again.
+            Err(err) => {
+                let read_items = decoded
+                    .iter()
+                    .flatten()
+                    .map(|entity| Ok((read.table.clone(), entity.to_item()?)))
+                    .collect::<Result<Vec<_>>>()?;
+                return Err(crate::batch::with_read_items(err, read_items));
+            }
+        };
         let mut out = BatchGetOutput {
-            items: Vec::with_capacity(found.len()),
+            items: Vec::with_capacity(decoded.len()),
             missing: Vec::new(),
             stats,
         };
-        for (i, item) in found.into_iter().enumerate() {
-            match item {
-                Some(item) => out.items.push(E::from_item(item)?),
+        for (i, entity) in decoded.into_iter().enumerate() {
+            match entity {
+                Some(entity) => out.items.push(entity),
                 None => {
                     let (partition, sort) = decode_key_values(texts.get(i)).map_err(|e| {
                         Error::validation(E::schema().entity, "key", format!("bad key text: {e}"))
@@ -272,21 +296,15 @@ async fn send_cached<E: Entity>(
     let (found, stats) = match read.read_all(client, miss_items, concurrency).await {
         Ok(found) => found,
         // The cache hits were read too: they go into the error with the rest.
-        Err(Error::UnprocessedKeys {
-            keys,
-            read: mut got,
-            cause,
-        }) => {
-            for hit in answers.iter().flatten().flatten() {
-                got.push((read.table.clone(), hit.to_item()?));
-            }
-            return Err(Error::UnprocessedKeys {
-                keys,
-                read: got,
-                cause,
-            });
+        Err(err) => {
+            let hits = answers
+                .iter()
+                .flatten()
+                .flatten()
+                .map(|hit| Ok((read.table.clone(), hit.to_item()?)))
+                .collect::<Result<Vec<_>>>()?;
+            return Err(crate::batch::with_read_items(err, hits));
         }
-        Err(other) => return Err(other),
     };
     for ((i, token), item) in misses.into_iter().zip(found) {
         if let Some(token) = token {
