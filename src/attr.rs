@@ -112,6 +112,11 @@ impl<E, T> fmt::Debug for Attr<E, T> {
 pub struct Path(pub(crate) Vec<PathSegment>);
 
 impl Path {
+    /// The path of the top-level attribute `name`.
+    pub(crate) fn top(name: impl Into<Cow<'static, str>>) -> Path {
+        Path(vec![PathSegment::Name(name.into())])
+    }
+
     /// The top-level attribute name.
     pub fn root(&self) -> &str {
         match self.0.first() {

@@ -264,48 +264,63 @@ impl<E: Entity> Key<E> {
     /// The key as an item (`{pk: .., sk: ..}`), after checking it against the schema: both
     /// parts present as the table needs, of the right type, and not empty.
     pub fn to_item(&self) -> Result<Item> {
-        self.check()?;
-        let schema = E::schema();
-        let mut item = Item::with_capacity(2);
-        item.insert(schema.partition_key.name.to_owned(), self.partition.clone());
-        if let (Some(sk), Some(value)) = (&schema.sort_key, &self.sort) {
-            item.insert(sk.name.to_owned(), value.clone());
-        }
-        Ok(item)
+        key_item(E::schema(), self.partition.clone(), self.sort.clone())
     }
 
     /// [`to_item`](Self::to_item), moving the values instead of copying them.
     pub fn into_item(self) -> Result<Item> {
-        self.check()?;
-        let schema = E::schema();
-        let mut item = Item::with_capacity(2);
-        item.insert(schema.partition_key.name.to_owned(), self.partition);
-        if let (Some(sk), Some(value)) = (&schema.sort_key, self.sort) {
-            item.insert(sk.name.to_owned(), value);
-        }
-        Ok(item)
+        key_item(E::schema(), self.partition, self.sort)
     }
 
     /// Checks the key against the schema (no allocation).
     pub fn check(&self) -> Result<()> {
-        let schema = E::schema();
-        check_key_value(schema, &schema.partition_key, Some(&self.partition))?;
-        match (&schema.sort_key, &self.sort) {
-            (Some(sk), value) => check_key_value(schema, sk, value.as_ref())?,
-            (None, Some(_)) => {
-                return Err(Error::validation(
-                    schema.entity,
-                    "key",
-                    format!(
-                        "table {} has no sort key, but the key has a sort key value",
-                        schema.table
-                    ),
-                ))
-            }
-            (None, None) => {}
-        }
-        Ok(())
+        check_key(E::schema(), &self.partition, self.sort.as_ref())
     }
+
+    /// The partition and sort key values, without the entity type.
+    pub(crate) fn into_parts(self) -> (AttributeValue, Option<AttributeValue>) {
+        (self.partition, self.sort)
+    }
+}
+
+/// A key of `schema`'s table as an item, after [`check_key`].
+pub(crate) fn key_item(
+    schema: &TableSchema,
+    partition: AttributeValue,
+    sort: Option<AttributeValue>,
+) -> Result<Item> {
+    check_key(schema, &partition, sort.as_ref())?;
+    let mut item = Item::with_capacity(2);
+    item.insert(schema.partition_key.name.to_owned(), partition);
+    if let (Some(sk), Some(value)) = (&schema.sort_key, sort) {
+        item.insert(sk.name.to_owned(), value);
+    }
+    Ok(item)
+}
+
+/// Checks key values against `schema`: both parts present as the table needs, of the right
+/// type, and not empty (no allocation).
+pub(crate) fn check_key(
+    schema: &TableSchema,
+    partition: &AttributeValue,
+    sort: Option<&AttributeValue>,
+) -> Result<()> {
+    check_key_value(schema, &schema.partition_key, Some(partition))?;
+    match (&schema.sort_key, sort) {
+        (Some(sk), value) => check_key_value(schema, sk, value)?,
+        (None, Some(_)) => {
+            return Err(Error::validation(
+                schema.entity,
+                "key",
+                format!(
+                    "table {} has no sort key, but the key has a sort key value",
+                    schema.table
+                ),
+            ))
+        }
+        (None, None) => {}
+    }
+    Ok(())
 }
 
 /// Checks one key attribute value: present, of the key's type, not empty.

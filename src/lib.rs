@@ -94,6 +94,12 @@
 //! version stamping, rendering) and every request goes through one internal pipeline (tracing
 //! span per operation with table, entity, operation and consumed capacity; the attempts loop;
 //! typed error mapping; cache invalidation after writes).
+//!
+//! Generic code stays at the two ends: a typed builder turns its input into an untyped request
+//! (items, keys, the table's [`TableSchema`]) and decodes what comes back; everything between
+//! (the cache, the pipeline, paging, streams, lost answers) is compiled once, not once per
+//! entity, so a service with many entities builds about as fast as the same service on the raw
+//! SDK.
 #![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings), allow(dead_code, unused_variables))))]
 #![warn(missing_docs)]

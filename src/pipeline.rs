@@ -26,7 +26,7 @@ use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, ReturnValue};
 use crate::retry::{after_failure, AfterFailure, Attempts, Repeat};
 use crate::sdk::{CapacityOutput, HttpResponse, OperationError, WriteOutput};
 use crate::write::{CompiledWrite, WriteBody, WriteRequestParts};
-use crate::{Client, Entity, Error, ErrorKind, Item, Operation, Result, RetryPolicy};
+use crate::{Client, Error, ErrorKind, Item, Operation, Result, RetryPolicy, TableSchema};
 
 /// Where a request goes and how it may be repeated: for the span, the retry rule and error
 /// context.
@@ -238,6 +238,22 @@ pub(crate) enum Settle<R> {
     },
 }
 
+/// A single-item write as a typed builder hands it to [`Client::run_write`], without its entity
+/// type.
+pub(crate) struct WriteCall<'a> {
+    pub schema: &'static TableSchema,
+    /// Compiles the write: once before the first attempt, again for another attempt or to
+    /// explain the outcome (it compiles the same every time).
+    pub compile: &'a (dyn Fn() -> Result<CompiledWrite> + Sync),
+    pub operation: Operation,
+    /// What the write returns (`ReturnValues`).
+    pub returns: ReturnValue,
+    /// The call's choice of idempotent mode (`None`: the client's).
+    pub idempotent: Option<bool>,
+    /// A per-call retry policy (`None`: the client's).
+    pub retry: Option<&'a RetryPolicy>,
+}
+
 /// How a single-item write is sent: plainly (repeat rule and resolution of lost answers), or in
 /// idempotent mode as a one-item transaction.
 struct WritePlan {
@@ -251,7 +267,8 @@ struct WritePlan {
 /// with a client request token, which can be retried after a lost answer without applying
 /// twice; asked for per call it is used for every write, as the client's default only for
 /// writes that could otherwise end in `OutcomeUnknown` and return nothing.
-fn plan_write<E: Entity>(
+fn plan_write(
+    entity: &'static str,
     write: &CompiledWrite,
     returns: ReturnValue,
     idempotent: Option<bool>,
@@ -274,7 +291,7 @@ fn plan_write<E: Entity>(
     let transaction = match idempotent {
         Some(true) if returns_item => {
             return Err(Error::validation(
-                E::schema().entity,
+                entity,
                 "idempotent",
                 "idempotent mode sends the write as a transaction, which returns no item: \
                  drop return_old()/return_new(), or read the item afterwards",
@@ -307,8 +324,9 @@ impl Client {
     /// did not return it): [`Error::NotFound`] for an update of a missing item,
     /// [`Error::VersionConflict`] when the stored version is not the expected one, else the
     /// caller's condition failed.
-    async fn explain_condition_failure<E: Entity>(
+    async fn explain_condition_failure(
         &self,
+        schema: &'static TableSchema,
         err: Error,
         write: &CompiledWrite,
         retry: Option<&RetryPolicy>,
@@ -323,7 +341,10 @@ impl Client {
         };
         let current = match current {
             Some(item) => Some(item),
-            None => match self.read_stored::<E>(&table, &write.key(), retry).await {
+            None => match self
+                .read_stored(schema.entity, &table, &write.key(), retry)
+                .await
+            {
                 Ok(stored) => stored.map(Box::new),
                 Err(_) => None,
             },
@@ -340,17 +361,18 @@ impl Client {
             table,
             current,
         };
-        refine_condition_error::<E>(failed, write.expected_version)
+        refine_condition_error(schema, failed, write.expected_version)
     }
 
     /// The item as stored, read consistently.
-    async fn read_stored<E: Entity>(
+    async fn read_stored(
         &self,
+        entity: &'static str,
         table: &str,
         key: &Item,
         retry: Option<&RetryPolicy>,
     ) -> Result<Option<Item>> {
-        let target = Target::safe(Operation::GetItem, table, E::schema().entity, retry);
+        let target = Target::safe(Operation::GetItem, table, entity, retry);
         let read = self
             .execute(target, || {
                 self.sdk()
@@ -366,8 +388,10 @@ impl Client {
 
     /// After a lost answer: reads the item back (consistently) and decides whether the write
     /// landed (`Ok`), certainly did not ([`Error::VersionConflict`]), or stays unknown.
-    async fn resolve_lost_answer<E: Entity>(
+    #[allow(clippy::too_many_arguments)]
+    async fn resolve_lost_answer(
         &self,
+        schema: &'static TableSchema,
         unknown: Error,
         table: &str,
         key: &Item,
@@ -378,7 +402,7 @@ impl Client {
         if matches!(landed, Landed::Unknowable) {
             return Err(unknown);
         }
-        let Ok(stored) = self.read_stored::<E>(table, key, retry).await else {
+        let Ok(stored) = self.read_stored(schema.entity, table, key, retry).await else {
             return Err(unknown);
         };
         match landed {
@@ -396,7 +420,7 @@ impl Client {
                 // A version-checked put whose target version is held by a different item:
                 // someone else's write took it, so this put can never land.
                 let version = |item: &Item| -> Option<u64> {
-                    item.get(E::schema().version?)?.as_n().ok()?.parse().ok()
+                    item.get(schema.version?)?.as_n().ok()?.parse().ok()
                 };
                 match (expected_version, stored.as_ref().and_then(version)) {
                     (Some(expected), Some(actual)) if Some(actual) == version(written) => {
@@ -419,30 +443,37 @@ impl Client {
     /// have been applied — the item's cache entries and the table's query results dropped
     /// before the write returns; a lost answer resolved where it can be, and a failed
     /// condition explained (not found, version conflict, or the caller's condition).
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn run_write<E, O, Er, C, F, Fut>(
+    pub(crate) async fn run_write<O, Er, F, Fut>(
         &self,
-        mut write: CompiledWrite,
-        compile: C,
-        operation: Operation,
-        returns: ReturnValue,
-        idempotent: Option<bool>,
-        retry: Option<&RetryPolicy>,
+        call: WriteCall<'_>,
         mut send: F,
     ) -> Result<Option<Item>>
     where
-        E: Entity,
-        C: Fn() -> Result<CompiledWrite>,
         F: FnMut(&CompiledWrite, WriteRequestParts) -> Fut,
         Fut: Future<Output = std::result::Result<O, SdkError<Er, HttpResponse>>>,
         O: CapacityOutput + WriteOutput,
         Er: OperationError,
     {
-        let plan = plan_write::<E>(&write, returns, idempotent, self.idempotent_writes())?;
+        let WriteCall {
+            schema,
+            compile,
+            operation,
+            returns,
+            idempotent,
+            retry,
+        } = call;
+        let mut write = compile()?;
+        let plan = plan_write(
+            schema.entity,
+            &write,
+            returns,
+            idempotent,
+            self.idempotent_writes(),
+        )?;
         // The paths taken rarely (idempotent mode, a lost answer, a failed condition) are
         // boxed, so that the future of every write is not as large as theirs.
         if plan.transaction {
-            return Box::pin(self.write_in_transaction::<E>(&write, operation, retry)).await;
+            return Box::pin(self.write_in_transaction(schema, &write, operation, retry)).await;
         }
         // The first attempt takes the key, item, expression and placeholders as compiled;
         // another attempt compiles the write again (it compiles the same) rather than keeping a
@@ -450,18 +481,11 @@ impl Client {
         // condition) reads it first or compiles the write again.
         let key_text = self
             .cache()
-            .and_then(|_| crate::cache::key_text_of(E::schema(), write.keyed_item()));
+            .and_then(|_| crate::cache::key_text_of(schema, write.keyed_item()));
         let mut first = Some(write.take_request());
         let write = write;
         let table = write.table.as_str();
-        let target = Target::write(
-            operation,
-            table,
-            E::schema().entity,
-            retry,
-            None,
-            plan.repeat,
-        );
+        let target = Target::write(operation, table, schema.entity, retry, None, plan.repeat);
         let result = self
             .execute(target, || {
                 let parts = first
@@ -505,7 +529,8 @@ impl Client {
                     key: key.clone(),
                     source,
                 };
-                Box::pin(self.resolve_lost_answer::<E>(
+                Box::pin(self.resolve_lost_answer(
+                    schema,
                     err,
                     &table,
                     &key,
@@ -517,7 +542,7 @@ impl Client {
             }
             Err(err @ Error::ConditionFailed { .. }) => match compile() {
                 Ok(again) => {
-                    Err(Box::pin(self.explain_condition_failure::<E>(err, &again, retry)).await)
+                    Err(Box::pin(self.explain_condition_failure(schema, err, &again, retry)).await)
                 }
                 Err(_) => Err(err),
             },
@@ -529,8 +554,9 @@ impl Client {
     /// carries the same client request token, so DynamoDB applies it once however often it is
     /// sent. A failed condition is reported as the plain write would report it
     /// ([`Error::ConditionFailed`] or [`Error::VersionConflict`]). Costs twice the write units.
-    pub(crate) async fn write_in_transaction<E: Entity>(
+    pub(crate) async fn write_in_transaction(
         &self,
+        schema: &'static TableSchema,
         write: &CompiledWrite,
         operation: Operation,
         retry: Option<&RetryPolicy>,
@@ -541,7 +567,7 @@ impl Client {
         let target = Target::write(
             Operation::TransactWriteItems,
             &write.table,
-            E::schema().entity,
+            schema.entity,
             retry,
             Some(&key),
             Repeat::Token,
@@ -556,7 +582,8 @@ impl Client {
                     .send()
             })
             .await;
-        self.invalidate_after_write::<E>(&write.table, &key).await;
+        self.invalidate_after_write(schema, &write.table, &key)
+            .await;
         match result {
             Ok(_) => Ok(None),
             Err(Error::TransactionCanceled { reasons })
@@ -569,31 +596,37 @@ impl Client {
                     current: current.map(Box::new),
                 };
                 Err(self
-                    .explain_condition_failure::<E>(failed, write, retry)
+                    .explain_condition_failure(schema, failed, write, retry)
                     .await)
             }
             Err(e) => Err(e),
         }
     }
 
-    /// The cache a read of `E` goes through, decided in one place for every read path:
+    /// The cache a read of `schema`'s entity goes through, decided in one place for every read path:
     /// `None` without a cache on the client, for consistent reads (they always read DynamoDB),
     /// when the call opted out (`no_cache()`), or when the entity's cache is off.
-    pub(crate) fn read_cache<E: Entity>(
+    pub(crate) fn read_cache(
         &self,
+        schema: &TableSchema,
         consistent: bool,
         use_cache: bool,
     ) -> Option<&crate::cache::stack::ClientCache> {
         self.cache().filter(|_| {
-            use_cache && !consistent && crate::cache::stack::ClientCache::enabled_for(E::schema())
+            use_cache && !consistent && crate::cache::stack::ClientCache::enabled_for(schema)
         })
     }
 
-    /// After a single-item write of `E`: [`invalidate_written`](Self::invalidate_written) for
+    /// After a single-item write of `schema`'s entity: [`invalidate_written`](Self::invalidate_written) for
     /// the item with `key`.
-    pub(crate) async fn invalidate_after_write<E: Entity>(&self, table: &str, key: &Item) {
+    pub(crate) async fn invalidate_after_write(
+        &self,
+        schema: &TableSchema,
+        table: &str,
+        key: &Item,
+    ) {
         if self.cache().is_some() {
-            if let Some(text) = crate::cache::key_text_of(E::schema(), key) {
+            if let Some(text) = crate::cache::key_text_of(schema, key) {
                 self.invalidate_written([(table, text.as_str())]).await;
             }
         }
@@ -625,7 +658,11 @@ impl Client {
 
 /// After a failed conditional write: a version conflict when the stored version is not the
 /// expected one, otherwise the caller's condition failed.
-fn refine_condition_error<E: Entity>(err: Error, expected_version: Option<Option<u64>>) -> Error {
+fn refine_condition_error(
+    schema: &TableSchema,
+    err: Error,
+    expected_version: Option<Option<u64>>,
+) -> Error {
     let Some(expected) = expected_version else {
         return err;
     };
@@ -637,7 +674,7 @@ fn refine_condition_error<E: Entity>(err: Error, expected_version: Option<Option
     else {
         return err;
     };
-    let version_attr = E::schema().version.expect("version-checked");
+    let version_attr = schema.version.expect("version-checked");
     let actual = current
         .as_deref()
         .and_then(|item| item.get(version_attr))

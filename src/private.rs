@@ -19,6 +19,16 @@ pub struct Wrap<'a, T: ?Sized>(pub &'a T);
 
 pub trait EncodeNative {
     fn __dynamite_encode(&self) -> Result<Option<AttributeValue>, ConvertError>;
+
+    /// Encodes the field into `item` ([`insert_field`]).
+    fn __dynamite_insert(
+        &self,
+        item: &mut Item,
+        entity: &str,
+        attribute: &'static str,
+    ) -> Result<(), Error> {
+        insert_field(item, entity, attribute, self.__dynamite_encode())
+    }
 }
 impl<T: ToAttributeValue + ?Sized> EncodeNative for &Wrap<'_, T> {
     #[inline]
@@ -33,6 +43,16 @@ impl<T: ToAttributeValue + ?Sized> EncodeNative for &Wrap<'_, T> {
 
 pub trait EncodeSerde {
     fn __dynamite_encode(&self) -> Result<Option<AttributeValue>, ConvertError>;
+
+    /// Encodes the field into `item` ([`insert_field`]).
+    fn __dynamite_insert(
+        &self,
+        item: &mut Item,
+        entity: &str,
+        attribute: &'static str,
+    ) -> Result<(), Error> {
+        insert_field(item, entity, attribute, self.__dynamite_encode())
+    }
 }
 impl<T: Serialize + ?Sized> EncodeSerde for Wrap<'_, T> {
     fn __dynamite_encode(&self) -> Result<Option<AttributeValue>, ConvertError> {
@@ -58,6 +78,20 @@ pub trait DecodeNative {
     type Out;
     fn __dynamite_decode(&self, value: AttributeValue) -> Result<Self::Out, ConvertError>;
     fn __dynamite_decode_missing(&self) -> Option<Self::Out>;
+
+    /// The field read from `item`: its attribute taken out and decoded, or its value when the
+    /// attribute is absent (`Option`, sets), else a missing-attribute error.
+    fn __dynamite_field(
+        &self,
+        item: &mut Item,
+        entity: &str,
+        attribute: &str,
+    ) -> Result<Self::Out, Error> {
+        match item.remove(attribute) {
+            Some(value) => decoded_field(entity, attribute, self.__dynamite_decode(value)),
+            None => absent_field(entity, attribute, self.__dynamite_decode_missing()),
+        }
+    }
 }
 impl<T: FromAttributeValue> DecodeNative for &Decode<T> {
     type Out = T;
@@ -75,6 +109,20 @@ pub trait DecodeSerde {
     type Out;
     fn __dynamite_decode(&self, value: AttributeValue) -> Result<Self::Out, ConvertError>;
     fn __dynamite_decode_missing(&self) -> Option<Self::Out>;
+
+    /// The field read from `item`: its attribute taken out and decoded, or its value when the
+    /// attribute is absent (`Option`, sets), else a missing-attribute error.
+    fn __dynamite_field(
+        &self,
+        item: &mut Item,
+        entity: &str,
+        attribute: &str,
+    ) -> Result<Self::Out, Error> {
+        match item.remove(attribute) {
+            Some(value) => decoded_field(entity, attribute, self.__dynamite_decode(value)),
+            None => absent_field(entity, attribute, self.__dynamite_decode_missing()),
+        }
+    }
 }
 impl<T: DeserializeOwned> DecodeSerde for Decode<T> {
     type Out = T;
@@ -84,6 +132,48 @@ impl<T: DeserializeOwned> DecodeSerde for Decode<T> {
     fn __dynamite_decode_missing(&self) -> Option<T> {
         // `Option<Nested>` and other types that accept null read an absent attribute as null.
         serde_dynamo::from_attribute_value(AttributeValue::Null(true)).ok()
+    }
+}
+
+/// Inserts a field's encoded value under `attribute` (nothing when it encodes to nothing); an
+/// encoding error names the field. One function for every field of every entity, so the
+/// derive's code per field is a call.
+pub fn insert_field(
+    item: &mut Item,
+    entity: &str,
+    attribute: &'static str,
+    encoded: Result<Option<AttributeValue>, ConvertError>,
+) -> Result<(), Error> {
+    match encoded {
+        Ok(Some(value)) => {
+            item.insert(attribute.to_owned(), value);
+            Ok(())
+        }
+        Ok(None) => Ok(()),
+        Err(e) => Err(encode_error(entity, attribute, e)),
+    }
+}
+
+/// A field's decoded value; a decoding error names the field.
+#[inline]
+pub fn decoded_field<T>(
+    entity: &str,
+    attribute: &str,
+    decoded: Result<T, ConvertError>,
+) -> Result<T, Error> {
+    match decoded {
+        Ok(value) => Ok(value),
+        Err(e) => Err(field_error(entity, attribute, e)),
+    }
+}
+
+/// The value of a field whose attribute is absent, when its type has one (`Option`, sets);
+/// else the attribute is missing.
+#[inline]
+pub fn absent_field<T>(entity: &str, attribute: &str, absent: Option<T>) -> Result<T, Error> {
+    match absent {
+        Some(value) => Ok(value),
+        None => Err(missing_attribute(entity, attribute)),
     }
 }
 

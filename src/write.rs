@@ -9,9 +9,12 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem, Update as SdkUpdate,
 };
 
-use crate::expr::update::Action;
+use crate::attr::Path;
+use crate::entity::key_item;
+use crate::expr::condition::Node;
+use crate::expr::update::{render_actions, Action};
 use crate::expr::Placeholders;
-use crate::{Attr, Client, Condition, Entity, Error, Item, Key, Result, Update};
+use crate::{Client, Condition, Entity, Error, Item, Key, Result, TableSchema, Update};
 
 /// The kind of one operation of a transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -302,19 +305,29 @@ impl CompiledWrite {
         entity: &E,
         condition: Option<&Condition<E>>,
     ) -> Result<Self> {
-        let schema = E::schema();
-        let mut item = entity.to_item()?;
+        let item = entity.to_item()?;
+        let node = condition.map(|c| &c.node);
+        Self::put_item(client, E::schema(), item, entity.version(), node)
+    }
+
+    /// [`put`](Self::put) of an entity already converted: `item`, whose version is `current`.
+    fn put_item(
+        client: &Client,
+        schema: &'static TableSchema,
+        mut item: Item,
+        current: Option<u64>,
+        condition: Option<&Node>,
+    ) -> Result<Self> {
         let expected_version = schema.version.map(|attr| {
-            let current = entity.version();
             item.insert(
                 attr.to_owned(),
                 AttributeValue::N((current.unwrap_or(0) + 1).to_string()),
             );
             current
         });
-        validate_item::<E>(&item)?;
+        validate_item(schema, &item)?;
         let mut ph = Placeholders::default();
-        let condition = write_condition(&mut ph, condition, expected_version, false)?;
+        let condition = write_condition(schema, &mut ph, condition, expected_version, false)?;
         let (names, values) = ph.into_maps();
         Ok(CompiledWrite {
             table: client.table_name(schema.table),
@@ -341,17 +354,38 @@ impl CompiledWrite {
         expect_version: Option<u64>,
         must_exist: bool,
     ) -> Result<Self> {
-        let expected_version = expected_version::<E>(expect_version)?;
-        let key = key.to_item()?;
+        Self::update_item(
+            client,
+            E::schema(),
+            (key.partition(), key.sort()),
+            &update.actions,
+            condition.map(|c| &c.node),
+            expect_version,
+            must_exist,
+        )
+    }
+
+    /// [`update`](Self::update) without the entity type.
+    fn update_item(
+        client: &Client,
+        schema: &'static TableSchema,
+        (partition, sort): (&AttributeValue, Option<&AttributeValue>),
+        actions: &[Action],
+        condition: Option<&Node>,
+        expect_version: Option<u64>,
+        must_exist: bool,
+    ) -> Result<Self> {
+        let expected_version = expected_version(schema, expect_version)?;
+        let key = key_item(schema, partition.clone(), sort.cloned())?;
         let mut ph = Placeholders::default();
-        let expression = render_update(&mut ph, update)?;
-        check_update_size::<E>(&key, &ph)?;
-        let condition = write_condition(&mut ph, condition, expected_version, must_exist)?;
+        let expression = render_update(schema, &mut ph, actions)?;
+        check_update_size(schema, &key, &ph)?;
+        let condition = write_condition(schema, &mut ph, condition, expected_version, must_exist)?;
         let (names, values) = ph.into_maps();
         Ok(CompiledWrite {
-            table: client.table_name(E::schema().table),
+            table: client.table_name(schema.table),
             key,
-            key_names: KeyNames::of(E::schema()),
+            key_names: KeyNames::of(schema),
             body: WriteBody::Update(expression),
             conditional: condition.is_some(),
             condition,
@@ -360,8 +394,7 @@ impl CompiledWrite {
             expected_version,
             must_exist,
             repeatable: expected_version.is_some()
-                || (E::schema().version.is_none()
-                    && update.actions.iter().all(Action::is_idempotent)),
+                || (schema.version.is_none() && actions.iter().all(Action::is_idempotent)),
         })
     }
 
@@ -372,14 +405,31 @@ impl CompiledWrite {
         condition: Option<&Condition<E>>,
         expect_version: Option<u64>,
     ) -> Result<Self> {
-        let expected_version = expected_version::<E>(expect_version)?;
+        Self::delete_item(
+            client,
+            E::schema(),
+            (key.partition(), key.sort()),
+            condition.map(|c| &c.node),
+            expect_version,
+        )
+    }
+
+    /// [`delete`](Self::delete) without the entity type.
+    fn delete_item(
+        client: &Client,
+        schema: &'static TableSchema,
+        (partition, sort): (&AttributeValue, Option<&AttributeValue>),
+        condition: Option<&Node>,
+        expect_version: Option<u64>,
+    ) -> Result<Self> {
+        let expected_version = expected_version(schema, expect_version)?;
         let mut ph = Placeholders::default();
-        let condition = write_condition(&mut ph, condition, expected_version, false)?;
+        let condition = write_condition(schema, &mut ph, condition, expected_version, false)?;
         let (names, values) = ph.into_maps();
         Ok(CompiledWrite {
-            table: client.table_name(E::schema().table),
-            key: key.to_item()?,
-            key_names: KeyNames::of(E::schema()),
+            table: client.table_name(schema.table),
+            key: key_item(schema, partition.clone(), sort.cloned())?,
+            key_names: KeyNames::of(schema),
             body: WriteBody::Delete,
             conditional: condition.is_some(),
             condition,
@@ -397,14 +447,15 @@ impl CompiledWrite {
         key: &Key<E>,
         condition: &Condition<E>,
     ) -> Result<Self> {
+        let schema = E::schema();
         let mut ph = Placeholders::default();
         let mut expression = String::new();
-        render_condition::<E>(&mut ph, condition, &mut expression)?;
+        render_condition(schema, &mut ph, &condition.node, &mut expression)?;
         let (names, values) = ph.into_maps();
         Ok(CompiledWrite {
-            table: client.table_name(E::schema().table),
+            table: client.table_name(schema.table),
             key: key.to_item()?,
-            key_names: KeyNames::of(E::schema()),
+            key_names: KeyNames::of(schema),
             body: WriteBody::Check,
             conditional: true,
             condition: Some(expression),
@@ -501,11 +552,11 @@ impl CompiledWrite {
 
 /// An update whose values alone would make the item larger than DynamoDB allows can never
 /// succeed: refused before sending.
-fn check_update_size<E: Entity>(key: &Item, ph: &Placeholders) -> Result<()> {
+fn check_update_size(schema: &TableSchema, key: &Item, ph: &Placeholders) -> Result<()> {
     let size = crate::value::item_size(key) + ph.values_size();
     if size > crate::value::MAX_ITEM_SIZE {
         return Err(Error::validation(
-            E::schema().entity,
+            schema.entity,
             "(update)",
             format!(
                 "the update's values are {size} bytes with the key, over DynamoDB's item limit of \
@@ -519,13 +570,13 @@ fn check_update_size<E: Entity>(key: &Item, ph: &Placeholders) -> Result<()> {
 
 /// Renders `condition` AND the version check (if any) AND, when `must_exist`, a check that the
 /// item exists, into `ph`.
-fn write_condition<E: Entity>(
+fn write_condition(
+    schema: &TableSchema,
     ph: &mut Placeholders,
-    condition: Option<&Condition<E>>,
+    condition: Option<&Node>,
     expected_version: Option<Option<u64>>,
     must_exist: bool,
 ) -> Result<Option<String>> {
-    let schema = E::schema();
     let parts = usize::from(condition.is_some())
         + usize::from(expected_version.is_some())
         + usize::from(must_exist);
@@ -555,7 +606,7 @@ fn write_condition<E: Entity>(
         })?;
     }
     if let Some(cond) = condition {
-        part(&mut out, &mut |out| render_condition::<E>(ph, cond, out))?;
+        part(&mut out, &mut |out| render_condition(schema, ph, cond, out))?;
     }
     match expected_version {
         None => {}
@@ -579,18 +630,18 @@ fn write_condition<E: Entity>(
 }
 
 /// Renders a condition, turning a value that could not be converted into a validation error.
-fn render_condition<E: Entity>(
+fn render_condition(
+    schema: &TableSchema,
     ph: &mut Placeholders,
-    cond: &Condition<E>,
+    cond: &Node,
     out: &mut String,
 ) -> Result<()> {
-    cond.render_into(ph, out)
-        .map_err(|(path, e)| Error::validation(E::schema().entity, path.to_string(), e))
+    cond.render(ph, out)
+        .map_err(|(path, e)| Error::validation(schema.entity, path.to_string(), e))
 }
 
 /// Checks a whole item before it is written: key attributes, index keys, numbers, size.
-pub(crate) fn validate_item<E: Entity>(item: &Item) -> Result<()> {
-    let schema = E::schema();
+pub(crate) fn validate_item(schema: &TableSchema, item: &Item) -> Result<()> {
     crate::entity::check_key_value(
         schema,
         &schema.partition_key,
@@ -648,11 +699,11 @@ fn check_numbers(value: &AttributeValue) -> std::result::Result<(), crate::value
 }
 
 /// The version a write expects, checked against the schema.
-fn expected_version<E: Entity>(version: Option<u64>) -> Result<Option<Option<u64>>> {
+fn expected_version(schema: &TableSchema, version: Option<u64>) -> Result<Option<Option<u64>>> {
     match version {
         None => Ok(None),
-        Some(_) if E::schema().version.is_none() => Err(Error::validation(
-            E::schema().entity,
+        Some(_) if schema.version.is_none() => Err(Error::validation(
+            schema.entity,
             "expect_version",
             "the entity has no #[dynamite(version)] attribute",
         )),
@@ -661,16 +712,19 @@ fn expected_version<E: Entity>(version: Option<u64>) -> Result<Option<Option<u64
 }
 /// Checks an update (no key or version attribute touched, no path twice, index keys valid)
 /// and renders it, with the version bump when the entity has a version attribute.
-fn render_update<E: Entity>(ph: &mut Placeholders, update: &Update<E>) -> Result<String> {
-    let schema = E::schema();
-    if update.is_empty() {
+fn render_update(
+    schema: &TableSchema,
+    ph: &mut Placeholders,
+    actions: &[Action],
+) -> Result<String> {
+    if actions.is_empty() {
         return Err(Error::validation(
             schema.entity,
             "update",
             "the update has no actions",
         ));
     }
-    for (i, action) in update.actions.iter().enumerate() {
+    for (i, action) in actions.iter().enumerate() {
         let path = action.path();
         let root = path.root();
         if schema.is_key_attribute(root) {
@@ -687,7 +741,7 @@ fn render_update<E: Entity>(ph: &mut Placeholders, update: &Update<E>) -> Result
                 "the version attribute is managed by dynamite and cannot be updated directly",
             ));
         }
-        if update.actions[..i].iter().any(|a| a.path() == path) {
+        if actions[..i].iter().any(|a| a.path() == path) {
             return Err(Error::validation(
                 schema.entity,
                 path.to_string(),
@@ -706,13 +760,9 @@ fn render_update<E: Entity>(ph: &mut Placeholders, update: &Update<E>) -> Result
         }
     }
     // The version bump: `SET #v = if_not_exists(#v, :0) + :1`.
-    let bump = schema.version.map(|version| {
-        Action::Increment(
-            Attr::<E, u64>::new(version).path(),
-            Ok(AttributeValue::N("1".into())),
-        )
-    });
-    update
-        .render(ph, bump.as_ref())
+    let bump = schema
+        .version
+        .map(|version| Action::Increment(Path::top(version), Ok(AttributeValue::N("1".into()))));
+    render_actions(actions, ph, bump.as_ref())
         .map_err(|(path, e)| Error::validation(schema.entity, path.to_string(), e))
 }

@@ -202,12 +202,7 @@ fn encode_field(entity: &str, f: &Field) -> TokenStream {
     let fi = f.ident;
     let name = &f.attr_name;
     let encode = quote! {
-        if let ::core::option::Option::Some(value) = (&&::dynamite::__private::Wrap(&self.#fi))
-            .__dynamite_encode()
-            .map_err(|e| ::dynamite::__private::encode_error(#entity, #name, e))?
-        {
-            item.insert(::std::string::String::from(#name), value);
-        }
+        (&&::dynamite::__private::Wrap(&self.#fi)).__dynamite_insert(&mut item, #entity, #name)?;
     };
     match &f.skip_serializing_if {
         Some(path) => quote! {
@@ -263,20 +258,31 @@ fn decode_field(entity: &str, f: &Field) -> TokenStream {
     let ty = f.ty;
     let name = &f.attr_name;
     let aliases: Vec<String> = f.aliases.iter().map(LitStr::value).collect();
+    if aliases.is_empty() && matches!(f.default, FieldDefault::None) {
+        // The common case: one call into code shared by every field of this type.
+        return quote! {
+            (&&::dynamite::__private::Decode::<#ty>::new())
+                .__dynamite_field(&mut item, #entity, #name)?
+        };
+    }
     let missing = match &f.default {
         FieldDefault::Default => quote!(::core::default::Default::default()),
         FieldDefault::Path(path) => quote!(#path()),
         FieldDefault::None => quote! {
-            (&&::dynamite::__private::Decode::<#ty>::new())
-                .__dynamite_decode_missing()
-                .ok_or_else(|| ::dynamite::__private::missing_attribute(#entity, #name))?
+            ::dynamite::__private::absent_field(
+                #entity,
+                #name,
+                (&&::dynamite::__private::Decode::<#ty>::new()).__dynamite_decode_missing(),
+            )?
         },
     };
     quote! {
         match item.remove(#name) #(.or_else(|| item.remove(#aliases)))* {
-            ::core::option::Option::Some(value) => (&&::dynamite::__private::Decode::<#ty>::new())
-                .__dynamite_decode(value)
-                .map_err(|e| ::dynamite::__private::field_error(#entity, #name, e))?,
+            ::core::option::Option::Some(value) => ::dynamite::__private::decoded_field(
+                #entity,
+                #name,
+                (&&::dynamite::__private::Decode::<#ty>::new()).__dynamite_decode(value),
+            )?,
             ::core::option::Option::None => #missing,
         }
     }

@@ -3,9 +3,12 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::codec::{self, Cached};
 use super::keys;
@@ -70,6 +73,60 @@ pub(crate) enum Found<T> {
     Miss(Option<FillToken>),
 }
 
+/// What [`ClientCache::read_item`] read.
+pub(crate) enum ItemRead {
+    /// The cache's entry, to decode with [`entity_in`].
+    Cached(CacheEntry),
+    /// The item DynamoDB returned (`None`: no such item).
+    Loaded(Option<Item>),
+}
+
+/// The load of an item on a cache miss.
+pub(crate) type LoadItem<'a> = Pin<Box<dyn Future<Output = Result<Option<Item>>> + Send + 'a>>;
+
+/// The entity decoded already and attached to `entry`, cloned.
+fn attached<E: Entity>(entry: &CacheEntry) -> Option<E> {
+    entry
+        .decoded()?
+        .downcast_ref::<E>()
+        .and_then(E::__clone_for_cache)
+}
+
+/// The entity (or its cached absence) in what the codec read from an entry, the decoded copy
+/// attached to the entry; `Err`: why the entry cannot be read as an `E`.
+fn decode_cached<E: Entity>(
+    entry: &CacheEntry,
+    cached: Option<Cached>,
+) -> std::result::Result<Option<E>, String> {
+    match cached {
+        Some(Cached::Absent) => Ok(None),
+        Some(Cached::Item(item)) => {
+            let entity = E::from_item(item).map_err(|e| e.to_string())?;
+            if let Some(copy) = entity.__clone_for_cache() {
+                entry.attach(Arc::new(copy));
+            }
+            Ok(Some(entity))
+        }
+        _ => Err("not a cache entry of this format and schema".to_owned()),
+    }
+}
+
+/// The entity (or its cached absence) in the item entry `entry` found under the entry key
+/// `key`: the decoded copy attached to it, cloned, or its bytes decoded (and the result
+/// attached). `Err`: why the entry cannot be read as an `E`.
+pub(crate) fn entity_in<E: Entity>(
+    entry: &CacheEntry,
+    key: &str,
+) -> std::result::Result<Option<E>, String> {
+    if let Some(entity) = attached::<E>(entry) {
+        return Ok(Some(entity));
+    }
+    decode_cached::<E>(
+        entry,
+        codec::decode(E::schema().fingerprint, key, entry.bytes()),
+    )
+}
+
 impl ClientCache {
     /// A cache for a client whose database is told apart by `identity` (region and endpoint,
     /// or the namespace the user chose).
@@ -96,7 +153,7 @@ impl ClientCache {
         self.corrupt.load(Ordering::Relaxed)
     }
 
-    /// Whether `E`'s items are cached at all.
+    /// Whether the items of `schema`'s entity are cached at all.
     pub(crate) fn enabled_for(schema: &TableSchema) -> bool {
         schema.cache.is_none_or(|c| c.enabled)
     }
@@ -116,17 +173,20 @@ impl ClientCache {
             .or(self.config.negative_ttl)
     }
 
-    /// The key of `key`'s entry with `projection` (0: whole item).
-    pub(crate) fn item_key<E: Entity>(
+    /// The key of the entry of the item with these key values, read with `projection` (0:
+    /// the whole item).
+    pub(crate) fn item_key(
         &self,
         table: &str,
-        key: &Key<E>,
+        schema: &TableSchema,
+        partition: &AttributeValue,
+        sort: Option<&AttributeValue>,
         projection: u64,
     ) -> CacheKey {
-        let text = keys::key_text(key.partition(), key.sort());
+        let text = keys::key_text(partition, sort);
         let ns = &self.namespace;
         CacheKey {
-            entry: keys::item_entry(ns, table, E::schema(), projection, &text),
+            entry: keys::item_entry(ns, table, schema, projection, &text),
             scope: keys::item_scope(ns, table, &text),
         }
     }
@@ -155,60 +215,40 @@ impl ClientCache {
         let Some(entry) = self.layer.probe(key) else {
             return Probed::Miss;
         };
-        if let Some(decoded) = entry.decoded() {
-            if let Some(entity) = decoded.downcast_ref::<E>().and_then(E::__clone_for_cache) {
-                return Probed::Hit(Some(entity));
-            }
+        if let Some(entity) = attached::<E>(&entry) {
+            return Probed::Hit(Some(entity));
         }
-        match codec::decode(E::schema().fingerprint, &key.entry(), entry.bytes()) {
-            Some(Cached::Absent) => Probed::Hit(None),
-            Some(Cached::Item(item)) => match E::from_item(item) {
-                Ok(entity) => {
-                    if let Some(copy) = entity.__clone_for_cache() {
-                        entry.attach(Arc::new(copy));
-                    }
-                    Probed::Hit(Some(entity))
-                }
-                Err(e) => Probed::Corrupt(e.to_string()),
-            },
-            _ => Probed::Corrupt("not a cache entry of this format and schema".to_owned()),
+        let cached = codec::decode(E::schema().fingerprint, &key.entry(), entry.bytes());
+        match decode_cached::<E>(&entry, cached) {
+            Ok(value) => Probed::Hit(value),
+            Err(why) => Probed::Corrupt(why),
+        }
+    }
+
+    /// Looks up an item entry. Faults are misses (without a fill token).
+    async fn lookup_entry(&self, key: &CacheKey) -> Found<CacheEntry> {
+        // An in-process hit never waits, so a loop of hits would never yield: each lookup
+        // spends a unit of tokio's cooperative budget, and yields when it is used up.
+        tokio::task::coop::consume_budget().await;
+        match self.layer.get(key).await {
+            Ok(Lookup::Hit(entry)) => Found::Hit(entry),
+            Ok(Lookup::Miss(token)) => Found::Miss(Some(token)),
+            Err(e) => {
+                tracing::warn!(error = %e, "cache lookup failed; reading DynamoDB");
+                Found::Miss(None)
+            }
         }
     }
 
     /// Looks up an item; decodes it (or clones the decoded copy). Faults and corrupt entries
     /// are misses.
     pub(crate) async fn lookup_item<E: Entity>(&self, key: &CacheKey) -> Found<Option<E>> {
-        // An in-process hit never waits, so a loop of hits would never yield: each lookup
-        // spends a unit of tokio's cooperative budget, and yields when it is used up.
-        tokio::task::coop::consume_budget().await;
-        let entry = match self.layer.get(key).await {
-            Ok(Lookup::Hit(entry)) => entry,
-            Ok(Lookup::Miss(token)) => return Found::Miss(Some(token)),
-            Err(e) => {
-                tracing::warn!(error = %e, "cache lookup failed; reading DynamoDB");
-                return Found::Miss(None);
-            }
-        };
-        if let Some(decoded) = entry.decoded() {
-            if let Some(entity) = decoded.downcast_ref::<E>().and_then(E::__clone_for_cache) {
-                return Found::Hit(Some(entity));
-            }
-        }
-        match codec::decode(E::schema().fingerprint, &key.entry, entry.bytes()) {
-            Some(Cached::Absent) => Found::Hit(None),
-            Some(Cached::Item(item)) => match E::from_item(item) {
-                Ok(entity) => {
-                    if let Some(copy) = entity.__clone_for_cache() {
-                        entry.attach(Arc::new(copy));
-                    }
-                    Found::Hit(Some(entity))
-                }
-                Err(e) => self.corrupt_entry(key, &e.to_string()).await,
+        match self.lookup_entry(key).await {
+            Found::Hit(entry) => match entity_in::<E>(&entry, &key.entry) {
+                Ok(value) => Found::Hit(value),
+                Err(why) => self.corrupt_entry(key, &why).await,
             },
-            _ => {
-                self.corrupt_entry(key, "not a cache entry of this format and schema")
-                    .await
-            }
+            Found::Miss(token) => Found::Miss(token),
         }
     }
 
@@ -224,13 +264,13 @@ impl ClientCache {
     }
 
     /// Stores an item (or its absence, when negative caching is on).
-    pub(crate) async fn fill_item<E: Entity>(
+    pub(crate) async fn fill_item(
         &self,
+        schema: &TableSchema,
         key: &CacheKey,
         item: Option<&Item>,
         token: &FillToken,
     ) {
-        let schema = E::schema();
         let (value, ttl) = match item {
             Some(item) => (Cached::Item(item.clone()), self.item_ttl(schema)),
             None => match self.negative_ttl(schema) {
@@ -244,64 +284,38 @@ impl ClientCache {
         }
     }
 
-    /// Reads an item through the cache: a hit answers; a miss runs `load` once for all
-    /// concurrent callers of the same entry (single flight) and fills the cache.
-    pub(crate) async fn get_item<E, F, Fut>(&self, key: CacheKey, load: F) -> Result<Option<E>>
-    where
-        E: Entity,
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<Option<Item>>>,
-    {
-        let found = self.lookup_item::<E>(&key).await;
-        self.load_item(key, found, load).await
-    }
-
-    /// [`get_item`](Self::get_item) after a probe found a corrupt entry: the entry is handled
-    /// as `lookup_item` handles one (counted, its scope invalidated), then read without a fill.
-    pub(crate) async fn get_item_after_corrupt<E, F, Fut>(
+    /// Reads an item of `schema`'s entity through the cache: a hit is returned as the entry
+    /// found, to decode ([`entity_in`]); a miss runs `load` once for all concurrent callers of
+    /// the same entry (single flight) and fills the cache. `corrupt`: the caller found the
+    /// entry corrupt (why), so it is handled as such (counted, its scope invalidated) and read
+    /// without a fill. Not generic: compiled once for every entity.
+    pub(crate) async fn read_item<'l>(
         &self,
-        key: CacheKey,
-        why: &str,
-        load: F,
-    ) -> Result<Option<E>>
-    where
-        E: Entity,
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<Option<Item>>>,
-    {
-        let found = self.corrupt_entry(&key, why).await;
-        self.load_item(key, found, load).await
-    }
-
-    /// The rest of a read after the lookup: a hit answers; a miss loads (single flight) and
-    /// fills.
-    async fn load_item<E, F, Fut>(
-        &self,
-        key: CacheKey,
-        found: Found<Option<E>>,
-        load: F,
-    ) -> Result<Option<E>>
-    where
-        E: Entity,
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<Option<Item>>>,
-    {
+        schema: &TableSchema,
+        key: &CacheKey,
+        corrupt: Option<&str>,
+        load: &(dyn Fn() -> LoadItem<'l> + Sync),
+    ) -> Result<ItemRead> {
+        let found = match corrupt {
+            Some(why) => self.corrupt_entry(key, why).await,
+            None => self.lookup_entry(key).await,
+        };
         let token = match found {
-            Found::Hit(value) => return Ok(value),
+            Found::Hit(entry) => return Ok(ItemRead::Cached(entry)),
             Found::Miss(token) => token,
         };
         let loaded = self
-            .single_flight(&key, || async {
+            .single_flight(key, || async {
                 let item = load().await?;
                 if let Some(token) = &token {
-                    self.fill_item::<E>(&key, item.as_ref(), token).await;
+                    self.fill_item(schema, key, item.as_ref(), token).await;
                 }
                 Ok(item.map_or(Cached::Absent, Cached::Item))
             })
             .await?;
         match loaded {
-            Cached::Item(item) => E::from_item(item).map(Some),
-            _ => Ok(None),
+            Cached::Item(item) => Ok(ItemRead::Loaded(Some(item))),
+            _ => Ok(ItemRead::Loaded(None)),
         }
     }
 

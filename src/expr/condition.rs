@@ -158,15 +158,6 @@ impl<E> Condition<E> {
     pub fn not(self) -> Self {
         Condition::from_node(Node::Not(Box::new(self.node)))
     }
-
-    /// Renders the expression at the end of `out`, registering names and values in `ph`.
-    pub(crate) fn render_into(
-        &self,
-        ph: &mut Placeholders,
-        out: &mut String,
-    ) -> Result<(), (Path, ConvertError)> {
-        self.node.render(ph, out)
-    }
 }
 
 impl<E> Not for Condition<E> {
@@ -483,7 +474,7 @@ mod tests {
     impl Condition<E> {
         fn render(&self, ph: &mut Placeholders) -> Result<String, (Path, ConvertError)> {
             let mut out = String::new();
-            self.render_into(ph, &mut out)?;
+            self.node.render(ph, &mut out)?;
             Ok(out)
         }
     }

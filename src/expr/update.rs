@@ -172,32 +172,42 @@ impl<E> Update<E> {
         self.actions.is_empty()
     }
 
-    /// Renders the update expression; `first`, when given, is the first action of its clause
-    /// (the version bump).
+    /// Renders the update expression ([`render_actions`]).
+    #[cfg(test)]
     pub(crate) fn render(
         &self,
         ph: &mut Placeholders,
         first: Option<&Action>,
     ) -> Result<String, (Path, ConvertError)> {
-        // About what an action takes (`#n0 = :v0, `), so the text is rarely reallocated.
-        let mut out = String::with_capacity(24 * (self.actions.len() + 1));
-        for clause in [Clause::Set, Clause::Remove, Clause::Add, Clause::Delete] {
-            let actions = first.into_iter().chain(&self.actions);
-            for (i, action) in actions.filter(|a| a.clause() == clause).enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                } else {
-                    if !out.is_empty() {
-                        out.push(' ');
-                    }
-                    out.push_str(clause.keyword());
+        render_actions(&self.actions, ph, first)
+    }
+}
+
+/// Renders an update expression of `actions`; `first`, when given, is the first action of its
+/// clause (the version bump).
+pub(crate) fn render_actions(
+    actions: &[Action],
+    ph: &mut Placeholders,
+    first: Option<&Action>,
+) -> Result<String, (Path, ConvertError)> {
+    // About what an action takes (`#n0 = :v0, `), so the text is rarely reallocated.
+    let mut out = String::with_capacity(24 * (actions.len() + 1));
+    for clause in [Clause::Set, Clause::Remove, Clause::Add, Clause::Delete] {
+        let all = first.into_iter().chain(actions);
+        for (i, action) in all.filter(|a| a.clause() == clause).enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            } else {
+                if !out.is_empty() {
                     out.push(' ');
                 }
-                action.render(ph, &mut out)?;
+                out.push_str(clause.keyword());
+                out.push(' ');
             }
+            action.render(ph, &mut out)?;
         }
-        Ok(out)
     }
+    Ok(out)
 }
 
 /// The four clauses of an update expression, in the order they are written.

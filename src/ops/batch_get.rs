@@ -129,7 +129,10 @@ impl<'a, E: Entity> BatchGet<'a, E> {
 
     /// Runs it: every key read once, items in input order, missing keys reported.
     pub async fn send(mut self) -> Result<BatchGetOutput<E>> {
-        if let Some(cache) = self.client.read_cache::<E>(self.consistent, self.use_cache) {
+        if let Some(cache) = self
+            .client
+            .read_cache(E::schema(), self.consistent, self.use_cache)
+        {
             let mut seen = HashSet::new();
             let mut keys: Vec<Key<E>> = Vec::new();
             let mut items: Vec<Item> = Vec::new();
@@ -271,7 +274,15 @@ async fn send_cached<E: Entity>(
         .map_or(0, |p| crate::cache::projection_hash(p, read.names.as_ref()));
     let cache_keys: Vec<_> = keys
         .iter()
-        .map(|k| cache.item_key(&read.table, k, projection))
+        .map(|k| {
+            cache.item_key(
+                &read.table,
+                E::schema(),
+                k.partition(),
+                k.sort(),
+                projection,
+            )
+        })
         .collect();
     let mut lookups: Vec<Found<Option<E>>> = Vec::with_capacity(cache_keys.len());
     for chunk in cache_keys.chunks(32) {
@@ -309,7 +320,7 @@ async fn send_cached<E: Entity>(
     for ((i, token), item) in misses.into_iter().zip(found) {
         if let Some(token) = token {
             cache
-                .fill_item::<E>(&cache_keys[i], item.as_ref(), &token)
+                .fill_item(E::schema(), &cache_keys[i], item.as_ref(), &token)
                 .await;
         }
         answers[i] = Some(item.map(E::from_item).transpose()?);

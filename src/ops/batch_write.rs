@@ -233,7 +233,7 @@ fn prepare_put<E: Entity>(table: Arc<str>, entity: &E) -> Result<WriteOp> {
         ));
     }
     let item = entity.to_item()?;
-    crate::write::validate_item::<E>(&item)?;
+    crate::write::validate_item(E::schema(), &item)?;
     Ok(WriteOp::put(
         table,
         schema.entity,

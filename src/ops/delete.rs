@@ -7,6 +7,7 @@ use std::pin::Pin;
 use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, ReturnValue};
 
 use super::returns;
+use crate::pipeline::WriteCall;
 use crate::write::{request_parts, CompiledWrite};
 use crate::{Client, Condition, Entity, Item, Key, Operation, Result, RetryPolicy};
 
@@ -132,30 +133,20 @@ impl<'a, E: Entity, R> DeleteItem<'a, E, R> {
                 self.expected_version,
             )
         };
-        let write = compile()?;
         let returns = if return_old {
             ReturnValue::AllOld
         } else {
             ReturnValue::None
         };
-        let sdk = self.client.sdk();
-        self.client
-            .run_write::<E, _, _, _, _, _>(
-                write,
-                compile,
-                Operation::DeleteItem,
-                returns.clone(),
-                self.idempotent,
-                self.retry.as_ref(),
-                |write, parts| {
-                    let request = sdk.delete_item().set_key(Some(parts.key));
-                    request_parts!(request, &write.table, parts)
-                        .return_values(returns.clone())
-                        .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                        .send()
-                },
-            )
-            .await
+        let call = WriteCall {
+            schema: E::schema(),
+            compile: &compile,
+            operation: Operation::DeleteItem,
+            returns,
+            idempotent: self.idempotent,
+            retry: self.retry.as_ref(),
+        };
+        send_delete(self.client, call).await
     }
 }
 
@@ -173,4 +164,20 @@ impl<'a, E: Entity> IntoFuture for DeleteItem<'a, E, returns::Old> {
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(self.send())
     }
+}
+
+/// The DeleteItem path without the entity type (compiled once, not once per entity): the
+/// write `compile` makes, sent through [`Client::run_write`].
+async fn send_delete(client: &Client, call: WriteCall<'_>) -> Result<Option<Item>> {
+    let sdk = client.sdk();
+    let returns = call.returns.clone();
+    client
+        .run_write(call, |write, parts| {
+            let request = sdk.delete_item().set_key(Some(parts.key));
+            request_parts!(request, &write.table, parts)
+                .return_values(returns.clone())
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+        })
+        .await
 }

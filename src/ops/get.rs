@@ -1,17 +1,20 @@
 //! GetItem.
 
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
-use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
 
 use crate::attr::Path;
-
-use crate::cache::stack::{ClientCache, Probed};
+use crate::cache::stack::{self, entity_in, ClientCache, LoadItem, Probed};
+use crate::cache::{CacheEntry, CacheKey};
+use crate::entity::key_item;
 use crate::expr::{self, Placeholders};
 use crate::pipeline::Target;
-use crate::{Attr, Client, Entity, Key, Operation, Result, RetryPolicy};
+use crate::{Attr, Client, Entity, Item, Key, Operation, Result, RetryPolicy, TableSchema};
 
 /// Reads one item by primary key. Built by [`Entity::get`]; `.await` runs it.
 ///
@@ -101,55 +104,132 @@ impl<'a, E: Entity> GetItem<'a, E> {
             return None;
         }
         let client: &'a Client = self.client;
-        client.read_cache::<E>(self.consistent, self.use_cache)
+        client.read_cache(E::schema(), self.consistent, self.use_cache)
     }
 
     /// The whole read; `corrupt`: a probe found this entry corrupt (why), so the lookup is
-    /// done already and the entry is handled as corrupt.
-    async fn run(self, corrupt: Option<String>) -> Result<Option<E>> {
-        let schema = E::schema();
-        self.key.check()?;
-        let table = self.client.full_table_name(schema.table);
-        let mut ph = Placeholders::default();
-        // A selection still reads the key, so the item can be decoded and cached as itself.
-        let paths = if self.projection.is_empty() {
-            Vec::new()
-        } else {
-            expr::with_keys(&self.projection, &schema.primary_key_names())
-        };
-        let projection = expr::projection(&mut ph, &paths);
-        let names = ph.names();
-        if let Some(cache) = self.client.read_cache::<E>(self.consistent, self.use_cache) {
-            let projection_hash = projection
-                .as_deref()
-                .map_or(0, |p| crate::cache::projection_hash(p, names.as_ref()));
-            let cache_key = cache.item_key(&table, &self.key, projection_hash);
-            let load = || self.load(&table, projection, names);
-            return match corrupt {
-                Some(why) => {
-                    cache
-                        .get_item_after_corrupt::<E, _, _>(cache_key, &why, load)
-                        .await
-                }
-                None => cache.get_item::<E, _, _>(cache_key, load).await,
-            };
+    /// done already and the entry is handled as corrupt. Only the decoding is generic: the
+    /// request is described as an [`ItemRequest`] and read by its non-generic path.
+    async fn run(self, mut corrupt: Option<String>) -> Result<Option<E>> {
+        let request = self.into_request()?;
+        loop {
+            match request.read(corrupt.as_deref()).await? {
+                ItemRead::Loaded(item) => return super::decode_optional(item),
+                ItemRead::Cached(entry, key) => match entity_in::<E>(&entry, &key.entry) {
+                    Ok(value) => return Ok(value),
+                    // Read again, the entry handled as corrupt: this time it loads.
+                    Err(why) => corrupt = Some(why),
+                },
+            }
         }
-        let item = self.load(&table, projection, names).await?;
-        super::decode_optional(item)
     }
 
-    async fn load(
-        &self,
-        table: &str,
-        projection: Option<String>,
-        names: Option<std::collections::HashMap<String, String>>,
-    ) -> Result<Option<crate::Item>> {
+    /// The read as data, its key checked.
+    fn into_request(self) -> Result<ItemRequest<'a>> {
         let schema = E::schema();
-        let key = self.key.to_item()?;
+        self.key.check()?;
+        let client: &'a Client = self.client;
+        let cache = client.read_cache(schema, self.consistent, self.use_cache);
+        let (partition, sort) = self.key.into_parts();
+        Ok(ItemRequest::new(
+            client,
+            schema,
+            (partition, sort),
+            &self.projection,
+            self.consistent,
+            self.retry,
+            cache,
+        ))
+    }
+}
+
+/// A GetItem without its entity type: what is sent, and the cache it is read through.
+struct ItemRequest<'a> {
+    client: &'a Client,
+    schema: &'static TableSchema,
+    table: Cow<'a, str>,
+    partition: AttributeValue,
+    sort: Option<AttributeValue>,
+    consistent: bool,
+    projection: Option<String>,
+    names: Option<HashMap<String, String>>,
+    retry: Option<RetryPolicy>,
+    cache: Option<&'a ClientCache>,
+}
+
+/// What an [`ItemRequest`] read: the item DynamoDB returned, or a cache entry (with its key)
+/// to decode.
+enum ItemRead {
+    Loaded(Option<Item>),
+    Cached(CacheEntry, CacheKey),
+}
+
+impl<'a> ItemRequest<'a> {
+    fn new(
+        client: &'a Client,
+        schema: &'static TableSchema,
+        (partition, sort): (AttributeValue, Option<AttributeValue>),
+        selection: &[Path],
+        consistent: bool,
+        retry: Option<RetryPolicy>,
+        cache: Option<&'a ClientCache>,
+    ) -> Self {
+        let mut ph = Placeholders::default();
+        // A selection still reads the key, so the item can be decoded and cached as itself.
+        let paths = if selection.is_empty() {
+            Vec::new()
+        } else {
+            expr::with_keys(selection, &schema.primary_key_names())
+        };
+        let projection = expr::projection(&mut ph, &paths);
+        ItemRequest {
+            client,
+            schema,
+            table: client.full_table_name(schema.table),
+            partition,
+            sort,
+            consistent,
+            projection,
+            names: ph.names(),
+            retry,
+            cache,
+        }
+    }
+
+    /// Reads through the cache when there is one (see [`ClientCache::read_item`]), else from
+    /// DynamoDB.
+    async fn read(&self, corrupt: Option<&str>) -> Result<ItemRead> {
+        let Some(cache) = self.cache else {
+            return Ok(ItemRead::Loaded(self.load().await?));
+        };
+        let projection_hash = self
+            .projection
+            .as_deref()
+            .map_or(0, |p| crate::cache::projection_hash(p, self.names.as_ref()));
+        let key = cache.item_key(
+            &self.table,
+            self.schema,
+            &self.partition,
+            self.sort.as_ref(),
+            projection_hash,
+        );
+        let load = || -> LoadItem<'_> { Box::pin(self.load()) };
+        Ok(
+            match cache.read_item(self.schema, &key, corrupt, &load).await? {
+                stack::ItemRead::Cached(entry) => ItemRead::Cached(entry, key),
+                stack::ItemRead::Loaded(item) => ItemRead::Loaded(item),
+            },
+        )
+    }
+
+    /// Reads the item from DynamoDB.
+    async fn load(&self) -> Result<Option<Item>> {
+        let key = key_item(self.schema, self.partition.clone(), self.sort.clone())?;
+        let table = &*self.table;
         let target = Target::safe(
             Operation::GetItem,
             table,
-            schema.entity,
+            self.schema.entity,
             self.retry.as_ref(),
         );
         let output = self
@@ -161,8 +241,8 @@ impl<'a, E: Entity> GetItem<'a, E> {
                     .table_name(table)
                     .set_key(Some(key.clone()))
                     .consistent_read(self.consistent)
-                    .set_projection_expression(projection.clone())
-                    .set_expression_attribute_names(names.clone())
+                    .set_projection_expression(self.projection.clone())
+                    .set_expression_attribute_names(self.names.clone())
                     .return_consumed_capacity(ReturnConsumedCapacity::Total)
                     .send()
             })

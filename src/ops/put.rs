@@ -7,6 +7,7 @@ use std::pin::Pin;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity, ReturnValue};
 
 use super::returns;
+use crate::pipeline::WriteCall;
 use crate::write::{request_parts, CompiledWrite, WriteBody};
 use crate::{Client, Condition, Entity, Item, Operation, Result, RetryPolicy};
 
@@ -101,32 +102,20 @@ impl<'a, E: Entity, R> PutItem<'a, E, R> {
 
     async fn execute(self, return_old: bool) -> Result<Option<Item>> {
         let compile = || CompiledWrite::put(self.client, self.entity, self.condition.as_ref());
-        let write = compile()?;
         let returns = if return_old {
             ReturnValue::AllOld
         } else {
             ReturnValue::None
         };
-        let sdk = self.client.sdk();
-        self.client
-            .run_write::<E, _, _, _, _, _>(
-                write,
-                compile,
-                Operation::PutItem,
-                returns.clone(),
-                self.idempotent,
-                self.retry.as_ref(),
-                |write, parts| {
-                    let WriteBody::Put(item) = parts.body else {
-                        unreachable!("a put compiles to a put")
-                    };
-                    request_parts!(sdk.put_item().set_item(Some(item)), &write.table, parts)
-                        .return_values(returns.clone())
-                        .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                        .send()
-                },
-            )
-            .await
+        let call = WriteCall {
+            schema: E::schema(),
+            compile: &compile,
+            operation: Operation::PutItem,
+            returns,
+            idempotent: self.idempotent,
+            retry: self.retry.as_ref(),
+        };
+        send_put(self.client, call).await
     }
 
     fn with_returns<R2>(self) -> PutItem<'a, E, R2> {
@@ -173,4 +162,22 @@ impl<'a, E: Entity> IntoFuture for PutItem<'a, E, returns::Old> {
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(self.send())
     }
+}
+
+/// The PutItem path without the entity type (compiled once, not once per entity): the write
+/// `compile` makes, sent through [`Client::run_write`].
+async fn send_put(client: &Client, call: WriteCall<'_>) -> Result<Option<Item>> {
+    let sdk = client.sdk();
+    let returns = call.returns.clone();
+    client
+        .run_write(call, |write, parts| {
+            let WriteBody::Put(item) = parts.body else {
+                unreachable!("a put compiles to a put")
+            };
+            request_parts!(sdk.put_item().set_item(Some(item)), &write.table, parts)
+                .return_values(returns.clone())
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+        })
+        .await
 }

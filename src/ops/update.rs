@@ -10,6 +10,7 @@ use super::returns;
 use crate::attr::{Attr, Value};
 use crate::expr::Update;
 use crate::expr::{Addable, Removable};
+use crate::pipeline::WriteCall;
 use crate::value::{NumberValue, ToAttributeValue};
 use crate::write::{request_parts, CompiledWrite, WriteBody};
 use crate::{Client, Condition, Entity, Error, Item, Key, Operation, Result, RetryPolicy};
@@ -232,31 +233,15 @@ impl<'a, E: Entity, R> UpdateItem<'a, E, R> {
                 self.must_exist,
             )
         };
-        let write = compile()?;
-        let sdk = self.client.sdk();
-        self.client
-            .run_write::<E, _, _, _, _, _>(
-                write,
-                compile,
-                Operation::UpdateItem,
-                returns.clone(),
-                self.idempotent,
-                self.retry.as_ref(),
-                |write, parts| {
-                    let WriteBody::Update(expression) = parts.body else {
-                        unreachable!("an update compiles to an update")
-                    };
-                    let request = sdk
-                        .update_item()
-                        .set_key(Some(parts.key))
-                        .update_expression(expression);
-                    request_parts!(request, &write.table, parts)
-                        .return_values(returns.clone())
-                        .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                        .send()
-                },
-            )
-            .await
+        let call = WriteCall {
+            schema: E::schema(),
+            compile: &compile,
+            operation: Operation::UpdateItem,
+            returns,
+            idempotent: self.idempotent,
+            retry: self.retry.as_ref(),
+        };
+        send_update(self.client, call).await
     }
 }
 
@@ -274,3 +259,25 @@ macro_rules! into_future {
 into_future!(returns::Nothing, ());
 into_future!(returns::New, E);
 into_future!(returns::Old, Option<E>);
+
+/// The UpdateItem path without the entity type (compiled once, not once per entity): the
+/// write `compile` makes, sent through [`Client::run_write`].
+async fn send_update(client: &Client, call: WriteCall<'_>) -> Result<Option<Item>> {
+    let sdk = client.sdk();
+    let returns = call.returns.clone();
+    client
+        .run_write(call, |write, parts| {
+            let WriteBody::Update(expression) = parts.body else {
+                unreachable!("an update compiles to an update")
+            };
+            let request = sdk
+                .update_item()
+                .set_key(Some(parts.key))
+                .update_expression(expression);
+            request_parts!(request, &write.table, parts)
+                .return_values(returns.clone())
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+        })
+        .await
+}

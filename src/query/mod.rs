@@ -21,14 +21,14 @@ use futures::{Stream, StreamExt};
 use serde::de::DeserializeOwned;
 
 use self::plan::Plan;
-use self::read::Reader;
+use self::read::{RawReader, Reader};
 use self::render::Prepared;
 use self::spec::{CacheChoice, Consistency, Order, Reach, ReadAs, Source, Spec};
-use self::stream::ReadAhead;
+use self::stream::{Decoded, ReadAhead};
 use crate::cache::stack::ClientCache;
 use crate::page::{self, Cursor, Page};
 use crate::RetryPolicy;
-use crate::{Attr, Client, Condition, Entity, Error, IndexHandle, Item, Operation, Result};
+use crate::{Attr, Client, Condition, Entity, Error, IndexHandle, Item, Result};
 
 /// Names an index: a string or a typed [`IndexHandle`].
 pub trait IndexName<E> {
@@ -254,7 +254,7 @@ impl<'a, E: Entity, O: Send + 'static> Find<'a, E, O> {
     fn prepare(&self) -> Result<Prepared> {
         let schema = E::schema();
         let decisions = plan::decide(schema, &self.spec)?;
-        render::prepare::<E>(
+        render::prepare(
             schema,
             &self.spec,
             decisions,
@@ -274,12 +274,14 @@ impl<'a, E: Entity, O: Send + 'static> Find<'a, E, O> {
             None => None,
         };
         Ok(Reader {
-            client: self.client,
-            prepared,
+            raw: RawReader {
+                client: self.client,
+                prepared,
+                page_size: self.spec.page_size,
+                start,
+                retry: self.spec.retry.clone(),
+            },
             decode: self.decode,
-            page_size: self.spec.page_size,
-            start,
-            retry: self.spec.retry.clone(),
         })
     }
 
@@ -291,7 +293,8 @@ impl<'a, E: Entity, O: Send + 'static> Find<'a, E, O> {
             CacheChoice::EntityDefault => E::schema().cache.is_some_and(|c| c.queries),
         };
         // Parallel scans are not cached: each segment is its own read.
-        self.client.read_cache::<E>(
+        self.client.read_cache(
+            E::schema(),
             self.spec.consistency.is_strong(),
             opted_in && self.spec.segments.is_none(),
         )
@@ -301,30 +304,9 @@ impl<'a, E: Entity, O: Send + 'static> Find<'a, E, O> {
     /// [`unbounded`](Self::unbounded) was called.
     pub async fn all(self) -> Result<Vec<O>> {
         let reader = self.reader()?;
-        if reader.prepared.plan.operation == Operation::Scan
-            && self.spec.limit.is_none()
-            && self.spec.reach == Reach::Limited
-        {
-            return Err(Error::InvalidQuery {
-                entity: E::schema().entity,
-                reason:
-                    "all() over a scan needs a limit(); call unbounded() to read the whole table"
-                        .to_owned(),
-            });
-        }
-        let limit = self.spec.limit;
-        if let Some(n) = self.spec.segments {
-            let stream = reader.parallel(n, self.spec.concurrency, limit);
-            return stream.collect::<Vec<_>>().await.into_iter().collect();
-        }
-        let (raw, _) = reader
-            .through_cache(
-                self.query_cache(),
-                E::schema(),
-                "all",
-                (limit, self.spec.page_size),
-                reader.read_to_end(reader.start.clone(), limit),
-            )
+        let raw = reader
+            .raw
+            .all(self.query_cache(), E::schema(), &self.spec)
             .await?;
         reader.decode_all(raw)
     }
@@ -356,34 +338,29 @@ impl<'a, E: Entity, O: Send + 'static> Find<'a, E, O> {
             });
         }
         let reader = self.reader()?;
-        let limit = self.spec.limit;
         let (raw, next) = reader
-            .through_cache(
-                self.query_cache(),
-                E::schema(),
-                "page",
-                (limit, self.spec.page_size),
-                reader.read_raw(reader.start.clone(), limit, None, limit.is_none()),
-            )
+            .raw
+            .page(self.query_cache(), E::schema(), &self.spec)
             .await?;
         Ok(Page {
             items: reader.decode_all(raw)?,
-            next: next.map(|key| reader.cursor(&key)),
+            next: next.map(|key| reader.raw.cursor(&key)),
         })
     }
 
     /// The matching items as a stream, read a page at a time with one page of read-ahead.
     /// Dropping the stream stops reading.
     pub fn stream(self) -> impl Stream<Item = Result<O>> + Send + 'a {
-        match self.reader() {
+        let raw = match self.reader() {
             Err(e) => futures::stream::once(async move { Err(e) }).boxed(),
             Ok(reader) => match self.spec.segments {
                 Some(n) => reader
-                    .parallel(n, self.spec.concurrency, self.spec.limit)
-                    .boxed(),
-                None => ReadAhead::new(reader, None, self.spec.limit).boxed(),
+                    .raw
+                    .parallel(n, self.spec.concurrency, self.spec.limit),
+                None => ReadAhead::new(reader.raw, None, self.spec.limit).boxed(),
             },
-        }
+        };
+        Decoded::new(raw, self.decode)
     }
 
     /// The matching items page by page (each page as [`page`](Self::page) returns it).
@@ -394,7 +371,7 @@ impl<'a, E: Entity, O: Send + 'static> Find<'a, E, O> {
             Ok(r) => Arc::new(r),
             Err(e) => return futures::stream::once(async move { Err(e) }).boxed(),
         };
-        let state = (reader.start.clone(), false);
+        let state = (reader.raw.start.clone(), false);
         futures::stream::unfold(state, move |(start, done)| {
             let reader = reader.clone();
             async move {
@@ -407,7 +384,7 @@ impl<'a, E: Entity, O: Send + 'static> Find<'a, E, O> {
                 {
                     Ok((items, next)) => {
                         let page = Page {
-                            next: next.as_ref().map(|k| reader.cursor(k)),
+                            next: next.as_ref().map(|k| reader.raw.cursor(k)),
                             items,
                         };
                         let done = next.is_none();
@@ -422,19 +399,6 @@ impl<'a, E: Entity, O: Send + 'static> Find<'a, E, O> {
 
     /// How many items match (DynamoDB `Select: COUNT`, filter-aware; capped at the limit).
     pub async fn count(self) -> Result<usize> {
-        let reader = self.reader()?;
-        let mut total = 0usize;
-        let mut start = reader.start.clone();
-        loop {
-            let page = reader.fetch(start, None, None, true).await?;
-            total += page.count;
-            if let Some(n) = self.spec.limit.filter(|&n| total >= n) {
-                return Ok(n);
-            }
-            match page.last_key {
-                Some(k) => start = Some(k),
-                None => return Ok(total),
-            }
-        }
+        self.reader()?.raw.count(self.spec.limit).await
     }
 }

@@ -6,15 +6,17 @@ use std::future::Future;
 use std::sync::Arc;
 
 use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, Select};
-use futures::{Stream, StreamExt};
+use futures::stream::BoxStream;
+use futures::StreamExt;
 
 use super::render::Prepared;
+use super::spec::{Reach, Spec};
 use super::stream::ReadAhead;
 use crate::batch::TableRead;
 use crate::cache::stack::ClientCache;
 use crate::page::{self, Cursor};
 use crate::pipeline::Target;
-use crate::{Client, Item, Operation, Result, RetryPolicy, TableSchema};
+use crate::{Client, Error, Item, Operation, Result, RetryPolicy, TableSchema};
 
 /// Decoded items and the key to resume after.
 pub(crate) type PageRead<O> = (Vec<O>, Option<Item>);
@@ -59,31 +61,121 @@ pub(crate) struct RawPage {
     pub(crate) count: usize,
 }
 
-/// Executes a prepared find.
-pub(crate) struct Reader<'a, O> {
+/// Executes a prepared find, up to the raw items: everything about a read but decoding. Not
+/// generic, so its request paths are compiled once, not once per entity or output type.
+#[derive(Clone)]
+pub(crate) struct RawReader<'a> {
     pub(crate) client: &'a Client,
     pub(crate) prepared: Arc<Prepared>,
-    pub(crate) decode: fn(Item) -> Result<O>,
     pub(crate) page_size: Option<u32>,
     /// Where the read resumes (the decoded cursor).
     pub(crate) start: Option<Item>,
     pub(crate) retry: Option<RetryPolicy>,
 }
 
+/// A [`RawReader`] and how its items are decoded into `O`.
+pub(crate) struct Reader<'a, O> {
+    pub(crate) raw: RawReader<'a>,
+    pub(crate) decode: fn(Item) -> Result<O>,
+}
+
 impl<'a, O> Clone for Reader<'a, O> {
     fn clone(&self) -> Self {
         Reader {
-            client: self.client,
-            prepared: self.prepared.clone(),
+            raw: self.raw.clone(),
             decode: self.decode,
-            page_size: self.page_size,
-            start: self.start.clone(),
-            retry: self.retry.clone(),
         }
     }
 }
 
 impl<'a, O: Send + 'static> Reader<'a, O> {
+    /// Reads from `start` until `want` items matched (or one page with at least one item when
+    /// `one_page`), or the data ends. Returns the decoded items and the key to resume after.
+    pub(crate) async fn read(
+        &self,
+        start: Option<Item>,
+        want: Option<usize>,
+        segment: Option<(i32, i32)>,
+        one_page: bool,
+    ) -> Result<PageRead<O>> {
+        let (raw, resume) = self.raw.read_raw(start, want, segment, one_page).await?;
+        Ok((self.decode_all(raw)?, resume))
+    }
+
+    pub(crate) fn decode_all(&self, raw: Vec<Item>) -> Result<Vec<O>> {
+        let mut out = Vec::with_capacity(raw.len());
+        for item in raw {
+            out.push((self.decode)(item)?);
+        }
+        Ok(out)
+    }
+}
+
+impl<'a> RawReader<'a> {
+    /// [`Find::all`](super::Find::all) up to decoding: every matching item (up to the
+    /// limit), through the query cache `cache` when there is one. Refuses a scan with no limit
+    /// unless the find is unbounded.
+    pub(crate) async fn all(
+        &self,
+        cache: Option<&ClientCache>,
+        schema: &'static TableSchema,
+        spec: &Spec,
+    ) -> Result<Vec<Item>> {
+        if self.prepared.plan.operation == Operation::Scan
+            && spec.limit.is_none()
+            && spec.reach == Reach::Limited
+        {
+            return Err(Error::InvalidQuery {
+                entity: schema.entity,
+                reason:
+                    "all() over a scan needs a limit(); call unbounded() to read the whole table"
+                        .to_owned(),
+            });
+        }
+        let limit = spec.limit;
+        if let Some(n) = spec.segments {
+            let stream = self.clone().parallel(n, spec.concurrency, limit);
+            return stream.collect::<Vec<_>>().await.into_iter().collect();
+        }
+        let read = self.read_to_end(self.start.clone(), limit);
+        let (raw, _) = self
+            .through_cache(cache, schema, "all", (limit, spec.page_size), read)
+            .await?;
+        Ok(raw)
+    }
+
+    /// [`Find::page`](super::Find::page) up to decoding: the raw items and the key to resume
+    /// after, through the query cache `cache` when there is one.
+    pub(crate) async fn page(
+        &self,
+        cache: Option<&ClientCache>,
+        schema: &'static TableSchema,
+        spec: &Spec,
+    ) -> Result<(Vec<Item>, Option<Item>)> {
+        let limit = spec.limit;
+        let read = self.read_raw(self.start.clone(), limit, None, limit.is_none());
+        self.through_cache(cache, schema, "page", (limit, spec.page_size), read)
+            .await
+    }
+
+    /// [`Find::count`](super::Find::count): matching items counted page by page, capped at
+    /// `limit`.
+    pub(crate) async fn count(&self, limit: Option<usize>) -> Result<usize> {
+        let mut total = 0usize;
+        let mut start = self.start.clone();
+        loop {
+            let page = self.fetch(start, None, None, true).await?;
+            total += page.count;
+            if let Some(n) = limit.filter(|&n| total >= n) {
+                return Ok(n);
+            }
+            match page.last_key {
+                Some(k) => start = Some(k),
+                None => return Ok(total),
+            }
+        }
+    }
+
     pub(crate) fn cursor(&self, key: &Item) -> Cursor {
         page::encode(&self.prepared.fingerprint, key, self.client.cursor_key())
     }
@@ -191,24 +283,7 @@ impl<'a, O: Send + 'static> Reader<'a, O> {
         }
     }
 
-    /// Reads from `start` until `want` items matched (or one page with at least one item when
-    /// `one_page`), or the data ends. Returns the decoded items and the key to resume after.
-    pub(crate) async fn read(
-        &self,
-        start: Option<Item>,
-        want: Option<usize>,
-        segment: Option<(i32, i32)>,
-        one_page: bool,
-    ) -> Result<PageRead<O>> {
-        let (raw, resume) = self.read_raw(start, want, segment, one_page).await?;
-        Ok((self.decode_all(raw)?, resume))
-    }
-
-    pub(crate) fn decode_all(&self, raw: Vec<Item>) -> Result<Vec<O>> {
-        raw.into_iter().map(self.decode).collect()
-    }
-
-    /// [`read`](Self::read) before decoding: the raw items (full items when the index does
+    /// [`Reader::read`] before decoding: the raw items (full items when the index does
     /// not hold them) and the key to resume after.
     pub(crate) async fn read_raw(
         &self,
@@ -328,10 +403,9 @@ impl<'a, O: Send + 'static> Reader<'a, O> {
         n: u32,
         concurrency: usize,
         limit: Option<usize>,
-    ) -> impl Stream<Item = Result<O>> + Send + 'a {
+    ) -> BoxStream<'a, Result<Item>> {
         let streams = (0..n).map(move |segment| {
-            let reader = self.clone();
-            ReadAhead::new(reader, Some((segment as i32, n as i32)), None)
+            ReadAhead::new(self.clone(), Some((segment as i32, n as i32)), None)
         });
         let merged = futures::stream::iter(streams).flatten_unordered(concurrency);
         match limit {

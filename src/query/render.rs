@@ -13,7 +13,7 @@ use crate::attr::Path;
 use crate::expr::condition::Node;
 use crate::expr::{self, Placeholders};
 use crate::page::{self, CursorCheck};
-use crate::{Attr, Error, Item, Operation, Result, TableSchema};
+use crate::{Error, Item, Operation, Result, TableSchema};
 
 /// A projection expression with its attribute names.
 pub(crate) type Projected = (Option<String>, Option<HashMap<String, String>>);
@@ -92,13 +92,9 @@ fn describe(nodes: &[Node]) -> Option<String> {
 
 /// The paths read from the source: only the keys when full items are fetched afterwards; else
 /// the selection plus the keys (nothing: every attribute).
-fn read_paths<E>(spec: &Spec, decisions: &Decisions) -> Vec<Path> {
+fn read_paths(spec: &Spec, decisions: &Decisions) -> Vec<Path> {
     if decisions.fetch_base {
-        decisions
-            .key_attrs
-            .iter()
-            .map(|k| Attr::<E, ()>::new(k).path())
-            .collect()
+        decisions.key_attrs.iter().map(|k| Path::top(*k)).collect()
     } else if spec.projection.is_empty() {
         Vec::new()
     } else {
@@ -117,7 +113,7 @@ fn base_projection(schema: &TableSchema, spec: &Spec, fetch_base: bool) -> Optio
 }
 
 /// Renders a planned find on `table` (the full, prefixed name).
-pub(crate) fn prepare<E>(
+pub(crate) fn prepare(
     schema: &'static TableSchema,
     spec: &Spec,
     decisions: Decisions,
@@ -132,7 +128,7 @@ pub(crate) fn prepare<E>(
     };
     let filter = render_nodes(schema, &mut ph, &planned.filter_nodes, true)?;
     let condition_names = ph.names();
-    let projection = expr::projection(&mut ph, &read_paths::<E>(spec, &decisions));
+    let projection = expr::projection(&mut ph, &read_paths(spec, &decisions));
     let plan = Plan {
         operation: planned.operation,
         index: planned.index.map(|i| i.name),

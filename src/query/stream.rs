@@ -1,5 +1,6 @@
-//! [`ReadAhead`]: the items of a find as a stream, a page at a time, with the next page
-//! requested as soon as the current one arrives.
+//! [`ReadAhead`]: the raw items of a find as a stream, a page at a time, with the next page
+//! requested as soon as the current one arrives; [`Decoded`]: those items decoded. Only
+//! `Decoded` is generic, so the stream machinery is compiled once, not once per entity.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -8,24 +9,24 @@ use std::task::{Context, Poll};
 
 use futures::Stream;
 
-use super::read::{PageRead, Reader};
+use super::read::{PageRead, RawReader};
 use crate::{Item, Result};
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// A stream of items read page by page, with the next page requested as soon as the current
 /// one arrives (one page of read-ahead). Dropping it drops the in-flight request.
-pub(crate) struct ReadAhead<'a, O> {
-    buffer: VecDeque<O>,
-    in_flight: Option<BoxFuture<'a, Result<PageRead<O>>>>,
-    reader: Reader<'a, O>,
+pub(crate) struct ReadAhead<'a> {
+    buffer: VecDeque<Item>,
+    in_flight: Option<BoxFuture<'a, Result<PageRead<Item>>>>,
+    reader: RawReader<'a>,
     segment: Option<(i32, i32)>,
     remaining: Option<usize>,
 }
 
-impl<'a, O: Send + 'static> ReadAhead<'a, O> {
+impl<'a> ReadAhead<'a> {
     pub(crate) fn new(
-        reader: Reader<'a, O>,
+        reader: RawReader<'a>,
         segment: Option<(i32, i32)>,
         limit: Option<usize>,
     ) -> Self {
@@ -43,19 +44,19 @@ impl<'a, O: Send + 'static> ReadAhead<'a, O> {
         this
     }
 
-    fn request(&self, start: Option<Item>) -> BoxFuture<'a, Result<PageRead<O>>> {
+    fn request(&self, start: Option<Item>) -> BoxFuture<'a, Result<PageRead<Item>>> {
         let reader = self.reader.clone();
         let segment = self.segment;
         let want = self.remaining;
-        Box::pin(async move { reader.read(start, want, segment, true).await })
+        Box::pin(async move { reader.read_raw(start, want, segment, true).await })
     }
 }
 
 // No field is structurally pinned (the request future is boxed), so moving it is fine.
-impl<O> Unpin for ReadAhead<'_, O> {}
+impl Unpin for ReadAhead<'_> {}
 
-impl<'a, O: Send + 'static> Stream for ReadAhead<'a, O> {
-    type Item = Result<O>;
+impl Stream for ReadAhead<'_> {
+    type Item = Result<Item>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
@@ -91,5 +92,46 @@ impl<'a, O: Send + 'static> Stream for ReadAhead<'a, O> {
                 Poll::Pending
             };
         }
+    }
+}
+
+/// The items of a raw stream decoded into `O`; the stream ends after an item that cannot be
+/// decoded (as it ends after a failed request).
+pub(crate) struct Decoded<'a, O> {
+    items: futures::stream::BoxStream<'a, Result<Item>>,
+    decode: fn(Item) -> Result<O>,
+    failed: bool,
+}
+
+impl<'a, O> Decoded<'a, O> {
+    pub(crate) fn new(
+        items: futures::stream::BoxStream<'a, Result<Item>>,
+        decode: fn(Item) -> Result<O>,
+    ) -> Self {
+        Decoded {
+            items,
+            decode,
+            failed: false,
+        }
+    }
+}
+
+impl<O> Unpin for Decoded<'_, O> {}
+
+impl<O> Stream for Decoded<'_, O> {
+    type Item = Result<O>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.failed {
+            return Poll::Ready(None);
+        }
+        let decoded = match std::task::ready!(this.items.as_mut().poll_next(cx)) {
+            Some(Ok(item)) => (this.decode)(item),
+            Some(Err(e)) => Err(e),
+            None => return Poll::Ready(None),
+        };
+        this.failed = decoded.is_err();
+        Poll::Ready(Some(decoded))
     }
 }
