@@ -349,7 +349,8 @@ impl<'a, E: Entity, O: Send + 'static> Find<'a, E, O> {
     }
 
     /// The matching items as a stream, read a page at a time with one page of read-ahead.
-    /// Dropping the stream stops reading.
+    /// Dropping the stream stops reading. The stream ends after an error: a failed request (in
+    /// a parallel scan, that segment's) or an item that cannot be decoded.
     pub fn stream(self) -> impl Stream<Item = Result<O>> + Send + 'a {
         let raw = match self.reader() {
             Err(e) => futures::stream::once(async move { Err(e) }).boxed(),
