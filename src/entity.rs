@@ -290,12 +290,21 @@ pub(crate) fn key_item(
     sort: Option<AttributeValue>,
 ) -> Result<Item> {
     check_key(schema, &partition, sort.as_ref())?;
+    Ok(checked_key_item(schema, partition, sort))
+}
+
+/// [`key_item`] of values [`check_key`] accepted already.
+pub(crate) fn checked_key_item(
+    schema: &TableSchema,
+    partition: AttributeValue,
+    sort: Option<AttributeValue>,
+) -> Item {
     let mut item = Item::with_capacity(2);
     item.insert(schema.partition_key.name.to_owned(), partition);
     if let (Some(sk), Some(value)) = (&schema.sort_key, sort) {
         item.insert(sk.name.to_owned(), value);
     }
-    Ok(item)
+    item
 }
 
 /// Checks key values against `schema`: both parts present as the table needs, of the right

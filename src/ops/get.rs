@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
 use crate::attr::Path;
 use crate::cache::stack::{self, entity_in, ClientCache, LoadItem, Probed};
 use crate::cache::{CacheEntry, CacheKey};
-use crate::entity::key_item;
+use crate::entity::checked_key_item;
 use crate::expr::{self, Placeholders};
 use crate::pipeline::Target;
 use crate::{Attr, Client, Entity, Item, Key, Operation, Result, RetryPolicy, TableSchema};
@@ -143,7 +143,8 @@ impl<'a, E: Entity> GetItem<'a, E> {
     }
 }
 
-/// A GetItem without its entity type: what is sent, and the cache it is read through.
+/// A GetItem without its entity type: what is sent (its key values checked against the
+/// schema), and the cache it is read through.
 struct ItemRequest<'a> {
     client: &'a Client,
     schema: &'static TableSchema,
@@ -224,7 +225,8 @@ impl<'a> ItemRequest<'a> {
 
     /// Reads the item from DynamoDB.
     async fn load(&self) -> Result<Option<Item>> {
-        let key = key_item(self.schema, self.partition.clone(), self.sort.clone())?;
+        // Checked when the request was made (`GetItem::into_request`).
+        let key = checked_key_item(self.schema, self.partition.clone(), self.sort.clone());
         let table = &*self.table;
         let target = Target::safe(
             Operation::GetItem,
