@@ -1,7 +1,10 @@
 //! [`Client`]: the entry point, wrapping an `aws_sdk_dynamodb::Client`.
 
+use std::any::TypeId;
+use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::batch::Coalescer;
 use crate::cache::stack::ClientCache;
 use crate::cache::{CacheConfig, CacheLayer, LayerStats};
 use crate::retry::RetryTokens;
@@ -39,7 +42,33 @@ struct Inner {
     /// (client-side encryption, say) and must not see their own output again.
     batch_moves: bool,
     cache: Option<Arc<ClientCache>>,
+    coalescing: Coalescing,
+    coalescer: Coalescer,
 }
+
+/// Which gets are coalesced, and how ([`ClientBuilder::coalesce_gets`]).
+#[derive(Debug, Clone)]
+struct Coalescing {
+    /// The client-wide choice.
+    all: bool,
+    /// Per-entity choices, overriding `all`.
+    entities: HashMap<TypeId, bool>,
+    /// Requests of one group in flight before further gets wait for a batch.
+    max_in_flight: usize,
+}
+
+impl Default for Coalescing {
+    fn default() -> Self {
+        Coalescing {
+            all: false,
+            entities: HashMap::new(),
+            max_in_flight: DEFAULT_COALESCE_IN_FLIGHT,
+        }
+    }
+}
+
+/// The default of [`ClientBuilder::coalesce_max_in_flight`].
+const DEFAULT_COALESCE_IN_FLIGHT: usize = 4;
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -69,6 +98,7 @@ impl Client {
             cache: None,
             cache_config: CacheConfig::default(),
             cache_namespace: None,
+            coalescing: Coalescing::default(),
         }
     }
 
@@ -98,6 +128,24 @@ impl Client {
     /// Tokens left in the client's [`RetryBudget`] (`None` when unlimited).
     pub fn retry_tokens_available(&self) -> Option<u32> {
         self.inner.retry_tokens.available()
+    }
+
+    /// Whether gets of `E` are coalesced unless a call says otherwise
+    /// ([`ClientBuilder::coalesce_gets`], [`ClientBuilder::coalesce_gets_of`]).
+    pub fn coalesces_gets_of<E: Entity>(&self) -> bool {
+        let coalescing = &self.inner.coalescing;
+        if coalescing.entities.is_empty() {
+            return coalescing.all;
+        }
+        coalescing
+            .entities
+            .get(&TypeId::of::<E>())
+            .copied()
+            .unwrap_or(coalescing.all)
+    }
+
+    pub(crate) fn coalescer(&self) -> &Coalescer {
+        &self.inner.coalescer
     }
 
     pub(crate) fn retry_tokens(&self) -> &RetryTokens {
@@ -226,6 +274,7 @@ pub struct ClientBuilder {
     cache: Option<Arc<dyn CacheLayer>>,
     cache_config: CacheConfig,
     cache_namespace: Option<String>,
+    coalescing: Coalescing,
 }
 
 impl std::fmt::Debug for ClientBuilder {
@@ -292,6 +341,51 @@ impl ClientBuilder {
         self
     }
 
+    /// Coalesce gets: gets of one table (with the same projection and read consistency) that
+    /// are issued while a request of theirs is in flight go together as one BatchGetItem, so a
+    /// busy service pays the per-request cost (signing, serialization, HTTP) once per batch
+    /// instead of once per get. Off by default; [`coalesce_gets_of`](Self::coalesce_gets_of)
+    /// decides per entity and [`GetItem::coalesce`](crate::ops::GetItem::coalesce) per call.
+    ///
+    /// No get is delayed: a get of an idle table is sent at once as a GetItem; gets that arrive
+    /// while it is in flight go as one BatchGetItem (up to 100 distinct keys) when it ends.
+    /// Each caller gets what a GetItem would give it, its own item or `None`, or the failure
+    /// of the request it was in; a key DynamoDB leaves unprocessed through every retry fails
+    /// only its own get, with [`Error::UnprocessedKeys`](crate::Error::UnprocessedKeys).
+    /// A get answered by the cache never joins a batch, and a get with its own
+    /// [`retry`](crate::ops::GetItem::retry) policy is always sent alone.
+    ///
+    /// The role's IAM policy must allow `dynamodb:BatchGetItem` on the table, besides
+    /// `dynamodb:GetItem`. See the README's "Request coalescing" for the figures.
+    ///
+    /// ```no_run
+    /// # async fn demo(sdk: aws_sdk_dynamodb::Client) {
+    /// let db = dynamite::Client::builder(sdk).coalesce_gets(true).build();
+    /// # }
+    /// ```
+    pub fn coalesce_gets(mut self, on: bool) -> Self {
+        self.coalescing.all = on;
+        self
+    }
+
+    /// Coalesce gets of `E` (`on`), or never (`!on`), whatever
+    /// [`coalesce_gets`](Self::coalesce_gets) says for the rest.
+    pub fn coalesce_gets_of<E: Entity>(mut self, on: bool) -> Self {
+        self.coalescing.entities.insert(TypeId::of::<E>(), on);
+        self
+    }
+
+    /// How many requests of one group of coalesced gets (table, projection, consistency) may be
+    /// in flight before further gets wait for a batch: gets are sent alone, at once, while
+    /// fewer are in flight. 4 by default. Fewer puts more gets in each request (less client
+    /// CPU per get) but makes a get wait longer for the request ahead of it when each round
+    /// trip is long; more does the opposite. See the README's "Request coalescing" for both,
+    /// measured.
+    pub fn coalesce_max_in_flight(mut self, requests: usize) -> Self {
+        self.coalescing.max_in_flight = requests.max(1);
+        self
+    }
+
     /// Keep the SDK client's own retry loop. By default `build()` disables it so that
     /// dynamite's policy is the only one and attempts never multiply (see [`crate::retry`]).
     pub fn keep_sdk_retries(mut self) -> Self {
@@ -332,11 +426,16 @@ impl ClientBuilder {
             .config()
             .interceptors()
             .all(|i| i.name() == crate::replay::KeepSentBody::NAME);
-        let mut config = self
+        // An SDK client taken from another dynamite client has the interceptor already.
+        let kept = self
             .sdk
             .config()
-            .to_builder()
-            .interceptor(crate::replay::KeepSentBody);
+            .interceptors()
+            .any(|i| i.name() == crate::replay::KeepSentBody::NAME);
+        let mut config = self.sdk.config().to_builder();
+        if !kept {
+            config = config.interceptor(crate::replay::KeepSentBody);
+        }
         if !self.keep_sdk_retries {
             config = config.retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled());
         }
@@ -362,6 +461,8 @@ impl ClientBuilder {
                 cache,
                 table_prefix: self.table_prefix,
                 cursor_key: self.cursor_key,
+                coalescer: Coalescer::new(self.coalescing.max_in_flight),
+                coalescing: self.coalescing,
             }),
         }
     }

@@ -152,6 +152,29 @@ pub struct CacheSettings {
     pub queries: bool,
 }
 
+#[cfg(test)]
+impl TableSchema {
+    /// For unit tests: entity `E`'s table `t`, keyed by the string `pk` (and `sort_key`), with
+    /// nothing else.
+    pub(crate) const fn for_tests(sort_key: Option<KeySchema>, fingerprint: u64) -> TableSchema {
+        TableSchema {
+            entity: "E",
+            table: "t",
+            partition_key: KeySchema {
+                name: "pk",
+                scalar: crate::ScalarType::String,
+            },
+            sort_key,
+            indexes: &[],
+            ttl: None,
+            version: None,
+            attributes: &[],
+            fingerprint,
+            cache: None,
+        }
+    }
+}
+
 impl TableSchema {
     /// The index called `name`.
     pub fn index(&self, name: &str) -> Option<&'static IndexSchema> {

@@ -80,6 +80,9 @@
 //!   ([`ClientBuilder::idempotent_writes`]) makes every single-item write safe to retry.
 //! - Caching: [`cache`] (`MokaLayer`, `LfuLayer`, `RedisLayer` with the `redis` feature,
 //!   `Tiered`), set with [`ClientBuilder::cache`].
+//! - Request coalescing: concurrent gets of one table share BatchGetItem requests, with no
+//!   added delay ([`ClientBuilder::coalesce_gets`]; off by default, since it needs the
+//!   `dynamodb:BatchGetItem` permission).
 //!
 //! ## Features
 //!

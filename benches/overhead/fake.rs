@@ -9,6 +9,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -114,6 +115,11 @@ pub(crate) struct FakeDynamo {
 impl FakeDynamo {
     /// Starts it on a thread of its own.
     pub(crate) fn start(table: &str) -> Self {
+        Self::start_with_delay(table, Duration::ZERO)
+    }
+
+    /// Starts one that waits `delay` before each answer (an added round trip).
+    pub(crate) fn start_with_delay(table: &str, delay: Duration) -> Self {
         let canned = Arc::new(Canned::new(table));
         let requests = Arc::new(AtomicU64::new(0));
         let (tx, rx) = std::sync::mpsc::channel();
@@ -134,7 +140,7 @@ impl FakeDynamo {
                         let (stream, _) = listener.accept().await.expect("accept");
                         stream.set_nodelay(true).ok();
                         accepted.fetch_add(1, Ordering::Relaxed);
-                        tokio::spawn(serve(stream, canned.clone(), counter.clone()));
+                        tokio::spawn(serve(stream, canned.clone(), counter.clone(), delay));
                     }
                 });
             })
@@ -160,7 +166,12 @@ impl FakeDynamo {
 }
 
 /// One connection: requests answered in turn until the client closes it.
-async fn serve(mut stream: TcpStream, canned: Arc<Canned>, requests: Arc<AtomicU64>) {
+async fn serve(
+    mut stream: TcpStream,
+    canned: Arc<Canned>,
+    requests: Arc<AtomicU64>,
+    delay: Duration,
+) {
     let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
     loop {
         // The head.
@@ -201,6 +212,9 @@ async fn serve(mut stream: TcpStream, canned: Arc<Canned>, requests: Arc<AtomicU
             "BatchGetItem" => batch_get_answer(request).into(),
             other => panic!("the fake DynamoDB has no answer for {other:?}"),
         };
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         let head = format!(
             "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.0\r\n\
              x-amzn-requestid: fake\r\ncontent-length: {}\r\n\r\n",

@@ -511,38 +511,90 @@ async fn cached_get(
     }
 }
 
-/// Gets with 64 in flight: throughput and CPU per get.
-async fn concurrent_gets(plan: Plan, db: &Client, lines: &mut Vec<Line>) {
+/// Gets with `width` in flight, each of its own key (of 1,000), `per_round` gets a round, by
+/// the raw SDK (through `db`'s SDK client) and by `db`: throughput and CPU per get.
+async fn gets_in_flight(
+    plan: Plan,
+    db: &Client,
+    width: usize,
+    per_round: usize,
+    name: &str,
+    lines: &mut Vec<Line>,
+) {
     let sdk = db.sdk();
-    let per_round = plan.calls * 2;
+    let ids = ids(1_000);
+    let ids = &ids;
     let (raw, dynamite) = compare(
-        Plan {
-            rounds: plan.rounds,
-            calls: 1,
-            only: plan.only,
-        },
+        Plan { calls: 1, ..plan },
         1,
-        |_| async {
+        |_| async move {
             futures::stream::iter(0..per_round)
-                .for_each_concurrent(64, |_| async {
-                    std::hint::black_box(raw::get(sdk, "id-00000").await);
+                .for_each_concurrent(width, |i| async move {
+                    std::hint::black_box(raw::get(sdk, &ids[i % ids.len()]).await);
                 })
                 .await;
         },
-        |_| async {
+        |_| async move {
             futures::stream::iter(0..per_round)
-                .for_each_concurrent(64, |_| async {
-                    let got =
-                        Record::get(db, Record::key(ACCOUNT.to_owned(), "id-00000".to_owned()))
-                            .await
-                            .expect("get");
-                    std::hint::black_box(got);
-                })
+                .for_each_concurrent(width, |i| get_one(db, &ids[i % ids.len()]))
                 .await;
         },
     )
     .await;
-    lines.push(Line::new("get, 64 in flight", per_round, raw, dynamite));
+    lines.push(Line::new(name, per_round, raw, dynamite));
+}
+
+async fn get_one(db: &Client, id: &str) {
+    let got = Record::get(db, Record::key(ACCOUNT.to_owned(), id.to_owned()))
+        .await
+        .expect("get");
+    std::hint::black_box(got);
+}
+
+/// Request coalescing: each get's latency one at a time, coalescing on against off; then CPU
+/// per get and throughput at 1, 8 and 64 in flight, without and with coalescing, against the
+/// raw SDK. `per_round`: gets per round of the in-flight lines.
+async fn coalescing(
+    plan: Plan,
+    db: &Client,
+    per_round: usize,
+    max_in_flight: Option<usize>,
+    label: &str,
+    lines: &mut Vec<Line>,
+) {
+    let mut coalescing = Client::builder(db.sdk().clone()).coalesce_gets(true);
+    if let Some(requests) = max_in_flight {
+        coalescing = coalescing.coalesce_max_in_flight(requests);
+    }
+    let coalescing = coalescing.build();
+    let coalescing = &coalescing;
+    let ids = ids(1_000);
+    let ids = &ids;
+    let (plain, coalesced) = compare(
+        Plan {
+            calls: per_round,
+            ..plan
+        },
+        per_round,
+        |i| get_one(db, &ids[i % ids.len()]),
+        |i| get_one(coalescing, &ids[i % ids.len()]),
+    )
+    .await;
+    lines.push(Line {
+        baseline: "uncoalesced",
+        ..Line::new(
+            &format!("get{label}, coalescing on, one at a time"),
+            1,
+            plain,
+            coalesced,
+        )
+    });
+    for width in [1, 8, 64] {
+        let name = format!("get{label}, {width} in flight");
+        gets_in_flight(plan, db, width, per_round, &name, lines).await;
+        let name = format!("get{label}, {width} in flight, coalesced");
+        gets_in_flight(plan, coalescing, width, per_round, &name, lines).await;
+    }
 }
 
 impl Line {
@@ -557,10 +609,22 @@ impl Line {
     }
 }
 
+/// The SDK configuration of a client of the fake server at `endpoint`.
+fn sdk_config(endpoint: &str) -> aws_sdk_dynamodb::Config {
+    aws_sdk_dynamodb::Config::builder()
+        .behavior_version_latest()
+        .endpoint_url(endpoint)
+        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "bench", "bench", None, None, "bench",
+        ))
+        .build()
+}
+
 fn main() {
     // `--quick`, `--side raw|dynamite`, and optionally the sections to run (items or get, put,
     // update; query, batch_get, batch_write, cached or cached_lfu, cached_moka; concurrent,
-    // scaling); all by default.
+    // coalesce, coalesce_rtt, scaling); all by default.
     // Cargo adds `--bench`.
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|a| a == "--quick");
@@ -575,7 +639,7 @@ fn main() {
         Some(other) => panic!("--side takes raw or dynamite, not {other:?}"),
     };
     // Values of flags are not sections.
-    let values: Vec<usize> = ["--side", "--rounds", "--calls"]
+    let values: Vec<usize> = ["--side", "--rounds", "--calls", "--coalesce-in-flight"]
         .iter()
         .filter_map(|flag| args.iter().position(|a| a == flag).map(|i| i + 1))
         .collect();
@@ -611,21 +675,18 @@ fn main() {
     if let Some(calls) = number("--calls") {
         plan.calls = calls;
     }
+    // `--coalesce-in-flight N`: `ClientBuilder::coalesce_max_in_flight` of the coalescing
+    // client (its default otherwise).
+    let in_flight = number("--coalesce-in-flight");
     let server = FakeDynamo::start(TABLE);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
     let lines = runtime.block_on(async {
-        let config = aws_sdk_dynamodb::Config::builder()
-            .behavior_version_latest()
-            .endpoint_url(&server.endpoint)
-            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-                "bench", "bench", None, None, "bench",
-            ))
-            .build();
-        let db = Client::new(aws_sdk_dynamodb::Client::from_conf(config));
+        let db = Client::new(aws_sdk_dynamodb::Client::from_conf(sdk_config(
+            &server.endpoint,
+        )));
         let mut lines = Vec::new();
         let mut scaling = Vec::new();
         if ["items", "get", "put", "update"].iter().any(|s| wants(s)) {
@@ -649,7 +710,20 @@ fn main() {
             cached_get(plan, db.sdk(), which, &mut lines).await;
         }
         if wants("concurrent") {
-            concurrent_gets(plan, &db, &mut lines).await;
+            let per_round = plan.calls * 2;
+            gets_in_flight(plan, &db, 64, per_round, "get, 64 in flight", &mut lines).await;
+        }
+        if wants("coalesce") {
+            coalescing(plan, &db, plan.calls * 2, in_flight, "", &mut lines).await;
+        }
+        if wants("coalesce_rtt") {
+            // The same against a server that answers after 2 ms, so latency shows.
+            let slow = FakeDynamo::start_with_delay(TABLE, std::time::Duration::from_millis(2));
+            let db = Client::new(aws_sdk_dynamodb::Client::from_conf(sdk_config(
+                &slow.endpoint,
+            )));
+            let label = " (2 ms round trip)";
+            coalescing(plan, &db, 200, in_flight, label, &mut lines).await;
         }
         if wants("scaling") {
             for n in [100, 1_000, 10_000] {

@@ -210,13 +210,14 @@ pub(crate) fn report(lines: &[Line]) {
     }
     for line in lines.iter().filter(|l| l.name.contains("in flight")) {
         println!(
-            "\n{}: {:.0} gets/s raw, {:.0} gets/s dynamite; client CPU per get {} raw, {} \
-             dynamite",
+            "\n{}: {:.0} gets/s {baseline}, {:.0} gets/s dynamite; client CPU per get {} \
+             {baseline}, {} dynamite",
             line.name,
             line.raw.throughput(line.items),
             line.dynamite.throughput(line.items),
             time(line.raw.cpu() / line.items as f64),
             time(line.dynamite.cpu() / line.items as f64),
+            baseline = line.baseline,
         );
     }
 }

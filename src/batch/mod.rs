@@ -1,10 +1,14 @@
 //! The batch engines shared by every operation that reads or writes many items: chunking to
 //! DynamoDB's limits, bounded concurrency, remainders (unprocessed keys and items) sent again by
 //! the pipeline, and stats. `ops::batch_get` and `ops::batch_write` are the builders over them;
-//! finds use the read engine for the table reads that follow an index read.
+//! finds use the read engine for the table reads that follow an index read, and coalesced gets
+//! ([`Coalescer`]) share BatchGetItem requests through it.
 
+mod coalesce;
 mod read;
 mod write;
+
+pub(crate) use self::coalesce::{CoalescedGet, Coalescer};
 
 pub(crate) use self::read::{table_read, table_read_owned, TableRead};
 pub(crate) use self::write::{write_chunk, ChunkResult};

@@ -643,18 +643,7 @@ mod tests {
     fn schema(entity: &'static str, fingerprint: u64) -> &'static TableSchema {
         Box::leak(Box::new(TableSchema {
             entity,
-            table: "t",
-            partition_key: crate::KeySchema {
-                name: "pk",
-                scalar: crate::ScalarType::String,
-            },
-            sort_key: None,
-            indexes: &[],
-            ttl: None,
-            version: None,
-            attributes: &[],
-            fingerprint,
-            cache: None,
+            ..TableSchema::for_tests(None, fingerprint)
         }))
     }
 

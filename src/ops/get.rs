@@ -9,6 +9,7 @@ use std::task::{ready, Context, Poll};
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
 
 use crate::attr::Path;
+use crate::batch::CoalescedGet;
 use crate::cache::stack::{self, entity_in, ClientCache, LoadItem, Probed};
 use crate::cache::{CacheEntry, CacheKey};
 use crate::entity::checked_key_item;
@@ -35,6 +36,7 @@ pub struct GetItem<'a, E: Entity> {
     projection: Vec<Path>,
     retry: Option<RetryPolicy>,
     use_cache: bool,
+    coalesce: Option<bool>,
 }
 
 impl<E: Entity> std::fmt::Debug for GetItem<'_, E> {
@@ -54,7 +56,17 @@ impl<'a, E: Entity> GetItem<'a, E> {
             projection: Vec::new(),
             retry: None,
             use_cache: true,
+            coalesce: None,
         }
+    }
+
+    /// Coalesce this get with concurrent gets of its table into one BatchGetItem (`true`), or
+    /// send it alone (`false`), whatever the client's choice
+    /// ([`ClientBuilder::coalesce_gets`](crate::ClientBuilder::coalesce_gets), which explains
+    /// what coalescing does). A get with its own [`retry`](Self::retry) policy is sent alone.
+    pub fn coalesce(mut self, on: bool) -> Self {
+        self.coalesce = Some(on);
+        self
     }
 
     /// Reads DynamoDB directly, not the client's cache (the result is not cached either).
@@ -130,16 +142,23 @@ impl<'a, E: Entity> GetItem<'a, E> {
         self.key.check()?;
         let client: &'a Client = self.client;
         let cache = client.read_cache(schema, self.consistent, self.use_cache);
+        let coalesce = self.retry.is_none()
+            && self
+                .coalesce
+                .unwrap_or_else(|| client.coalesces_gets_of::<E>());
         let (partition, sort) = self.key.into_parts();
-        Ok(ItemRequest::new(
-            client,
-            schema,
-            (partition, sort),
-            &self.projection,
-            self.consistent,
-            self.retry,
-            cache,
-        ))
+        Ok(ItemRequest {
+            coalesce,
+            ..ItemRequest::new(
+                client,
+                schema,
+                (partition, sort),
+                &self.projection,
+                self.consistent,
+                self.retry,
+                cache,
+            )
+        })
     }
 }
 
@@ -156,6 +175,9 @@ struct ItemRequest<'a> {
     names: Option<HashMap<String, String>>,
     retry: Option<RetryPolicy>,
     cache: Option<&'a ClientCache>,
+    /// Whether the load may share a BatchGetItem with concurrent gets
+    /// ([`Coalescer`](crate::batch::Coalescer)).
+    coalesce: bool,
 }
 
 /// What an [`ItemRequest`] read: the item DynamoDB returned, or a cache entry (with its key)
@@ -194,6 +216,7 @@ impl<'a> ItemRequest<'a> {
             names: ph.names(),
             retry,
             cache,
+            coalesce: false,
         }
     }
 
@@ -223,10 +246,30 @@ impl<'a> ItemRequest<'a> {
         )
     }
 
-    /// Reads the item from DynamoDB.
+    /// Reads the item from DynamoDB: with a GetItem of its own, or coalesced with concurrent
+    /// gets.
     async fn load(&self) -> Result<Option<Item>> {
         // Checked when the request was made (`GetItem::into_request`).
         let key = checked_key_item(self.schema, self.partition.clone(), self.sort.clone());
+        if !self.coalesce {
+            return self.load_alone(key).await;
+        }
+        let get = CoalescedGet {
+            schema: self.schema,
+            table: &self.table,
+            key,
+            projection: self.projection.as_deref(),
+            names: self.names.as_ref(),
+            consistent: self.consistent,
+        };
+        self.client
+            .coalescer()
+            .get(self.client, get, |key| self.load_alone(key))
+            .await
+    }
+
+    /// Reads the item with a GetItem.
+    async fn load_alone(&self, key: Item) -> Result<Option<Item>> {
         let table = &*self.table;
         let target = Target::safe(
             Operation::GetItem,

@@ -457,18 +457,7 @@ fn key_shape_of_table_and_index() {
         sort_key: Some(k("day", ScalarType::String)),
         projection: Projection::KeysOnly,
     };
-    let schema = TableSchema {
-        entity: "E",
-        table: "t",
-        partition_key: k("pk", ScalarType::String),
-        sort_key: Some(k("sk", ScalarType::Number)),
-        indexes: &[],
-        ttl: None,
-        version: None,
-        attributes: &[],
-        fingerprint: 0,
-        cache: None,
-    };
+    let schema = TableSchema::for_tests(Some(k("sk", ScalarType::Number)), 0);
     let names = |shape: Vec<KeyShape>| {
         shape
             .into_iter()

@@ -15,6 +15,8 @@ mod batch;
 mod cache;
 #[cfg(feature = "redis")]
 mod cache_redis;
+#[cfg(feature = "testing")]
+mod coalesce;
 mod conformance;
 mod cursor_prop;
 mod derive_full_entity;

@@ -276,6 +276,29 @@ async fn readme_batches_transactions_retries() -> dynamite::Result<()> {
     Ok(())
 }
 
+#[rustfmt::skip] // the README's layout, kept verbatim
+#[tokio::test]
+async fn readme_request_coalescing() -> dynamite::Result<()> {
+    let base = from_env().await;
+    Order::create_table(&base).await?;
+    for i in 0..30 {
+        Order { id: format!("o{i}") }.put(&base).await?;
+    }
+    let ids: Vec<String> = (0..40).map(|i| format!("o{i}")).collect();
+    let (sdk, prefix) = (base.sdk().clone(), base.table_prefix().to_owned());
+
+    // README: Request coalescing.
+    // Gets of one table issued while one of its requests is in flight go as one BatchGetItem.
+    let db = Client::builder(sdk).table_prefix(prefix).coalesce_gets(true).build();
+    let orders = futures::future::try_join_all(ids.iter().map(|id| Order::get(&db, Order::key(id.as_str())).send())).await?;
+    let alone = Order::get(&db, Order::key("o1")).coalesce(false).await?; // per call; per entity: coalesce_gets_of::<E>(on)
+
+    assert_eq!(orders.iter().filter(|o| o.is_some()).count(), 30);
+    assert_eq!(orders[7], Some(Order { id: "o7".into() }));
+    assert_eq!(alone, Some(Order { id: "o1".into() }));
+    Ok(())
+}
+
 #[cfg(feature = "redis")]
 #[rustfmt::skip] // the README's layout, kept verbatim
 #[tokio::test]
