@@ -80,6 +80,7 @@ pub(crate) fn check(cx: &Ctxt, cont: &Container) -> Option<Resolved> {
     check_partition_key_exists(cx, cont, &roles);
     check_primary_key_not_option(cx, cont, &roles);
     check_ttl_and_version_not_keys(cx, cont, &roles);
+    check_key_parts_distinct(cx, cont, &roles);
     check_attribute_names_unique(cx, cont);
     check_attribute_names_not_empty(cx, cont);
     let indexes = resolve_indexes(cx, cont, &names, &roles);
@@ -291,6 +292,38 @@ fn check_ttl_and_version_not_keys(cx: &Ctxt, cont: &Container, roles: &Roles) {
                 cont.fields[special].ident,
                 "a key attribute cannot also be the TTL or version attribute",
             );
+        }
+    }
+}
+
+/// A key's partition and sort attributes are two fields (DynamoDB refuses a key schema that
+/// names one attribute twice), for the table and each index; a local index's partition key is
+/// the table's.
+fn check_key_parts_distinct(cx: &Ctxt, cont: &Container, roles: &Roles) {
+    let table = (roles.partition_key, roles.sort_key, "the table".to_owned());
+    let indexes = cont
+        .indexes
+        .iter()
+        .zip(&roles.index_keys)
+        .map(|(decl, keys)| {
+            let partition = match decl.kind {
+                IndexKind::Local => roles.partition_key,
+                IndexKind::Global => keys.partition,
+            };
+            (
+                partition,
+                keys.sort,
+                format!("index `{}`", decl.name.value()),
+            )
+        });
+    for (partition, sort, of) in std::iter::once(table).chain(indexes) {
+        if let (Some(partition), Some(sort)) = (partition, sort) {
+            if partition == sort {
+                cx.error_spanned_by(
+                    cont.fields[sort].ident,
+                    format!("one field cannot be both the partition key and the sort key of {of}"),
+                );
+            }
         }
     }
 }

@@ -518,6 +518,32 @@ mod tests {
     }
 
     #[test]
+    fn number_text_range_is_read_exactly() {
+        let ok = |n: &str| assert!(check_number_text(n).is_ok(), "{n} is refused");
+        let refused = |n: &str| assert!(check_number_text(n).is_err(), "{n} is accepted");
+        // The largest and smallest magnitudes DynamoDB stores, however they are written.
+        ok("9.9999999999999999999999999999999999999E+125");
+        ok("-99999999999999999999999999999999999999e88");
+        ok("1E-130");
+        ok("0.0001e-126");
+        ok("100e123");
+        ok("+5");
+        // Past them: below 1E-130 is not zero, and nothing rounds.
+        refused("1e-400");
+        refused("0.00001e-126");
+        refused("1000e123");
+        refused("1e99999999999999999999999");
+        refused("-1e-99999999999999999999999");
+        // Zero with any exponent is zero.
+        ok("0e-400");
+        ok("0.0e99999999999999999999999");
+        // Not numbers.
+        for n in ["inf", "-infinity", "NaN", "", ".", "1e", "0x10", "1_000"] {
+            refused(n);
+        }
+    }
+
+    #[test]
     fn floats_out_of_range_are_rejected() {
         assert!(f64::NAN.to_attribute_value().is_err());
         assert!(1e200_f64.to_attribute_value().is_err());

@@ -186,15 +186,38 @@ fn check_float(v: f64) -> Result<(), ConvertError> {
     Ok(())
 }
 
-/// Checks a number's text against DynamoDB's rules (38 significant digits, magnitude range).
+/// Checks a number's text against DynamoDB's rules (38 significant digits, magnitude range),
+/// exactly: the magnitude is read from the digits and the exponent, not from an `f64` (which
+/// would read `1e-400` as zero and round the largest number DynamoDB stores up past its limit).
 pub(crate) fn check_number_text(n: &str) -> Result<(), ConvertError> {
-    let mantissa = n.split(['e', 'E']).next().unwrap_or(n);
-    // Digits from the first non-zero one to the last non-zero one, counted without a copy.
-    let (mut counted, mut trailing_zeros) = (0usize, 0usize);
-    for digit in mantissa.bytes().filter(u8::is_ascii_digit) {
+    let not_a_number = || ConvertError(format!("`{n}` is not a number"));
+    // The syntax; "inf" and "NaN", which parse, are refused as not digits below.
+    n.parse::<f64>().map_err(|_| not_a_number())?;
+    let (mantissa, exponent) = match n.split_once(['e', 'E']) {
+        Some((mantissa, exponent)) => (mantissa, Some(exponent)),
+        None => (n, None),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let whole = whole.trim_start_matches(['+', '-']);
+    if !whole
+        .bytes()
+        .chain(fraction.bytes())
+        .all(|b| b.is_ascii_digit())
+    {
+        return Err(not_a_number());
+    }
+    // Digits from the first non-zero one to the last non-zero one, and the power of ten of
+    // the first, counted without a copy.
+    let (mut counted, mut trailing_zeros, mut first_power) = (0usize, 0usize, None);
+    let powers = (0..whole.len())
+        .rev()
+        .map(|p| p as i64)
+        .chain((1..).map(|p: i64| -p));
+    for (digit, power) in whole.bytes().chain(fraction.bytes()).zip(powers) {
         if counted == 0 && digit == b'0' {
             continue;
         }
+        first_power.get_or_insert(power);
         counted += 1;
         trailing_zeros = if digit == b'0' { trailing_zeros + 1 } else { 0 };
     }
@@ -203,10 +226,24 @@ pub(crate) fn check_number_text(n: &str) -> Result<(), ConvertError> {
             "number {n} has more than {MAX_DIGITS} significant digits, DynamoDB's limit"
         )));
     }
-    match n.parse::<f64>() {
-        Ok(v) => check_float(v),
-        Err(_) => Err(ConvertError(format!("`{n}` is not a number"))),
+    let Some(first_power) = first_power else {
+        return Ok(()); // zero, whatever its exponent
+    };
+    // An exponent too long for an i64 is out of range either way (its sign says which end).
+    let exponent = match exponent {
+        None => 0,
+        Some(e) => e.parse::<i64>().unwrap_or(if e.starts_with('-') {
+            i64::MIN / 2
+        } else {
+            i64::MAX / 2
+        }),
+    };
+    if !(-130..=125).contains(&(first_power + exponent)) {
+        return Err(ConvertError(format!(
+            "{n} is out of DynamoDB's number range (magnitude 1E-130 to 9.99E+125)"
+        )));
     }
+    Ok(())
 }
 
 /// Marker for number types: they can be `ADD`ed in updates and stored in number sets.
