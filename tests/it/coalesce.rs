@@ -270,6 +270,65 @@ async fn throttled_requests_and_unprocessed_keys_are_sent_again() {
 }
 
 #[tokio::test]
+async fn projections_and_consistency_make_separate_batches_and_lost_answers_are_sent_again() {
+    let fx = Fx::start().await;
+    // Two answers lost after the server read the batch: reads are sent again.
+    let batch = Match::Operation(Operation::BatchGetItem);
+    fx.proxy.script(batch.clone(), Fault::DropAfterApplied, 1);
+    fx.proxy.script(batch, Fault::DropBeforeForwarding, 1);
+    let get = |i: usize| Thing::get(&fx.db, Thing::key(format!("t{i}")));
+    // Polled together, each group's first get leads and the other four wait for it.
+    let plain = join_all((0..5).map(|i| get(i).into_future()));
+    let consistent = join_all((5..10).map(|i| get(i).consistent().into_future()));
+    let selected = join_all((10..15).map(|i| get(i).select([Thing::N]).into_future()));
+    let (plain, consistent, selected) = tokio::join!(plain, consistent, selected);
+    let reads = plain.into_iter().chain(consistent).chain(selected);
+    for (i, read) in reads.enumerate() {
+        assert_eq!(read.unwrap(), Some(thing(i)), "get {i}");
+    }
+    assert_eq!(fx.proxy.count("GetItem"), 3);
+    let batches: Vec<_> = fx
+        .proxy
+        .requests()
+        .into_iter()
+        .filter(|seen| seen.operation == "BatchGetItem" && seen.fault.is_none())
+        .map(|seen| {
+            seen.body["RequestItems"]
+                .as_object()
+                .unwrap()
+                .values()
+                .next()
+                .unwrap()
+                .clone()
+        })
+        .collect();
+    assert_eq!(
+        batches.len(),
+        3,
+        "one batch per group once answered: {batches:?}"
+    );
+    assert_eq!(
+        batches
+            .iter()
+            .filter(|b| b["ConsistentRead"] == true)
+            .count(),
+        1,
+        "{batches:?}"
+    );
+    assert_eq!(
+        batches
+            .iter()
+            .filter(|b| b.get("ProjectionExpression").is_some())
+            .count(),
+        1,
+        "{batches:?}"
+    );
+    assert!(batches
+        .iter()
+        .all(|b| b["Keys"].as_array().unwrap().len() == 4));
+}
+
+#[tokio::test]
 async fn a_refused_batch_fails_each_of_its_gets_with_its_error() {
     let fx = Fx::start().await;
     fx.hold_next_get(Duration::from_millis(300));
