@@ -8,7 +8,7 @@ use crate::batch::Coalescer;
 use crate::cache::stack::ClientCache;
 use crate::cache::{CacheConfig, CacheLayer, LayerStats};
 use crate::retry::RetryTokens;
-use crate::{Entity, Key, RetryBudget, RetryPolicy};
+use crate::{Entity, HttpSettings, Key, RetryBudget, RetryPolicy};
 
 /// The dynamite client: an SDK client plus dynamite's settings.
 ///
@@ -44,6 +44,8 @@ struct Inner {
     cache: Option<Arc<ClientCache>>,
     coalescing: Coalescing,
     coalescer: Coalescer,
+    /// A deadline for every call ([`HttpSettings::operation_timeout`]).
+    operation_timeout: Option<std::time::Duration>,
 }
 
 /// Which gets are coalesced, and how ([`ClientBuilder::coalesce_gets`]).
@@ -99,6 +101,7 @@ impl Client {
             cache_config: CacheConfig::default(),
             cache_namespace: None,
             coalescing: Coalescing::default(),
+            http: HttpSettings::new(),
         }
     }
 
@@ -142,6 +145,11 @@ impl Client {
             .get(&TypeId::of::<E>())
             .copied()
             .unwrap_or(coalescing.all)
+    }
+
+    /// The deadline of every call ([`HttpSettings::operation_timeout`]).
+    pub(crate) fn operation_timeout(&self) -> Option<std::time::Duration> {
+        self.inner.operation_timeout
     }
 
     pub(crate) fn coalescer(&self) -> &Coalescer {
@@ -275,6 +283,7 @@ pub struct ClientBuilder {
     cache_config: CacheConfig,
     cache_namespace: Option<String>,
     coalescing: Coalescing,
+    http: HttpSettings,
 }
 
 impl std::fmt::Debug for ClientBuilder {
@@ -386,6 +395,29 @@ impl ClientBuilder {
         self
     }
 
+    /// Timeouts and connection-pool settings ([`HttpSettings`]; see [`crate::http`] for what
+    /// each bounds and suggested values). Unset ones keep the SDK client's.
+    ///
+    /// ```no_run
+    /// # async fn demo(sdk: aws_sdk_dynamodb::Client) {
+    /// use std::time::Duration;
+    /// use dynamite::HttpSettings;
+    ///
+    /// let db = dynamite::Client::builder(sdk)
+    ///     .http(
+    ///         HttpSettings::new()
+    ///             .connect_timeout(Duration::from_secs(1))
+    ///             .attempt_timeout(Duration::from_millis(1500))
+    ///             .operation_timeout(Duration::from_secs(5)),
+    ///     )
+    ///     .build();
+    /// # }
+    /// ```
+    pub fn http(mut self, settings: HttpSettings) -> Self {
+        self.http = settings;
+        self
+    }
+
     /// Keep the SDK client's own retry loop. By default `build()` disables it so that
     /// dynamite's policy is the only one and attempts never multiply (see [`crate::retry`]).
     pub fn keep_sdk_retries(mut self) -> Self {
@@ -439,6 +471,7 @@ impl ClientBuilder {
         if !self.keep_sdk_retries {
             config = config.retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled());
         }
+        config = self.http.apply(self.sdk.config(), config);
         let sdk = aws_sdk_dynamodb::Client::from_conf(config.build());
         let cache = self.cache.map(|layer| {
             let identity = match self.cache_namespace {
@@ -462,6 +495,7 @@ impl ClientBuilder {
                 table_prefix: self.table_prefix,
                 cursor_key: self.cursor_key,
                 coalescer: Coalescer::new(self.coalescing.max_in_flight),
+                operation_timeout: self.http.operation_timeout,
                 coalescing: self.coalescing,
             }),
         }

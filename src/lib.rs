@@ -80,6 +80,7 @@
 //!   ([`ClientBuilder::idempotent_writes`]) makes every single-item write safe to retry.
 //! - Caching: [`cache`] (`MokaLayer`, `LfuLayer`, `RedisLayer` with the `redis` feature,
 //!   `Tiered`), set with [`ClientBuilder::cache`].
+//! - Timeouts and the connection pool: [`HttpSettings`], set with [`ClientBuilder::http`].
 //! - Request coalescing: concurrent gets of one table share BatchGetItem requests, with no
 //!   added delay ([`ClientBuilder::coalesce_gets`]; off by default, since it needs the
 //!   `dynamodb:BatchGetItem` permission).
@@ -114,6 +115,7 @@ mod client;
 mod entity;
 mod error;
 pub mod expr;
+pub mod http;
 mod key;
 mod operation;
 pub mod ops;
@@ -142,6 +144,7 @@ pub use entity::{
 };
 pub use error::{BoxError, Cause, Error, ErrorKind, Result};
 pub use expr::{AttributeType, Condition, Update};
+pub use http::HttpSettings;
 pub use operation::Operation;
 pub use page::{Cursor, Page};
 pub use query::plan::Plan;

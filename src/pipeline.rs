@@ -137,16 +137,23 @@ impl Client {
             error = tracing::field::Empty,
         );
         let policy = target.retry.unwrap_or_else(|| self.retry_policy());
-        let mut attempts = Attempts::new(policy, self.retry_tokens());
+        let mut attempts =
+            Attempts::new(policy, self.retry_tokens()).with_timeout(self.operation_timeout());
         let mut answer_lost = false;
         let mut remainder = false;
         loop {
             // The SDK's request future is large (kilobytes); boxed, the futures of every layer
             // above it stay small, so moving them is cheap (one allocation per attempt against
             // a copy of the whole request future at every layer).
-            let request = Box::pin(send(remainder));
-            let err = match request.instrument(span.clone()).await {
-                Ok(output) => {
+            let request = Box::pin(send(remainder)).instrument(span.clone());
+            // `None`: the operation timeout ran out first (the attempt is abandoned).
+            let answer = match attempts.deadline() {
+                None => Some(request.await),
+                Some(deadline) => tokio::time::timeout_at(deadline, request).await.ok(),
+            };
+            let err = match answer {
+                None => operation_timed_out(&target, self.operation_timeout()),
+                Some(Ok(output)) => {
                     if let Some(units) =
                         output.consumed().and_then(ConsumedCapacity::capacity_units)
                     {
@@ -183,7 +190,7 @@ impl Client {
                     span.record("retries", attempts.total_retries);
                     return Ok(exhausted);
                 }
-                Err(err) => crate::sdk::map_error(target.operation, target.table, err),
+                Some(Err(err)) => crate::sdk::map_error(target.operation, target.table, err),
             };
             let kind = err.kind();
             let lost = kind == Some(ErrorKind::OutcomeUnknown);
@@ -221,6 +228,26 @@ impl Client {
             span.record("error", tracing::field::display(&error));
             return Err(error);
         }
+    }
+}
+
+/// The error of an attempt abandoned when the operation timeout ran out: its answer may have
+/// been on its way, so its outcome is unknown.
+fn operation_timed_out(target: &Target<'_>, timeout: Option<std::time::Duration>) -> Error {
+    let timeout = timeout.unwrap_or_default();
+    Error::Sdk {
+        operation: target.operation,
+        table: target.table.to_owned(),
+        kind: ErrorKind::OutcomeUnknown,
+        code: None,
+        message: Some(format!(
+            "no answer within the operation timeout ({timeout:?})"
+        )),
+        status: None,
+        source: Box::new(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("no answer within the operation timeout ({timeout:?})"),
+        )),
     }
 }
 

@@ -222,6 +222,8 @@ pub(crate) struct Attempts<'p> {
     pub total_retries: u32,
     /// What the last retry took from the budget.
     last_cost: Option<u32>,
+    /// When the call must have ended ([`HttpSettings::operation_timeout`](crate::HttpSettings)).
+    deadline: Option<tokio::time::Instant>,
 }
 
 impl<'p> Attempts<'p> {
@@ -233,7 +235,20 @@ impl<'p> Attempts<'p> {
             counted: 1,
             total_retries: 0,
             last_cost: None,
+            deadline: None,
         }
+    }
+
+    /// The call must have ended `timeout` after it started: no retry starts that would wait
+    /// past it.
+    pub(crate) fn with_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.deadline = timeout.map(|t| self.started + t);
+        self
+    }
+
+    /// When the call must have ended, if it has a timeout.
+    pub(crate) fn deadline(&self) -> Option<tokio::time::Instant> {
+        self.deadline
     }
 
     /// The delay before the next attempt, or `None` when attempts, the time budget or the
@@ -248,6 +263,12 @@ impl<'p> Attempts<'p> {
             if self.started.elapsed() + delay > budget {
                 return None;
             }
+        }
+        if self
+            .deadline
+            .is_some_and(|deadline| tokio::time::Instant::now() + delay >= deadline)
+        {
+            return None;
         }
         if let Some(kind) = spend {
             match self.tokens.withdraw(kind) {

@@ -58,11 +58,7 @@ impl Fx {
             .await
             .unwrap();
         let proxy = FaultProxy::start(&support::endpoint()).await;
-        let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .endpoint_url(proxy.endpoint())
-            .load()
-            .await;
-        let sdk = aws_sdk_dynamodb::Client::new(&shared);
+        let sdk = support::sdk_at(&proxy.endpoint()).await;
         let builder = Client::builder(sdk)
             .table_prefix(direct.table_prefix())
             .retry_policy(fast_policy())

@@ -24,6 +24,8 @@ mod derive_full_entity;
 mod fault_proxy;
 #[cfg(feature = "testing")]
 mod faults;
+#[cfg(feature = "testing")]
+mod http;
 mod items;
 mod paused;
 mod query;

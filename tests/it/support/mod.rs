@@ -94,6 +94,17 @@ pub(crate) async fn sdk(region: Option<&'static str>) -> aws_sdk_dynamodb::Clien
     aws_sdk_dynamodb::Client::new(&config.load().await)
 }
 
+/// An SDK client for `endpoint` (a fault proxy in front of the local server, say), configured
+/// from the environment otherwise.
+#[cfg_attr(not(feature = "testing"), allow(dead_code))] // used with the fault proxy
+pub(crate) async fn sdk_at(endpoint: &str) -> aws_sdk_dynamodb::Client {
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .load()
+        .await;
+    aws_sdk_dynamodb::Client::new(&config)
+}
+
 /// A client builder whose endpoint accepts no connections: every attempt fails at once as a
 /// transport error (nothing is sent). Fixed credentials, and no SDK timers (timeouts,
 /// stalled-stream checks) that paused time could jump to.

@@ -1,0 +1,107 @@
+//! HTTP tuning (`ClientBuilder::http`, `HttpSettings`): an attempt timeout fires and is
+//! retried only when repeating is safe, the operation timeout ends the whole call, and the
+//! pool settings reach the SDK's HTTP client. Delays come from the fault proxy; nothing here
+//! asserts how long anything took.
+
+use std::time::Duration;
+
+use dynamite::testing::{Fault, FaultProxy, Match};
+use dynamite::{Client, Entity, Error, ErrorKind, HttpSettings, Operation, RetryPolicy};
+
+use crate::support;
+use crate::support::fixtures::Thing;
+
+/// A proxy in front of the local server, and a client through it with `http` and a table of
+/// `Thing` holding `t1`.
+async fn through_proxy(http: HttpSettings) -> (FaultProxy, Client) {
+    let direct = support::setup::<Thing>().await;
+    Thing {
+        id: "t1".into(),
+        n: 1,
+    }
+    .put(&direct)
+    .await
+    .unwrap();
+    let proxy = FaultProxy::start(&support::endpoint()).await;
+    let db = Client::builder(support::sdk_at(&proxy.endpoint()).await)
+        .table_prefix(direct.table_prefix())
+        .retry_policy(
+            RetryPolicy::standard()
+                .max_attempts(3)
+                .base_delay(Duration::from_millis(2)),
+        )
+        .http(http)
+        .build();
+    (proxy, db)
+}
+
+fn delay(proxy: &FaultProxy, operation: Operation, by: Duration, times: usize) {
+    proxy.script(Match::Operation(operation), Fault::Delay(by), times);
+}
+
+#[tokio::test]
+async fn a_timed_out_attempt_of_a_read_is_sent_again() {
+    let http = HttpSettings::new().attempt_timeout(Duration::from_millis(300));
+    let (proxy, db) = through_proxy(http).await;
+    delay(&proxy, Operation::GetItem, Duration::from_secs(3), 1);
+    let got = Thing::get(&db, Thing::key("t1")).await.unwrap();
+    assert_eq!(got.map(|t| t.n), Some(1));
+    assert_eq!(proxy.count("GetItem"), 2, "the first attempt timed out");
+}
+
+#[tokio::test]
+async fn a_timed_out_attempt_of_a_write_that_would_apply_twice_is_outcome_unknown() {
+    let http = HttpSettings::new().attempt_timeout(Duration::from_millis(300));
+    let (proxy, db) = through_proxy(http).await;
+    delay(&proxy, Operation::UpdateItem, Duration::from_secs(3), 1);
+    let err = Thing::update(&db, Thing::key("t1"))
+        .add(Thing::N, 1)
+        .await
+        .unwrap_err();
+    assert!(err.is_outcome_unknown(), "{err:?}");
+    assert_eq!(proxy.count("UpdateItem"), 1, "never sent again");
+}
+
+#[tokio::test]
+async fn the_operation_timeout_ends_the_call_and_starts_no_retry() {
+    let http = HttpSettings::new().operation_timeout(Duration::from_millis(300));
+    let (proxy, db) = through_proxy(http).await;
+    delay(&proxy, Operation::GetItem, Duration::from_secs(5), 3);
+    let err = Thing::get(&db, Thing::key("t1")).await.unwrap_err();
+    assert_eq!(err.kind(), Some(ErrorKind::OutcomeUnknown), "{err:?}");
+    let source = std::error::Error::source(&err)
+        .expect("a source")
+        .to_string();
+    assert!(source.contains("operation timeout"), "{source}");
+    assert!(matches!(
+        err,
+        Error::Sdk {
+            operation: Operation::GetItem,
+            ..
+        }
+    ));
+    assert_eq!(proxy.count("GetItem"), 1);
+    // A write cut short by it may have been applied.
+    delay(&proxy, Operation::UpdateItem, Duration::from_secs(5), 1);
+    let err = Thing::update(&db, Thing::key("t1"))
+        .add(Thing::N, 1)
+        .await
+        .unwrap_err();
+    assert!(err.is_outcome_unknown(), "{err:?}");
+}
+
+#[tokio::test]
+async fn the_pool_settings_reach_the_http_client() {
+    // No idle connection kept: every request opens its own.
+    let (proxy, db) = through_proxy(HttpSettings::new().pool_max_idle_per_host(0)).await;
+    for _ in 0..4 {
+        Thing::get(&db, Thing::key("t1")).await.unwrap();
+    }
+    assert_eq!(proxy.connections(), 4);
+    // By default one connection serves them all.
+    let (proxy, db) = through_proxy(HttpSettings::new()).await;
+    for _ in 0..4 {
+        Thing::get(&db, Thing::key("t1")).await.unwrap();
+    }
+    assert_eq!(proxy.connections(), 1);
+}
