@@ -46,6 +46,8 @@ struct Inner {
     coalescer: Coalescer,
     /// A deadline for every call ([`HttpSettings::operation_timeout`]).
     operation_timeout: Option<std::time::Duration>,
+    /// Requests at least this slow are logged ([`ClientBuilder::slow_operation_log`]).
+    slow_operation_threshold: Option<std::time::Duration>,
 }
 
 /// Which gets are coalesced, and how ([`ClientBuilder::coalesce_gets`]).
@@ -102,6 +104,7 @@ impl Client {
             cache_namespace: None,
             coalescing: Coalescing::default(),
             http: HttpSettings::new(),
+            slow_operation_threshold: None,
         }
     }
 
@@ -150,6 +153,11 @@ impl Client {
     /// The deadline of every call ([`HttpSettings::operation_timeout`]).
     pub(crate) fn operation_timeout(&self) -> Option<std::time::Duration> {
         self.inner.operation_timeout
+    }
+
+    /// Requests at least this slow are logged ([`ClientBuilder::slow_operation_log`]).
+    pub(crate) fn slow_operation_threshold(&self) -> Option<std::time::Duration> {
+        self.inner.slow_operation_threshold
     }
 
     pub(crate) fn coalescer(&self) -> &Coalescer {
@@ -284,6 +292,7 @@ pub struct ClientBuilder {
     cache_namespace: Option<String>,
     coalescing: Coalescing,
     http: HttpSettings,
+    slow_operation_threshold: Option<std::time::Duration>,
 }
 
 impl std::fmt::Debug for ClientBuilder {
@@ -418,6 +427,24 @@ impl ClientBuilder {
         self
     }
 
+    /// Log every request to DynamoDB that takes `threshold` or longer, retries included: a
+    /// `tracing` warning (target `dynamite::slow`) with
+    /// its operation, table, entity, time, attempts, consumed capacity, a find's plan (as
+    /// [`explain`](crate::ops::Find::explain) gives it) and its error, if it failed. Off by
+    /// default; timing a request costs two clock reads.
+    ///
+    /// ```no_run
+    /// # async fn demo(sdk: aws_sdk_dynamodb::Client) {
+    /// let db = dynamite::Client::builder(sdk)
+    ///     .slow_operation_log(std::time::Duration::from_millis(100))
+    ///     .build();
+    /// # }
+    /// ```
+    pub fn slow_operation_log(mut self, threshold: std::time::Duration) -> Self {
+        self.slow_operation_threshold = Some(threshold);
+        self
+    }
+
     /// Keep the SDK client's own retry loop. By default `build()` disables it so that
     /// dynamite's policy is the only one and attempts never multiply (see [`crate::retry`]).
     pub fn keep_sdk_retries(mut self) -> Self {
@@ -496,6 +523,7 @@ impl ClientBuilder {
                 cursor_key: self.cursor_key,
                 coalescer: Coalescer::new(self.coalescing.max_in_flight),
                 operation_timeout: self.http.operation_timeout,
+                slow_operation_threshold: self.slow_operation_threshold,
                 coalescing: self.coalescing,
             }),
         }

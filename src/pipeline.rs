@@ -40,6 +40,8 @@ pub(crate) struct Target<'a> {
     pub repeat: Repeat,
     /// The key of the item a single-item write is on, for `OutcomeUnknown`.
     pub key: Option<&'a Item>,
+    /// A find's plan, for the slow-operation log.
+    pub plan: Option<&'a crate::Plan>,
 }
 
 impl<'a> Target<'a> {
@@ -58,6 +60,15 @@ impl<'a> Target<'a> {
             retry,
             repeat: Repeat::Safe,
             key: None,
+            plan: None,
+        }
+    }
+
+    /// The same request, made for a find planned as `plan`.
+    pub(crate) fn with_plan(self, plan: &'a crate::Plan) -> Self {
+        Target {
+            plan: Some(plan),
+            ..self
         }
     }
 
@@ -127,6 +138,11 @@ impl Client {
         E: OperationError,
         S: FnMut(O) -> Settle<R>,
     {
+        // The slow-operation log times the whole request, retries included.
+        let slow = self
+            .slow_operation_threshold()
+            .map(|threshold| (threshold, tokio::time::Instant::now()));
+        let mut consumed_capacity = 0.0;
         let span = tracing::info_span!(
             "dynamite",
             operation = target.operation.name(),
@@ -141,94 +157,133 @@ impl Client {
             Attempts::new(policy, self.retry_tokens()).with_timeout(self.operation_timeout());
         let mut answer_lost = false;
         let mut remainder = false;
-        loop {
-            // The SDK's request future is large (kilobytes); boxed, the futures of every layer
-            // above it stay small, so moving them is cheap (one allocation per attempt against
-            // a copy of the whole request future at every layer).
-            let request = Box::pin(send(remainder)).instrument(span.clone());
-            // `None`: the operation timeout ran out first (the attempt is abandoned).
-            let answer = match attempts.deadline() {
-                None => Some(request.await),
-                Some(deadline) => tokio::time::timeout_at(deadline, request).await.ok(),
-            };
-            let err = match answer {
-                None => operation_timed_out(&target, self.operation_timeout()),
-                Some(Ok(output)) => {
-                    if let Some(units) =
-                        output.consumed().and_then(ConsumedCapacity::capacity_units)
-                    {
-                        span.record("consumed_capacity", units);
-                    }
-                    let exhausted = match settle(output) {
-                        Settle::Done(result) => {
-                            if attempts.total_retries > 0 {
-                                span.record("retries", attempts.total_retries);
-                            }
-                            attempts.succeeded();
-                            return Ok(result);
-                        }
-                        Settle::Again {
-                            progressed,
-                            exhausted,
-                            reason,
-                        } => {
-                            if progressed {
-                                attempts.progressed();
-                            }
-                            let spend = (!progressed).then_some(ErrorKind::Throttled);
-                            if let Some(delay) = attempts.next_delay(spend) {
-                                attempts
-                                    .wait(delay, target.operation, reason)
-                                    .instrument(span.clone())
-                                    .await;
-                                remainder = true;
-                                continue;
-                            }
-                            exhausted
-                        }
-                    };
-                    span.record("retries", attempts.total_retries);
-                    return Ok(exhausted);
-                }
-                Some(Err(err)) => crate::sdk::map_error(target.operation, target.table, err),
-            };
-            let kind = err.kind();
-            let lost = kind == Some(ErrorKind::OutcomeUnknown);
-            let decision = after_failure(kind, target.repeat);
-            if decision == AfterFailure::Retry {
-                if let Some(delay) = attempts.next_delay(kind) {
-                    answer_lost |= lost;
-                    // DynamoDB's code when it answered, else the kind.
-                    let reason = err
-                        .code()
-                        .or_else(|| kind.map(ErrorKind::name))
-                        .unwrap_or_default();
-                    attempts
-                        .wait(delay, target.operation, reason)
-                        .instrument(span.clone())
-                        .await;
-                    remainder = false;
-                    continue;
-                }
-            }
-            let after_lost_answer = answer_lost || lost;
-            let unknown = decision == AfterFailure::OutcomeUnknown
-                || match target.repeat {
-                    Repeat::Safe => false,
-                    // A definitive answer to the token settles it; a transient one does not.
-                    Repeat::Token => after_lost_answer && kind.is_some_and(ErrorKind::is_transient),
-                    Repeat::SameState | Repeat::Never => after_lost_answer,
+        let result = async {
+            loop {
+                // The SDK's request future is large (kilobytes); boxed, the futures of every layer
+                // above it stay small, so moving them is cheap (one allocation per attempt against
+                // a copy of the whole request future at every layer).
+                let request = Box::pin(send(remainder)).instrument(span.clone());
+                // `None`: the operation timeout ran out first (the attempt is abandoned).
+                let answer = match attempts.deadline() {
+                    None => Some(request.await),
+                    Some(deadline) => tokio::time::timeout_at(deadline, request).await.ok(),
                 };
-            let error = if unknown {
-                target.outcome_unknown(err)
-            } else {
-                err
-            };
-            span.record("retries", attempts.total_retries);
-            span.record("error", tracing::field::display(&error));
-            return Err(error);
+                let err = match answer {
+                    None => operation_timed_out(&target, self.operation_timeout()),
+                    Some(Ok(output)) => {
+                        if let Some(units) =
+                            output.consumed().and_then(ConsumedCapacity::capacity_units)
+                        {
+                            span.record("consumed_capacity", units);
+                            consumed_capacity += units;
+                        }
+                        let exhausted = match settle(output) {
+                            Settle::Done(result) => {
+                                if attempts.total_retries > 0 {
+                                    span.record("retries", attempts.total_retries);
+                                }
+                                attempts.succeeded();
+                                return Ok(result);
+                            }
+                            Settle::Again {
+                                progressed,
+                                exhausted,
+                                reason,
+                            } => {
+                                if progressed {
+                                    attempts.progressed();
+                                }
+                                let spend = (!progressed).then_some(ErrorKind::Throttled);
+                                if let Some(delay) = attempts.next_delay(spend) {
+                                    attempts
+                                        .wait(delay, target.operation, reason)
+                                        .instrument(span.clone())
+                                        .await;
+                                    remainder = true;
+                                    continue;
+                                }
+                                exhausted
+                            }
+                        };
+                        span.record("retries", attempts.total_retries);
+                        return Ok(exhausted);
+                    }
+                    Some(Err(err)) => crate::sdk::map_error(target.operation, target.table, err),
+                };
+                let kind = err.kind();
+                let lost = kind == Some(ErrorKind::OutcomeUnknown);
+                let decision = after_failure(kind, target.repeat);
+                if decision == AfterFailure::Retry {
+                    if let Some(delay) = attempts.next_delay(kind) {
+                        answer_lost |= lost;
+                        // DynamoDB's code when it answered, else the kind.
+                        let reason = err
+                            .code()
+                            .or_else(|| kind.map(ErrorKind::name))
+                            .unwrap_or_default();
+                        attempts
+                            .wait(delay, target.operation, reason)
+                            .instrument(span.clone())
+                            .await;
+                        remainder = false;
+                        continue;
+                    }
+                }
+                let after_lost_answer = answer_lost || lost;
+                let unknown = decision == AfterFailure::OutcomeUnknown
+                    || match target.repeat {
+                        Repeat::Safe => false,
+                        // A definitive answer to the token settles it; a transient one does not.
+                        Repeat::Token => {
+                            after_lost_answer && kind.is_some_and(ErrorKind::is_transient)
+                        }
+                        Repeat::SameState | Repeat::Never => after_lost_answer,
+                    };
+                let error = if unknown {
+                    target.outcome_unknown(err)
+                } else {
+                    err
+                };
+                span.record("retries", attempts.total_retries);
+                span.record("error", tracing::field::display(&error));
+                return Err(error);
+            }
         }
+        .await;
+        if let Some((threshold, started)) = slow {
+            let elapsed = started.elapsed();
+            if elapsed >= threshold {
+                let attempts = attempts.total_retries + 1;
+                let error = result.as_ref().err();
+                log_slow(&target, elapsed, attempts, consumed_capacity, error);
+            }
+        }
+        result
     }
+}
+
+/// Logs a request that took `elapsed`, at least the client's slow-operation threshold: a
+/// warning (target `dynamite::slow`) with its operation, table, entity, time, attempts,
+/// consumed capacity, a find's plan, and its error if it failed.
+fn log_slow(
+    target: &Target<'_>,
+    elapsed: std::time::Duration,
+    attempts: u32,
+    consumed_capacity: f64,
+    error: Option<&Error>,
+) {
+    tracing::warn!(
+        target: "dynamite::slow",
+        operation = target.operation.name(),
+        table = target.table,
+        entity = target.entity,
+        elapsed_ms = elapsed.as_secs_f64() * 1e3,
+        attempts,
+        consumed_capacity,
+        plan = target.plan.map(tracing::field::display),
+        error = error.map(tracing::field::display),
+        "slow DynamoDB request"
+    );
 }
 
 /// The error of an attempt abandoned when the operation timeout ran out: its answer may have

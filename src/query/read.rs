@@ -221,7 +221,8 @@ impl<'a> RawReader<'a> {
         count: bool,
     ) -> Result<RawPage> {
         let p = &*self.prepared;
-        let target = Target::safe(p.plan.operation, &p.table, p.entity, self.retry.as_ref());
+        let target = Target::safe(p.plan.operation, &p.table, p.entity, self.retry.as_ref())
+            .with_plan(&p.plan);
         let sdk = self.client.sdk();
         match p.plan.operation {
             Operation::GetItem => {

@@ -10,10 +10,17 @@ use dynamite::{Client, Entity, Error, ErrorKind, HttpSettings, Operation, RetryP
 
 use crate::support;
 use crate::support::fixtures::Thing;
+use crate::support::trace::Capture;
 
 /// A proxy in front of the local server, and a client through it with `http` and a table of
 /// `Thing` holding `t1`.
 async fn through_proxy(http: HttpSettings) -> (FaultProxy, Client) {
+    through_proxy_with(|b| b.http(http)).await
+}
+
+async fn through_proxy_with(
+    configure: impl FnOnce(dynamite::ClientBuilder) -> dynamite::ClientBuilder,
+) -> (FaultProxy, Client) {
     let direct = support::setup::<Thing>().await;
     Thing {
         id: "t1".into(),
@@ -29,10 +36,8 @@ async fn through_proxy(http: HttpSettings) -> (FaultProxy, Client) {
             RetryPolicy::standard()
                 .max_attempts(3)
                 .base_delay(Duration::from_millis(2)),
-        )
-        .http(http)
-        .build();
-    (proxy, db)
+        );
+    (proxy, configure(db).build())
 }
 
 fn delay(proxy: &FaultProxy, operation: Operation, by: Duration, times: usize) {
@@ -104,4 +109,35 @@ async fn the_pool_settings_reach_the_http_client() {
         Thing::get(&db, Thing::key("t1")).await.unwrap();
     }
     assert_eq!(proxy.connections(), 1);
+}
+
+#[tokio::test]
+async fn requests_over_the_slow_operation_threshold_are_logged_with_their_plan() {
+    let capture = Capture::default();
+    let _guard = capture.install();
+    let (proxy, db) =
+        through_proxy_with(|b| b.slow_operation_log(Duration::from_millis(200))).await;
+    // Fast: not logged.
+    Thing::get(&db, Thing::key("t1")).await.unwrap();
+    assert!(capture.slow().is_empty(), "{:?}", capture.slow());
+    // A find whose request is held 500 ms: logged once, with its plan.
+    delay(&proxy, Operation::GetItem, Duration::from_millis(500), 1);
+    let found = Thing::find(&db)
+        .filter(Thing::ID.eq("t1"))
+        .all()
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    let slow = capture.slow();
+    assert_eq!(slow.len(), 1, "{slow:?}");
+    let event = &slow[0];
+    assert_eq!(event["operation"], "GetItem");
+    assert_eq!(event["table"], db.table_name("things"));
+    assert_eq!(event["entity"], "Thing");
+    assert_eq!(event["attempts"], "1");
+    assert!(event["plan"].starts_with("GetItem on"), "{event:?}");
+    let elapsed: f64 = event["elapsed_ms"].parse().unwrap();
+    assert!(elapsed >= 200.0, "{event:?}");
+    assert!(event.contains_key("consumed_capacity"), "{event:?}");
+    assert!(!event.contains_key("error"), "{event:?}");
 }

@@ -61,6 +61,8 @@ struct Captured {
     open: HashMap<u64, usize>,
     open_per_operation: HashMap<String, usize>,
     max_open_per_operation: HashMap<String, usize>,
+    /// Fields of every `dynamite::slow` event (the slow-operation log).
+    slow: Vec<HashMap<String, String>>,
 }
 
 /// A `Layer` recording the `dynamite::retry` events and the `dynamite` spans (with the fields
@@ -84,6 +86,9 @@ impl Visit for Fields<'_> {
         self.0.insert(field.name().to_owned(), value.to_string());
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
+        self.0.insert(field.name().to_owned(), value.to_string());
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
         self.0.insert(field.name().to_owned(), value.to_string());
     }
 }
@@ -143,6 +148,12 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Capture {
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        if event.metadata().target() == "dynamite::slow" {
+            let mut fields = HashMap::new();
+            event.record(&mut Fields(&mut fields));
+            self.lock().slow.push(fields);
+            return;
+        }
         if event.metadata().target() != "dynamite::retry" {
             return;
         }
@@ -200,6 +211,7 @@ impl Capture {
         state.marks.clear();
         state.since = state.spans.len();
         state.max_open_per_operation.clear();
+        state.slow.clear();
     }
 
     #[cfg_attr(not(feature = "testing"), allow(dead_code))] // used by faults
@@ -228,6 +240,11 @@ impl Capture {
     }
 
     /// The fields of every `dynamite` span since the last `clear`, in creation order.
+    /// The fields of every slow-operation warning (`dynamite::slow`).
+    pub(crate) fn slow(&self) -> Vec<HashMap<String, String>> {
+        self.lock().slow.clone()
+    }
+
     pub(crate) fn spans(&self) -> Vec<HashMap<String, String>> {
         let state = self.lock();
         state.spans[state.since..].to_vec()
