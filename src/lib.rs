@@ -88,6 +88,8 @@
 //! ## Features
 //!
 //! - `redis`: the Redis L2 cache layer (`cache::RedisLayer`). Off by default.
+//! - `metrics`: metrics of every request through the `metrics` facade ([`metrics`] lists
+//!   them). Off by default.
 //! - `testing`: a kit for your own tests (`dynamite::testing`: a local DynamoDB server, per-test
 //!   tables, a fault-injection proxy). Off by default; meant for `[dev-dependencies]`.
 //!
@@ -117,6 +119,7 @@ mod error;
 pub mod expr;
 pub mod http;
 mod key;
+pub mod metrics;
 mod operation;
 pub mod ops;
 mod query;

@@ -23,6 +23,7 @@ use tracing::Instrument;
 
 use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, ReturnValue};
 
+use crate::metrics;
 use crate::retry::{after_failure, AfterFailure, Attempts, Repeat};
 use crate::sdk::{CapacityOutput, HttpResponse, OperationError, WriteOutput};
 use crate::write::{CompiledWrite, WriteBody, WriteRequestParts};
@@ -138,10 +139,15 @@ impl Client {
         E: OperationError,
         S: FnMut(O) -> Settle<R>,
     {
-        // The slow-operation log times the whole request, retries included.
-        let slow = self
-            .slow_operation_threshold()
-            .map(|threshold| (threshold, tokio::time::Instant::now()));
+        // Metrics and the slow-operation log time the whole request, retries included.
+        let slow = self.slow_operation_threshold();
+        let started = (slow.is_some() || metrics::ENABLED).then(tokio::time::Instant::now);
+        let labels = metrics::RequestLabels {
+            operation: target.operation,
+            table: target.table,
+            entity: target.entity,
+        };
+        let series = metrics::ENABLED.then(|| metrics::series(labels));
         let mut consumed_capacity = 0.0;
         let span = tracing::info_span!(
             "dynamite",
@@ -162,6 +168,7 @@ impl Client {
                 // The SDK's request future is large (kilobytes); boxed, the futures of every layer
                 // above it stay small, so moving them is cheap (one allocation per attempt against
                 // a copy of the whole request future at every layer).
+                let attempt_started = series.as_ref().map(|s| (s, tokio::time::Instant::now()));
                 let request = Box::pin(send(remainder)).instrument(span.clone());
                 // `None`: the operation timeout ran out first (the attempt is abandoned).
                 let answer = match attempts.deadline() {
@@ -171,6 +178,9 @@ impl Client {
                 let err = match answer {
                     None => operation_timed_out(&target, self.operation_timeout()),
                     Some(Ok(output)) => {
+                        if let Some((series, at)) = attempt_started {
+                            metrics::attempt(labels, series, at.elapsed(), None);
+                        }
                         if let Some(units) =
                             output.consumed().and_then(ConsumedCapacity::capacity_units)
                         {
@@ -195,6 +205,7 @@ impl Client {
                                 }
                                 let spend = (!progressed).then_some(ErrorKind::Throttled);
                                 if let Some(delay) = attempts.next_delay(spend) {
+                                    metrics::retry(labels, reason);
                                     attempts
                                         .wait(delay, target.operation, reason)
                                         .instrument(span.clone())
@@ -210,6 +221,9 @@ impl Client {
                     }
                     Some(Err(err)) => crate::sdk::map_error(target.operation, target.table, err),
                 };
+                if let Some((series, at)) = attempt_started {
+                    metrics::attempt(labels, series, at.elapsed(), Some(&err));
+                }
                 let kind = err.kind();
                 let lost = kind == Some(ErrorKind::OutcomeUnknown);
                 let decision = after_failure(kind, target.repeat);
@@ -221,6 +235,7 @@ impl Client {
                             .code()
                             .or_else(|| kind.map(ErrorKind::name))
                             .unwrap_or_default();
+                        metrics::retry(labels, reason);
                         attempts
                             .wait(delay, target.operation, reason)
                             .instrument(span.clone())
@@ -250,11 +265,14 @@ impl Client {
             }
         }
         .await;
-        if let Some((threshold, started)) = slow {
+        if let Some(started) = started {
             let elapsed = started.elapsed();
-            if elapsed >= threshold {
+            let error = result.as_ref().err();
+            if let Some(series) = &series {
+                metrics::request(labels, series, elapsed, consumed_capacity, error);
+            }
+            if slow.is_some_and(|threshold| elapsed >= threshold) {
                 let attempts = attempts.total_retries + 1;
-                let error = result.as_ref().err();
                 log_slow(&target, elapsed, attempts, consumed_capacity, error);
             }
         }

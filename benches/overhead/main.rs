@@ -678,6 +678,13 @@ fn main() {
     // `--coalesce-in-flight N`: `ClientBuilder::coalesce_max_in_flight` of the coalescing
     // client (its default otherwise).
     let in_flight = number("--coalesce-in-flight");
+    // `--prometheus`: dynamite's metrics (built with `--features metrics`) recorded into a
+    // Prometheus recorder, to measure what recording costs.
+    if args.iter().any(|a| a == "--prometheus") {
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .install_recorder()
+            .expect("a recorder");
+    }
     let server = FakeDynamo::start(TABLE);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use dynamite::testing::{Fault, FaultProxy, Match};
-use dynamite::{Client, Entity, Error, ErrorKind, HttpSettings, Operation, RetryPolicy};
+use dynamite::{Client, Entity, Error, ErrorKind, HttpSettings, Operation};
 
 use crate::support;
 use crate::support::fixtures::Thing;
@@ -15,29 +15,7 @@ use crate::support::trace::Capture;
 /// A proxy in front of the local server, and a client through it with `http` and a table of
 /// `Thing` holding `t1`.
 async fn through_proxy(http: HttpSettings) -> (FaultProxy, Client) {
-    through_proxy_with(|b| b.http(http)).await
-}
-
-async fn through_proxy_with(
-    configure: impl FnOnce(dynamite::ClientBuilder) -> dynamite::ClientBuilder,
-) -> (FaultProxy, Client) {
-    let direct = support::setup::<Thing>().await;
-    Thing {
-        id: "t1".into(),
-        n: 1,
-    }
-    .put(&direct)
-    .await
-    .unwrap();
-    let proxy = FaultProxy::start(&support::endpoint()).await;
-    let db = Client::builder(support::sdk_at(&proxy.endpoint()).await)
-        .table_prefix(direct.table_prefix())
-        .retry_policy(
-            RetryPolicy::standard()
-                .max_attempts(3)
-                .base_delay(Duration::from_millis(2)),
-        );
-    (proxy, configure(db).build())
+    support::thing_through_proxy(|b| b.http(http)).await
 }
 
 fn delay(proxy: &FaultProxy, operation: Operation, by: Duration, times: usize) {
@@ -116,7 +94,7 @@ async fn requests_over_the_slow_operation_threshold_are_logged_with_their_plan()
     let capture = Capture::default();
     let _guard = capture.install();
     let (proxy, db) =
-        through_proxy_with(|b| b.slow_operation_log(Duration::from_millis(200))).await;
+        support::thing_through_proxy(|b| b.slow_operation_log(Duration::from_millis(200))).await;
     // Fast: not logged.
     Thing::get(&db, Thing::key("t1")).await.unwrap();
     assert!(capture.slow().is_empty(), "{:?}", capture.slow());

@@ -27,6 +27,8 @@ mod faults;
 #[cfg(feature = "testing")]
 mod http;
 mod items;
+#[cfg(all(feature = "metrics", feature = "testing"))]
+mod metrics;
 mod paused;
 mod query;
 mod readme;

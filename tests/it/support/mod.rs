@@ -105,6 +105,29 @@ pub(crate) async fn sdk_at(endpoint: &str) -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::new(&config)
 }
 
+/// A table of [`fixtures::Thing`] holding `t1` (`n` = 1), a fault proxy in front of the local
+/// server, and a client through the proxy (with the table's prefix and a fast retry policy,
+/// then `configure`).
+#[cfg(feature = "testing")]
+pub(crate) async fn thing_through_proxy(
+    configure: impl FnOnce(ClientBuilder) -> ClientBuilder,
+) -> (dynamite::testing::FaultProxy, Client) {
+    let direct = setup::<fixtures::Thing>().await;
+    let t1 = fixtures::Thing {
+        id: "t1".into(),
+        n: 1,
+    };
+    t1.put(&direct).await.expect("put t1");
+    let proxy = dynamite::testing::FaultProxy::start(&endpoint()).await;
+    let policy = dynamite::RetryPolicy::standard()
+        .max_attempts(3)
+        .base_delay(std::time::Duration::from_millis(2));
+    let builder = Client::builder(sdk_at(&proxy.endpoint()).await)
+        .table_prefix(direct.table_prefix())
+        .retry_policy(policy);
+    (proxy, configure(builder).build())
+}
+
 /// A client builder whose endpoint accepts no connections: every attempt fails at once as a
 /// transport error (nothing is sent). Fixed credentials, and no SDK timers (timeouts,
 /// stalled-stream checks) that paused time could jump to.

@@ -241,6 +241,7 @@ impl Capture {
 
     /// The fields of every `dynamite` span since the last `clear`, in creation order.
     /// The fields of every slow-operation warning (`dynamite::slow`).
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))] // used by http
     pub(crate) fn slow(&self) -> Vec<HashMap<String, String>> {
         self.lock().slow.clone()
     }
