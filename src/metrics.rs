@@ -15,6 +15,7 @@
 //! | [`RETRIES`] (`dynamite.retries`) | counter | retries | request labels, `reason` (DynamoDB's code, `UnprocessedKeys`, ...) |
 //! | [`THROTTLES`] (`dynamite.throttles`) | counter | throttled attempts | request labels |
 //! | [`CONSUMED_CAPACITY`] (`dynamite.consumed_capacity`) | histogram | capacity units per request | request labels |
+//! | [`COALESCED_BATCH_SIZE`] (`dynamite.coalesce.batch_size`) | histogram | gets per coalesced BatchGetItem | request labels |
 //!
 //! Request labels: `db.system.name` = `aws.dynamodb`, `db.operation.name` (`GetItem`, `Query`,
 //! ...), `db.collection.name` (the table, with its prefix) and `dynamite.entity`. `outcome` is
@@ -41,6 +42,10 @@ pub const RETRIES: &str = "dynamite.retries";
 pub const THROTTLES: &str = "dynamite.throttles";
 /// Capacity units a request consumed (read and write units, as DynamoDB reports them).
 pub const CONSUMED_CAPACITY: &str = "dynamite.consumed_capacity";
+/// Gets carried by each BatchGetItem of coalesced gets
+/// ([`ClientBuilder::coalesce_gets`](crate::ClientBuilder::coalesce_gets)): its count is the
+/// batches, its sum the gets they answered.
+pub const COALESCED_BATCH_SIZE: &str = "dynamite.coalesce.batch_size";
 
 /// What a request is recorded under.
 #[derive(Clone, Copy)]
@@ -200,6 +205,13 @@ pub(crate) fn request(
         all.push(error_type(error));
         metrics::counter!(REQUESTS, all).increment(1);
     }
+}
+
+/// Records a BatchGetItem that carried `gets` coalesced gets.
+#[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+pub(crate) fn coalesced_batch(labels: RequestLabels<'_>, gets: usize) {
+    #[cfg(feature = "metrics")]
+    metrics::histogram!(COALESCED_BATCH_SIZE, labels.labels()).record(gets as f64);
 }
 
 /// Whether anything is recorded: the clock is read for metrics only when it is.

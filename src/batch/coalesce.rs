@@ -22,7 +22,8 @@ use tracing::Instrument;
 
 use super::{TableRead, MAX_KEYS_PER_REQUEST};
 use crate::key::{decode_key_values, item_key_text};
-use crate::{Client, Error, Item, Result, TableSchema};
+use crate::metrics;
+use crate::{Client, Error, Item, Operation, Result, TableSchema};
 
 /// Groups kept while idle, so that a steady stream of gets does not set one up every time.
 const MAX_IDLE_GROUPS: usize = 64;
@@ -313,6 +314,12 @@ async fn read_batch(batch: Batch) {
         .read_chunk(&in_flight.client, keys)
         .instrument(span)
         .await;
+    let labels = metrics::RequestLabels {
+        operation: Operation::BatchGetItem,
+        table: &read.table,
+        entity: read.entity,
+    };
+    metrics::coalesced_batch(labels, gets);
     let by_text = |items: Vec<Item>| -> HashMap<String, Item> {
         let mut text = String::with_capacity(64);
         items
@@ -432,7 +439,7 @@ mod tests {
     use aws_sdk_dynamodb::types::AttributeValue;
 
     use super::*;
-    use crate::{ErrorKind, Operation};
+    use crate::ErrorKind;
 
     fn key(pairs: &[(&str, AttributeValue)]) -> Item {
         pairs

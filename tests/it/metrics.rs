@@ -92,3 +92,35 @@ async fn requests_retries_throttles_and_capacity_are_recorded_per_table() {
     let not_found = "error_type=\"ResourceNotFoundException\"";
     assert_eq!(value(&lines, "dynamite_requests", &[get, not_found]), 1.0);
 }
+
+#[tokio::test]
+async fn coalesced_gets_record_their_batches() {
+    recorder();
+    let (proxy, db) =
+        support::thing_through_proxy(|b| b.coalesce_gets(true).coalesce_max_in_flight(1)).await;
+    // The first get is held; the four made meanwhile go as one batch.
+    proxy.script(
+        Match::Operation(Operation::GetItem),
+        Fault::Delay(std::time::Duration::from_millis(300)),
+        1,
+    );
+    let gets = (0..5).map(|_| Thing::get(&db, Thing::key("t1")).send());
+    for got in futures::future::join_all(gets).await {
+        assert_eq!(got.unwrap().map(|t| t.n), Some(1));
+    }
+    let lines = series(&db.table_name("things"));
+    let batch = "db_operation_name=\"BatchGetItem\"";
+    assert_eq!(
+        value(&lines, "dynamite_coalesce_batch_size_count", &[batch]),
+        1.0
+    );
+    assert_eq!(
+        value(&lines, "dynamite_coalesce_batch_size_sum", &[batch]),
+        4.0
+    );
+    let get = "db_operation_name=\"GetItem\"";
+    assert_eq!(
+        value(&lines, "dynamite_requests", &[get, "outcome=\"ok\""]),
+        1.0
+    );
+}
