@@ -49,7 +49,7 @@ pub const COALESCED_BATCH_SIZE: &str = "dynamite.coalesce.batch_size";
 
 /// What a request is recorded under.
 #[derive(Clone, Copy)]
-#[cfg_attr(not(feature = "metrics"), allow(dead_code))] // read only when recording
+#[cfg_attr(not(feature = "metrics"), allow(dead_code))] // table and entity: read when recording
 pub(crate) struct RequestLabels<'a> {
     pub operation: Operation,
     pub table: &'a str,

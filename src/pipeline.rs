@@ -205,11 +205,7 @@ impl Client {
                                 }
                                 let spend = (!progressed).then_some(ErrorKind::Throttled);
                                 if let Some(delay) = attempts.next_delay(spend) {
-                                    metrics::retry(labels, reason);
-                                    attempts
-                                        .wait(delay, target.operation, reason)
-                                        .instrument(span.clone())
-                                        .await;
+                                    wait_to_retry(&attempts, delay, labels, reason, &span).await;
                                     remainder = true;
                                     continue;
                                 }
@@ -235,11 +231,7 @@ impl Client {
                             .code()
                             .or_else(|| kind.map(ErrorKind::name))
                             .unwrap_or_default();
-                        metrics::retry(labels, reason);
-                        attempts
-                            .wait(delay, target.operation, reason)
-                            .instrument(span.clone())
-                            .await;
+                        wait_to_retry(&attempts, delay, labels, reason, &span).await;
                         remainder = false;
                         continue;
                     }
@@ -307,21 +299,35 @@ fn log_slow(
 /// The error of an attempt abandoned when the operation timeout ran out: its answer may have
 /// been on its way, so its outcome is unknown.
 fn operation_timed_out(target: &Target<'_>, timeout: Option<std::time::Duration>) -> Error {
-    let timeout = timeout.unwrap_or_default();
+    let why = format!(
+        "no answer within the operation timeout ({:?})",
+        timeout.unwrap_or_default()
+    );
     Error::Sdk {
         operation: target.operation,
         table: target.table.to_owned(),
         kind: ErrorKind::OutcomeUnknown,
         code: None,
-        message: Some(format!(
-            "no answer within the operation timeout ({timeout:?})"
-        )),
+        message: Some(why.clone()),
         status: None,
-        source: Box::new(std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            format!("no answer within the operation timeout ({timeout:?})"),
-        )),
+        source: Box::new(std::io::Error::new(std::io::ErrorKind::TimedOut, why)),
     }
+}
+
+/// Waits `delay` before the next attempt, for `reason`: the retry event (in `span`) and its
+/// metric.
+async fn wait_to_retry(
+    attempts: &Attempts<'_>,
+    delay: std::time::Duration,
+    labels: metrics::RequestLabels<'_>,
+    reason: &str,
+    span: &tracing::Span,
+) {
+    metrics::retry(labels, reason);
+    attempts
+        .wait(delay, labels.operation, reason)
+        .instrument(span.clone())
+        .await;
 }
 
 /// What an answer to a request that may be answered in part leaves to do.
