@@ -1,10 +1,12 @@
 //! Metrics to Prometheus: install `metrics-exporter-prometheus`'s recorder, serve its scrape at
-//! `/metrics` on loopback, make a few requests (one of them failing), then scrape the endpoint
-//! over HTTP like Prometheus would and print the dynamite series.
+//! `/metrics` on loopback, make a few requests through an in-process cache (some answered by
+//! it, one failing), then scrape the endpoint over HTTP like Prometheus would and print the
+//! dynamite series; last, the same figures as `Client::stats()` keeps them in process.
 //!
 //! Run against the local server:
 //! `scripts/with-services -- cargo run --features metrics --example metrics`.
 
+use dynamite::cache::MokaLayer;
 use dynamite::{Client, Entity};
 use metrics_exporter_prometheus::PrometheusBuilder;
 use serde::{Deserialize, Serialize};
@@ -41,7 +43,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     });
 
     // Some requests.
-    let db = Client::from_env().await;
+    let sdk = Client::from_env().await.sdk().clone();
+    let db = Client::builder(sdk).cache(MokaLayer::new(1 << 20)).build();
     Counter::create_table(&db).await?;
     for i in 0..5 {
         Counter {
@@ -50,11 +53,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         .put(&db)
         .await?;
+        // The first get reads DynamoDB, the second is answered by the cache.
+        Counter::get(&db, Counter::key(format!("c{i}"))).await?;
         Counter::get(&db, Counter::key(format!("c{i}"))).await?;
     }
-    // A failed request: the table is gone.
+    // A failed request: the table is gone (a consistent read skips the cache).
     Counter::delete_table(&db).await?;
-    let failed = Counter::get(&db, Counter::key("c1")).await;
+    let failed = Counter::get(&db, Counter::key("c1")).consistent().await;
     println!("get after the table was deleted: {}", failed.unwrap_err());
 
     // The scrape.
@@ -75,5 +80,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for line in scrape.lines().filter(|line| shown(line)) {
         println!("{line}");
     }
+
+    println!("\ndb.stats():\n\n{}", db.stats());
     Ok(())
 }

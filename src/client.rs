@@ -8,6 +8,7 @@ use crate::batch::Coalescer;
 use crate::cache::stack::ClientCache;
 use crate::cache::{CacheConfig, CacheLayer, LayerStats};
 use crate::retry::RetryTokens;
+use crate::stats::{Registry, Stats};
 use crate::{Entity, HttpSettings, Key, RetryBudget, RetryPolicy};
 
 /// The dynamite client: an SDK client plus dynamite's settings.
@@ -48,6 +49,8 @@ struct Inner {
     operation_timeout: Option<std::time::Duration>,
     /// Requests at least this slow are logged ([`ClientBuilder::slow_operation_log`]).
     slow_operation_threshold: Option<std::time::Duration>,
+    /// What [`Client::stats`] reports.
+    stats: Registry,
 }
 
 /// Which gets are coalesced, and how ([`ClientBuilder::coalesce_gets`]).
@@ -158,6 +161,31 @@ impl Client {
     /// Requests at least this slow are logged ([`ClientBuilder::slow_operation_log`]).
     pub(crate) fn slow_operation_threshold(&self) -> Option<std::time::Duration> {
         self.inner.slow_operation_threshold
+    }
+
+    /// Figures of every operation since the client was built (or [reset](Self::reset_stats)),
+    /// per operation, table and entity: requests, errors, retries, throttles, latency
+    /// quantiles, consumed capacity, items read and written, and cache hits. Recorded in
+    /// process at a cost of a few atomic additions per request; clones of a client share them.
+    ///
+    /// ```
+    /// # async fn demo(db: &dynamite::Client) {
+    /// let stats = db.stats();
+    /// println!("{stats}");
+    /// println!("{} capacity units", stats.total_consumed_capacity());
+    /// # }
+    /// ```
+    pub fn stats(&self) -> Stats {
+        self.inner.stats.snapshot()
+    }
+
+    /// Sets every figure of [`stats`](Self::stats) back to zero (after a warm-up, say).
+    pub fn reset_stats(&self) {
+        self.inner.stats.reset();
+    }
+
+    pub(crate) fn stats_registry(&self) -> &Registry {
+        &self.inner.stats
     }
 
     pub(crate) fn coalescer(&self) -> &Coalescer {
@@ -525,6 +553,7 @@ impl ClientBuilder {
                 operation_timeout: self.http.operation_timeout,
                 slow_operation_threshold: self.slow_operation_threshold,
                 coalescing: self.coalescing,
+                stats: Registry::default(),
             }),
         }
     }

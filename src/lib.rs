@@ -129,6 +129,7 @@ pub mod page;
 mod pipeline;
 pub mod retry;
 mod sdk;
+mod stats;
 pub mod table;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -152,6 +153,7 @@ pub use operation::Operation;
 pub use page::{Cursor, Page};
 pub use query::plan::Plan;
 pub use retry::{RetryBudget, RetryPolicy};
+pub use stats::{LatencySummary, OperationStats, Stats};
 pub use table::BillingMode;
 pub use value::{
     Binary, FromAttributeValue, IndexKeyAttribute, KeyAttribute, ScalarType, ToAttributeValue,

@@ -18,7 +18,6 @@ use std::future::Future;
 use futures::future::Either;
 
 use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::types::ConsumedCapacity;
 use tracing::Instrument;
 
 use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, ReturnValue};
@@ -26,6 +25,7 @@ use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, ReturnValue};
 use crate::metrics;
 use crate::retry::{after_failure, AfterFailure, Attempts, Repeat};
 use crate::sdk::{CapacityOutput, HttpResponse, OperationError, WriteOutput};
+use crate::stats::RequestFigures;
 use crate::write::{CompiledWrite, WriteBody, WriteRequestParts};
 use crate::{Client, Error, ErrorKind, Item, Operation, Result, RetryPolicy, TableSchema};
 
@@ -43,6 +43,9 @@ pub(crate) struct Target<'a> {
     pub key: Option<&'a Item>,
     /// A find's plan, for the slow-operation log.
     pub plan: Option<&'a crate::Plan>,
+    /// Items the request writes when it succeeds, for [`Client::stats`] (batch writes count
+    /// theirs apart: a request may write part of them).
+    pub items_written: u64,
 }
 
 impl<'a> Target<'a> {
@@ -62,6 +65,7 @@ impl<'a> Target<'a> {
             repeat: Repeat::Safe,
             key: None,
             plan: None,
+            items_written: 0,
         }
     }
 
@@ -86,6 +90,7 @@ impl<'a> Target<'a> {
         Target {
             repeat,
             key,
+            items_written: 1,
             ..Target::safe(operation, table, entity, retry)
         }
     }
@@ -139,16 +144,18 @@ impl Client {
         E: OperationError,
         S: FnMut(O) -> Settle<R>,
     {
-        // Metrics and the slow-operation log time the whole request, retries included.
-        let slow = self.slow_operation_threshold();
-        let started = (slow.is_some() || metrics::ENABLED).then(tokio::time::Instant::now);
+        // Stats, metrics and the slow-operation log time the whole request, retries included.
+        let started = tokio::time::Instant::now();
         let labels = metrics::RequestLabels {
             operation: target.operation,
             table: target.table,
             entity: target.entity,
         };
-        let series = metrics::ENABLED.then(|| metrics::series(labels));
+        let slot = self.stats_registry().slot(labels);
+        let series = metrics::ENABLED.then_some(&slot.series);
         let mut consumed_capacity = 0.0;
+        let mut items_read = 0;
+        let mut throttles = 0;
         let span = tracing::info_span!(
             "dynamite",
             operation = target.operation.name(),
@@ -168,7 +175,7 @@ impl Client {
                 // The SDK's request future is large (kilobytes); boxed, the futures of every layer
                 // above it stay small, so moving them is cheap (one allocation per attempt against
                 // a copy of the whole request future at every layer).
-                let attempt_started = series.as_ref().map(|s| (s, tokio::time::Instant::now()));
+                let attempt_started = series.map(|s| (s, tokio::time::Instant::now()));
                 let request = Box::pin(send(remainder)).instrument(span.clone());
                 // `None`: the operation timeout ran out first (the attempt is abandoned).
                 let answer = match attempts.deadline() {
@@ -181,12 +188,11 @@ impl Client {
                         if let Some((series, at)) = attempt_started {
                             metrics::attempt(labels, series, at.elapsed(), None);
                         }
-                        if let Some(units) =
-                            output.consumed().and_then(ConsumedCapacity::capacity_units)
-                        {
+                        if let Some(units) = output.capacity_units() {
                             span.record("consumed_capacity", units);
                             consumed_capacity += units;
                         }
+                        items_read += output.items_read();
                         let exhausted = match settle(output) {
                             Settle::Done(result) => {
                                 if attempts.total_retries > 0 {
@@ -221,6 +227,7 @@ impl Client {
                     metrics::attempt(labels, series, at.elapsed(), Some(&err));
                 }
                 let kind = err.kind();
+                throttles += u32::from(kind == Some(ErrorKind::Throttled));
                 let lost = kind == Some(ErrorKind::OutcomeUnknown);
                 let decision = after_failure(kind, target.repeat);
                 if decision == AfterFailure::Retry {
@@ -257,16 +264,31 @@ impl Client {
             }
         }
         .await;
-        if let Some(started) = started {
-            let elapsed = started.elapsed();
-            let error = result.as_ref().err();
-            if let Some(series) = &series {
-                metrics::request(labels, series, elapsed, consumed_capacity, error);
-            }
-            if slow.is_some_and(|threshold| elapsed >= threshold) {
-                let attempts = attempts.total_retries + 1;
-                log_slow(&target, elapsed, attempts, consumed_capacity, error);
-            }
+        let elapsed = started.elapsed();
+        let error = result.as_ref().err();
+        let figures = RequestFigures {
+            elapsed,
+            failed: error.is_some(),
+            retries: attempts.total_retries,
+            throttles,
+            consumed_capacity,
+            items_read,
+            items_written: if error.is_none() {
+                target.items_written
+            } else {
+                0
+            },
+        };
+        slot.request(&figures);
+        if let Some(series) = series {
+            metrics::request(labels, series, &figures, error);
+        }
+        if self
+            .slow_operation_threshold()
+            .is_some_and(|threshold| elapsed >= threshold)
+        {
+            let attempts = attempts.total_retries + 1;
+            log_slow(&target, elapsed, attempts, consumed_capacity, error);
         }
         result
     }

@@ -95,54 +95,71 @@ plain_error!(
     aws_sdk_dynamodb::operation::describe_time_to_live::DescribeTimeToLiveError
 );
 
-/// Outputs that report consumed capacity.
+/// What the pipeline reads off every answer: the capacity consumed and the items read.
 pub(crate) trait CapacityOutput {
-    fn consumed(&self) -> Option<&ConsumedCapacity> {
+    /// Capacity units consumed (all tables of a batch or transaction); `None`: not reported.
+    fn capacity_units(&self) -> Option<f64> {
         None
+    }
+    /// Items DynamoDB read to answer (before a filter).
+    fn items_read(&self) -> u64 {
+        0
     }
 }
 
+/// The units of every table's consumed capacity, when any was reported.
+fn units_of_tables(consumed: &[ConsumedCapacity]) -> Option<f64> {
+    let units = consumed.iter().filter_map(ConsumedCapacity::capacity_units);
+    units.reduce(|a, b| a + b)
+}
+
+/// Outputs of one table, with a consumed capacity; `items_read` for those that say.
 macro_rules! capacity_output {
-    ($($out:path),*) => {$(
+    ($($out:path $(=> $items:expr)?),* $(,)?) => {$(
         impl CapacityOutput for $out {
-            fn consumed(&self) -> Option<&ConsumedCapacity> {
-                self.consumed_capacity()
+            fn capacity_units(&self) -> Option<f64> {
+                self.consumed_capacity()?.capacity_units()
             }
+            $(fn items_read(&self) -> u64 {
+                ($items)(self)
+            })?
         }
     )*};
 }
 capacity_output!(
-    aws_sdk_dynamodb::operation::get_item::GetItemOutput,
+    aws_sdk_dynamodb::operation::get_item::GetItemOutput
+        => |o: &Self| u64::from(o.item.as_ref().is_some_and(|i| !i.is_empty())),
     aws_sdk_dynamodb::operation::put_item::PutItemOutput,
     aws_sdk_dynamodb::operation::update_item::UpdateItemOutput,
-    aws_sdk_dynamodb::operation::delete_item::DeleteItemOutput
+    aws_sdk_dynamodb::operation::delete_item::DeleteItemOutput,
+    aws_sdk_dynamodb::operation::query::QueryOutput => |o: &Self| o.scanned_count().max(0) as u64,
+    aws_sdk_dynamodb::operation::scan::ScanOutput => |o: &Self| o.scanned_count().max(0) as u64,
 );
-capacity_output!(
-    aws_sdk_dynamodb::operation::query::QueryOutput,
-    aws_sdk_dynamodb::operation::scan::ScanOutput
+
+/// Outputs across tables, with one consumed capacity per table.
+macro_rules! tables_output {
+    ($($out:path $(=> $items:expr)?),* $(,)?) => {$(
+        impl CapacityOutput for $out {
+            fn capacity_units(&self) -> Option<f64> {
+                units_of_tables(self.consumed_capacity())
+            }
+            $(fn items_read(&self) -> u64 {
+                ($items)(self)
+            })?
+        }
+    )*};
+}
+tables_output!(
+    aws_sdk_dynamodb::operation::batch_get_item::BatchGetItemOutput => |o: &Self| {
+        let responses = o.responses.iter().flat_map(|r| r.values());
+        responses.map(|items| items.len() as u64).sum()
+    },
+    aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemOutput,
+    aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsOutput,
+    aws_sdk_dynamodb::operation::transact_get_items::TransactGetItemsOutput => |o: &Self| {
+        o.responses().iter().filter(|r| r.item.is_some()).count() as u64
+    },
 );
-impl CapacityOutput for aws_sdk_dynamodb::operation::batch_get_item::BatchGetItemOutput {
-    fn consumed(&self) -> Option<&ConsumedCapacity> {
-        self.consumed_capacity().first()
-    }
-}
-impl CapacityOutput for aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemOutput {
-    fn consumed(&self) -> Option<&ConsumedCapacity> {
-        self.consumed_capacity().first()
-    }
-}
-impl CapacityOutput
-    for aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsOutput
-{
-    fn consumed(&self) -> Option<&ConsumedCapacity> {
-        self.consumed_capacity().first()
-    }
-}
-impl CapacityOutput for aws_sdk_dynamodb::operation::transact_get_items::TransactGetItemsOutput {
-    fn consumed(&self) -> Option<&ConsumedCapacity> {
-        self.consumed_capacity().first()
-    }
-}
 impl CapacityOutput for aws_sdk_dynamodb::operation::create_table::CreateTableOutput {}
 impl CapacityOutput for aws_sdk_dynamodb::operation::describe_table::DescribeTableOutput {}
 impl CapacityOutput for aws_sdk_dynamodb::operation::delete_table::DeleteTableOutput {}

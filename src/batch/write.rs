@@ -153,6 +153,13 @@ pub(crate) async fn write_chunk(
     let mut state = state.into_inner().unwrap_or_else(PoisonError::into_inner);
     let left = state.left();
     let mut result = state.result;
+    let labels = crate::metrics::RequestLabels {
+        operation: Operation::BatchWriteItem,
+        table: &label.0,
+        entity: label.1,
+    };
+    let written = result.puts + result.deletes;
+    client.stats_registry().slot(labels).written(written as u64);
     match sent {
         // Done (nothing pending), or out of attempts with what is left unprocessed.
         Ok(()) => result.not_applied = left,

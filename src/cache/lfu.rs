@@ -84,7 +84,7 @@ impl LfuLayerBuilder {
             samples: self.samples,
             aging: self.aging,
             generations: Generations::new(),
-            stats: Arc::new(StatsCounter::default()),
+            stats: Arc::new(StatsCounter::named("lfu")),
         }
     }
 }

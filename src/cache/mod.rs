@@ -70,6 +70,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
+use crate::metrics::{LayerEvent, LayerMetrics};
+
 /// Where an entry lives and what invalidates it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CacheKey {
@@ -271,9 +273,21 @@ impl LayerStats {
     }
 }
 
-/// Atomic counters behind [`LayerStats`], for layer implementations.
+/// Atomic counters behind [`LayerStats`], for layer implementations. With the `metrics`
+/// feature, every count is also recorded as a metric labelled with the layer's name (see
+/// [`crate::metrics`]).
+///
+/// ```
+/// use dynamite::cache::StatsCounter;
+///
+/// let stats = StatsCounter::named("my-layer");
+/// stats.hit();
+/// stats.miss();
+/// assert_eq!(stats.snapshot().hit_rate(), 0.5);
+/// ```
 #[derive(Debug, Default)]
 pub struct StatsCounter {
+    metrics: LayerMetrics,
     hits: AtomicU64,
     misses: AtomicU64,
     evictions: AtomicU64,
@@ -285,33 +299,50 @@ pub struct StatsCounter {
 }
 
 impl StatsCounter {
+    /// Counters of the layer called `layer` (its metrics are labelled with it; a
+    /// [`Default`] counter's are labelled `custom`).
+    pub fn named(layer: impl Into<String>) -> Self {
+        StatsCounter {
+            metrics: LayerMetrics::named(layer.into()),
+            ..StatsCounter::default()
+        }
+    }
+    fn count(&self, counter: &AtomicU64, event: LayerEvent) {
+        counter.fetch_add(1, Ordering::Relaxed);
+        self.metrics.count(event);
+    }
     /// Counts a hit.
     pub fn hit(&self) {
-        self.hits.fetch_add(1, Ordering::Relaxed);
+        self.count(&self.hits, LayerEvent::Hit);
     }
     /// Counts a miss.
     pub fn miss(&self) {
-        self.misses.fetch_add(1, Ordering::Relaxed);
+        self.count(&self.misses, LayerEvent::Miss);
     }
     /// Counts an eviction.
     pub fn eviction(&self) {
-        self.evictions.fetch_add(1, Ordering::Relaxed);
+        self.count(&self.evictions, LayerEvent::Eviction);
     }
     /// Counts a corrupt entry.
     pub fn corrupt(&self) {
-        self.corrupt.fetch_add(1, Ordering::Relaxed);
+        self.count(&self.corrupt, LayerEvent::Corrupt);
     }
     /// Counts a fault.
     pub fn fault(&self) {
-        self.faults.fetch_add(1, Ordering::Relaxed);
+        self.count(&self.faults, LayerEvent::Fault);
     }
     /// Counts an invalidation.
     pub fn invalidation(&self) {
-        self.invalidations.fetch_add(1, Ordering::Relaxed);
+        self.count(&self.invalidations, LayerEvent::Invalidation);
     }
     /// Counts a lookup skipped because the layer could not vouch for its freshness.
     pub fn skipped(&self) {
-        self.skipped.fetch_add(1, Ordering::Relaxed);
+        self.count(&self.skipped, LayerEvent::Skipped);
+    }
+    /// Records how long a message of the layer's own took to come back through its pub/sub
+    /// (a metric only: [`PUBSUB_DELAY`](crate::metrics::PUBSUB_DELAY)).
+    pub fn pubsub_delay(&self, delay: Duration) {
+        self.metrics.pubsub_delay(delay);
     }
     /// Counts a repair of damaged bookkeeping.
     pub fn repaired(&self) {

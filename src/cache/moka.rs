@@ -106,7 +106,7 @@ impl MokaLayerBuilder {
 
     /// The layer.
     pub fn build(self) -> MokaLayer {
-        let stats = Arc::new(StatsCounter::default());
+        let stats = Arc::new(StatsCounter::named("moka"));
         let evictions = stats.clone();
         let mut builder = moka::sync::Cache::builder();
         builder = match self.capacity {

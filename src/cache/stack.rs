@@ -320,19 +320,20 @@ impl ClientCache {
     }
 
     /// Reads query results through the cache: a hit answers; a miss runs `load` once for all
-    /// concurrent callers of the same query (single flight) and fills the cache.
+    /// concurrent callers of the same query (single flight) and fills the cache. Says whether
+    /// the cache answered.
     pub(crate) async fn get_page<F, Fut>(
         &self,
         schema: &TableSchema,
         key: CacheKey,
         load: F,
-    ) -> Result<(Vec<Item>, Option<Item>)>
+    ) -> Result<((Vec<Item>, Option<Item>), bool)>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<(Vec<Item>, Option<Item>)>>,
     {
         let token = match self.lookup_page(schema, &key).await {
-            Found::Hit(page) => return Ok(page),
+            Found::Hit(page) => return Ok((page, true)),
             Found::Miss(token) => token,
         };
         let loaded = self
@@ -346,8 +347,8 @@ impl ClientCache {
             })
             .await?;
         match loaded {
-            Cached::Page(items, resume) => Ok((items, resume)),
-            _ => Ok((Vec::new(), None)),
+            Cached::Page(items, resume) => Ok(((items, resume), false)),
+            _ => Ok(((Vec::new(), None), false)),
         }
     }
 

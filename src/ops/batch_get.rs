@@ -11,7 +11,7 @@ use futures::{Stream, StreamExt, TryStreamExt};
 use crate::attr::Path;
 use crate::cache::stack::{ClientCache, Found};
 use crate::key::{decode_key_values, encode_item_key, KeyTexts};
-use crate::{Attr, Client, Entity, Error, Item, Key, Result, RetryPolicy};
+use crate::{Attr, Client, Entity, Error, Item, Key, Operation, Result, RetryPolicy};
 
 pub use crate::batch::BatchStats;
 use crate::batch::{
@@ -303,6 +303,16 @@ async fn send_cached<E: Entity>(
             }
         }
     }
+    let labels = crate::metrics::RequestLabels {
+        operation: Operation::BatchGetItem,
+        table: &read.table,
+        entity: E::schema().entity,
+    };
+    client.stats_registry().slot(labels).cache_lookups(
+        (keys.len() - misses.len()) as u64,
+        misses.len() as u64,
+        None,
+    );
     let miss_items: Vec<Item> = misses.iter().map(|(i, _)| items[*i].clone()).collect();
     let (found, stats) = match read.read_all(client, miss_items, concurrency).await {
         Ok(found) => found,

@@ -238,12 +238,16 @@ impl<'a> ItemRequest<'a> {
             projection_hash,
         );
         let load = || -> LoadItem<'_> { Box::pin(self.load()) };
-        Ok(
-            match cache.read_item(self.schema, &key, corrupt, &load).await? {
-                stack::ItemRead::Cached(entry) => ItemRead::Cached(entry, key),
-                stack::ItemRead::Loaded(item) => ItemRead::Loaded(item),
-            },
-        )
+        let started = crate::metrics::clock();
+        let read = cache.read_item(self.schema, &key, corrupt, &load).await;
+        let hit = matches!(read, Ok(stack::ItemRead::Cached(_)));
+        let labels = get_labels(&self.table, self.schema);
+        let stats = self.client.stats_registry();
+        stats.cache_lookup(labels, hit, started);
+        Ok(match read? {
+            stack::ItemRead::Cached(entry) => ItemRead::Cached(entry, key),
+            stack::ItemRead::Loaded(item) => ItemRead::Loaded(item),
+        })
     }
 
     /// Reads the item from DynamoDB: with a GetItem of its own, or coalesced with concurrent
@@ -293,6 +297,18 @@ impl<'a> ItemRequest<'a> {
             })
             .await?;
         Ok(output.item.filter(|i| !i.is_empty()))
+    }
+}
+
+/// What a get of `schema`'s entity on `table` is counted under.
+fn get_labels<'t>(
+    table: &'t str,
+    schema: &'static TableSchema,
+) -> crate::metrics::RequestLabels<'t> {
+    crate::metrics::RequestLabels {
+        operation: Operation::GetItem,
+        table,
+        entity: schema.entity,
     }
 }
 
@@ -354,10 +370,14 @@ impl<E: Entity> Future for GetItemFuture<'_, E> {
             if let Some(cache) = get.probe_cache() {
                 // As `consume_budget` in the full path: an exhausted budget yields first.
                 let coop = ready!(tokio::task::coop::poll_proceed(cx));
+                let started = crate::metrics::clock();
                 let table = get.client.full_table_name(E::schema().table);
                 match cache.probe_item::<E>(&cache.probe_key(&table, &get.key, 0)) {
                     Probed::Hit(value) => {
                         coop.made_progress();
+                        let labels = get_labels(&table, E::schema());
+                        let stats = get.client.stats_registry();
+                        stats.cache_lookup(labels, true, started);
                         this.state = State::Done;
                         return Poll::Ready(Ok(value));
                     }

@@ -183,8 +183,11 @@ impl<'a> TransactWrite<'a> {
             .map(|op| op.table.clone())
             .unwrap_or_default();
         // Every attempt carries the same token: DynamoDB applies the transaction once.
+        let writes = self.ops.iter();
+        let writes = writes.filter(|op| op.operation != TransactAction::ConditionCheck);
         let target = Target {
             repeat: Repeat::Token,
+            items_written: writes.count() as u64,
             ..Target::safe(
                 Operation::TransactWriteItems,
                 &label,

@@ -209,7 +209,16 @@ impl<'a> RawReader<'a> {
         let key = cache.query_key(&self.prepared.table, schema, &query);
         // Boxed: the read is a whole paginated read path, too large to nest again.
         let read = Box::pin(read);
-        cache.get_page(schema, key, || read).await
+        let started = crate::metrics::clock();
+        let (page, hit) = cache.get_page(schema, key, || read).await?;
+        let labels = crate::metrics::RequestLabels {
+            operation: self.prepared.plan.operation,
+            table: &self.prepared.table,
+            entity: schema.entity,
+        };
+        let stats = self.client.stats_registry();
+        stats.cache_lookup(labels, hit, started);
+        Ok(page)
     }
 
     /// One request.

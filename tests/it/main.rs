@@ -33,6 +33,7 @@ mod paused;
 mod query;
 mod readme;
 mod roundtrip;
+mod stats;
 #[cfg(feature = "testing")]
 mod testing_kit;
 mod tracing;

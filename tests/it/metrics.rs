@@ -124,3 +124,85 @@ async fn coalesced_gets_record_their_batches() {
         1.0
     );
 }
+
+#[tokio::test]
+async fn items_and_reads_answered_by_the_cache_are_recorded() {
+    use dynamite::cache::{CacheConfig, MokaLayer};
+
+    recorder();
+    let base = support::setup::<Thing>().await;
+    let db = support::cache::with_cache(&base, MokaLayer::new(1 << 20), CacheConfig::default());
+    Thing {
+        id: "t1".into(),
+        n: 1,
+    }
+    .put(&db)
+    .await
+    .unwrap();
+    for _ in 0..3 {
+        Thing::get(&db, Thing::key("t1")).await.unwrap();
+    }
+    let lines = series(&db.table_name("things"));
+    let get = "db_operation_name=\"GetItem\"";
+    let put = "db_operation_name=\"PutItem\"";
+    assert_eq!(value(&lines, "dynamite_items_written", &[put]), 1.0);
+    assert_eq!(value(&lines, "dynamite_items_read", &[get]), 1.0);
+    let hit = "result=\"hit\"";
+    let miss = "result=\"miss\"";
+    assert_eq!(value(&lines, "dynamite_cache_reads", &[get, hit]), 2.0);
+    assert_eq!(value(&lines, "dynamite_cache_reads", &[get, miss]), 1.0);
+    let cached = "dynamite_cache=\"hit\"";
+    let count = "db_client_operation_duration_count";
+    assert_eq!(value(&lines, count, &[get, cached]), 2.0);
+    // The request the miss made, without the label.
+    let requested: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.starts_with(count) && l.contains(get) && !l.contains(cached))
+        .collect();
+    assert_eq!(requested.len(), 1, "{lines:#?}");
+    assert!(requested[0].ends_with(" 1"), "{requested:?}");
+    // The layer's own series (shared by every moka layer of the test binary).
+    let scrape = recorder().render();
+    let layer_hits = scrape
+        .lines()
+        .find(|l| {
+            l.starts_with("dynamite_cache_layer_lookups{")
+                && l.contains("dynamite_cache_layer=\"moka\"")
+                && l.contains(hit)
+        })
+        .unwrap_or_else(|| panic!("no moka hits in {scrape}"));
+    let n: f64 = layer_hits.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(n >= 2.0, "{layer_hits}");
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn a_redis_layer_records_its_pubsub_delay() {
+    use dynamite::cache::RedisLayer;
+
+    recorder();
+    let url =
+        std::env::var("DYNAMITE_REDIS_URL").expect("run through scripts/with-services --redis");
+    let prefix = format!(
+        "dynamite-test:metrics:{}:{:08x}:",
+        std::process::id(),
+        fastrand::u32(..)
+    );
+    // `connect` returns once the layer's first heartbeat came back through pub/sub.
+    let layer = RedisLayer::builder(&url)
+        .prefix(prefix)
+        .connect()
+        .await
+        .expect("connect to Redis");
+    let scrape = recorder().render();
+    let delay = scrape
+        .lines()
+        .find(|l| {
+            l.starts_with("dynamite_cache_pubsub_delay_count{")
+                && l.contains("dynamite_cache_layer=\"redis\"")
+        })
+        .unwrap_or_else(|| panic!("no pub/sub delay in {scrape}"));
+    let n: f64 = delay.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(n >= 1.0, "{delay}");
+    drop(layer);
+}

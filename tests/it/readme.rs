@@ -152,6 +152,15 @@ async fn readme_items_and_queries() -> dynamite::Result<()> {
     assert!(stream.next().await.transpose()?.is_some());
     assert_eq!(n, 30);
     assert_eq!(all.count().await, 30);
+    {
+    use dynamite::Operation;
+    let stats = db.stats();
+    if let Some(gets) = stats.get(Operation::GetItem, &db.table_name("users")) {
+        println!("{} gets, p99 {:?}, hit rate {:?}", gets.calls(), gets.latency.p99, gets.cache_hit_rate());
+    }
+    println!("{} capacity units in all", stats.total_consumed_capacity());
+    assert!(stats.get(Operation::GetItem, &db.table_name("users")).is_some());
+    }
     User::delete_table(&db).await?;
     Ok(())
 }

@@ -219,7 +219,7 @@ impl RedisLayerBuilder {
             retry_interval: self.retry_interval,
             generation_ttl: self.generation_ttl,
             max_pending: self.max_pending,
-            stats: StatsCounter::default(),
+            stats: StatsCounter::named("redis"),
             tx,
             contact: Contact::new(heartbeat),
             sent: Mutex::new(VecDeque::new()),

@@ -88,7 +88,9 @@ impl Shared {
                 at
             };
             if let Some(sent) = sent_at {
-                self.contact.heard(sent, Instant::now());
+                let heard = Instant::now();
+                self.stats.pubsub_delay(heard - sent);
+                self.contact.heard(sent, heard);
                 let _ = self.tx.send(RemoteEvent::Heartbeat { sent });
             }
             return;
