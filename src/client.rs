@@ -4,6 +4,7 @@ use std::any::TypeId;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::advice::{Advisor, IndexAdvice};
 use crate::batch::Coalescer;
 use crate::cache::stack::ClientCache;
 use crate::cache::{CacheConfig, CacheLayer, LayerStats};
@@ -51,6 +52,8 @@ struct Inner {
     slow_operation_threshold: Option<std::time::Duration>,
     /// What [`Client::stats`] reports.
     stats: Registry,
+    /// What [`Client::index_advice`] reports.
+    advisor: Advisor,
 }
 
 /// Which gets are coalesced, and how ([`ClientBuilder::coalesce_gets`]).
@@ -182,6 +185,26 @@ impl Client {
     /// Sets every figure of [`stats`](Self::stats) back to zero (after a warm-up, say).
     pub fn reset_stats(&self) {
         self.inner.stats.reset();
+    }
+
+    /// Global secondary indexes that would serve the finds this client could not serve by
+    /// key (refused with [`Error::ScanRequired`](crate::Error::ScanRequired), scans, queries
+    /// whose filter dropped items), best first: the declaration to add, how often such finds
+    /// were seen, and the read units the index would have saved. See [`IndexAdvice`].
+    ///
+    /// ```
+    /// # fn demo(db: &dynamite::Client) {
+    /// for advice in db.index_advice() {
+    ///     println!("{advice}");
+    /// }
+    /// # }
+    /// ```
+    pub fn index_advice(&self) -> Vec<IndexAdvice> {
+        self.inner.advisor.advice()
+    }
+
+    pub(crate) fn advisor(&self) -> &Advisor {
+        &self.inner.advisor
     }
 
     pub(crate) fn stats_registry(&self) -> &Registry {
@@ -554,6 +577,7 @@ impl ClientBuilder {
                 slow_operation_threshold: self.slow_operation_threshold,
                 coalescing: self.coalescing,
                 stats: Registry::default(),
+                advisor: Advisor::default(),
             }),
         }
     }

@@ -110,6 +110,7 @@
 #![doc(test(attr(deny(warnings), allow(dead_code, unused_variables))))]
 #![warn(missing_docs)]
 
+mod advice;
 mod attr;
 mod batch;
 pub mod cache;
@@ -140,6 +141,7 @@ mod write;
 #[path = "private.rs"]
 pub mod __private;
 
+pub use advice::IndexAdvice;
 pub use attr::{Attr, IndexHandle, Path, PathSegment, Value};
 pub use client::{CacheStats, Client, ClientBuilder};
 pub use dynamite_derive::Entity;

@@ -25,6 +25,7 @@ use self::read::{RawReader, Reader};
 use self::render::Prepared;
 use self::spec::{CacheChoice, Consistency, Order, Reach, ReadAs, Source, Spec};
 use self::stream::{Decoded, ReadAhead};
+use crate::advice::{Pattern, Seen};
 use crate::cache::stack::ClientCache;
 use crate::page::{self, Cursor, Page};
 use crate::RetryPolicy;
@@ -251,6 +252,26 @@ impl<'a, E: Entity, O: Send + 'static> Find<'a, E, O> {
         Ok(self.prepare()?.plan)
     }
 
+    /// Records a find refused for want of a key with the index advisor.
+    fn advise_refused(&self, error: &Error) {
+        if !matches!(error, Error::ScanRequired { .. }) {
+            return;
+        }
+        let schema = E::schema();
+        let table = self.client.full_table_name(schema.table);
+        let pattern = Pattern::new(
+            schema,
+            &table,
+            Seen::Refused,
+            &self.spec.filters,
+            &self.spec.projection,
+        );
+        self.client.advisor().refused(&pattern, || {
+            let conditions = render::describe(&self.spec.filters).unwrap_or_default();
+            format!("find [{conditions}] refused: no key serves it (ScanRequired)")
+        });
+    }
+
     fn prepare(&self) -> Result<Prepared> {
         let schema = E::schema();
         let decisions = plan::decide(schema, &self.spec)?;
@@ -263,7 +284,7 @@ impl<'a, E: Entity, O: Send + 'static> Find<'a, E, O> {
     }
 
     fn reader(&self) -> Result<Reader<'a, O>> {
-        let prepared = Arc::new(self.prepare()?);
+        let prepared = Arc::new(self.prepare().inspect_err(|e| self.advise_refused(e))?);
         let start = match &self.spec.start {
             Some(cursor) => Some(page::decode(
                 cursor,

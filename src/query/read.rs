@@ -5,13 +5,14 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, Select};
+use aws_sdk_dynamodb::types::{ConsumedCapacity, ReturnConsumedCapacity, Select};
 use futures::stream::BoxStream;
 use futures::StreamExt;
 
 use super::render::Prepared;
 use super::spec::{Reach, Spec};
 use super::stream::ReadAhead;
+use crate::advice::ReadFigures;
 use crate::batch::TableRead;
 use crate::cache::stack::ClientCache;
 use crate::page::{self, Cursor};
@@ -221,6 +222,23 @@ impl<'a> RawReader<'a> {
         Ok(page)
     }
 
+    /// Tells the index advisor what a request of a scan or filtered query read.
+    fn advise(&self, scanned: i32, returned: i32, consumed: Option<&ConsumedCapacity>) {
+        let p = &*self.prepared;
+        let Some(pattern) = &p.pattern else {
+            return;
+        };
+        let figures = ReadFigures {
+            items_read: scanned.max(0) as u64,
+            items_returned: returned.max(0) as u64,
+            consumed_capacity: consumed
+                .and_then(ConsumedCapacity::capacity_units)
+                .unwrap_or(0.0),
+        };
+        let example = || p.plan.to_string();
+        self.client.advisor().read(pattern, figures, example);
+    }
+
     /// One request.
     pub(crate) async fn fetch(
         &self,
@@ -275,6 +293,7 @@ impl<'a> RawReader<'a> {
                             .send()
                     })
                     .await?;
+                self.advise(out.scanned_count, out.count, out.consumed_capacity());
                 Ok(raw_page!(out))
             }
             Operation::Scan => {
@@ -287,6 +306,7 @@ impl<'a> RawReader<'a> {
                             .send()
                     })
                     .await?;
+                self.advise(out.scanned_count, out.count, out.consumed_capacity());
                 Ok(raw_page!(out))
             }
             other => unreachable!("the planner plans GetItem, Query or Scan, not {other}"),

@@ -9,6 +9,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::plan::{Decisions, Plan};
 use super::spec::{Order, ReadAs, Spec};
+use crate::advice::{self, Pattern};
 use crate::attr::Path;
 use crate::expr::condition::Node;
 use crate::expr::{self, Placeholders};
@@ -48,6 +49,8 @@ pub(crate) struct Prepared {
     pub(crate) consistent: bool,
     pub(crate) descending: bool,
     pub(crate) has_filter: bool,
+    /// What the index advisor records of each request, for a scan or a filtered query.
+    pub(crate) pattern: Option<Pattern>,
 }
 
 /// Renders `nodes` (ANDed), `None` when there are none. `separator` joins parenthesised parts
@@ -80,7 +83,7 @@ fn render_nodes(
 }
 
 /// What `explain()` shows.
-fn describe(nodes: &[Node]) -> Option<String> {
+pub(crate) fn describe(nodes: &[Node]) -> Option<String> {
     (!nodes.is_empty()).then(|| {
         nodes
             .iter()
@@ -140,12 +143,24 @@ pub(crate) fn prepare(
         reason: planned.reason.clone(),
     };
     let (names, values) = (ph.names(), ph.values());
+    let has_filter = !planned.filter_nodes.is_empty();
+    let pattern =
+        advice::seen_of(schema, planned.operation, planned.index, has_filter).map(|seen| {
+            Pattern::new(
+                schema,
+                &table,
+                seen,
+                &planned.filter_nodes,
+                &spec.projection,
+            )
+        });
     let mut prepared = Prepared {
         fingerprint: String::new(),
         table,
         entity: schema.entity,
         index: planned.index.map(|i| i.name),
-        has_filter: !planned.filter_nodes.is_empty(),
+        has_filter,
+        pattern,
         key_condition,
         filter,
         projection,

@@ -11,6 +11,7 @@
 
 mod support;
 
+mod advice;
 mod batch;
 mod cache;
 #[cfg(feature = "redis")]
