@@ -117,6 +117,23 @@ pub enum Error {
         source: Cause,
     },
 
+    /// An existing table differs from what its entity declares (found by
+    /// [`Entity::ensure_table`](crate::Entity::ensure_table)): each difference is listed.
+    /// Missing global indexes can be added with
+    /// [`CreateTable::migrate`](crate::table::CreateTable::migrate).
+    #[error(
+        "table {table} does not match entity {entity}: {}",
+        describe_drift(differences)
+    )]
+    SchemaDrift {
+        /// The table, with its prefix.
+        table: String,
+        /// The entity.
+        entity: &'static str,
+        /// Every difference.
+        differences: Vec<crate::table::SchemaDrift>,
+    },
+
     /// A table did not reach the expected state in time.
     #[error("table {table} did not become {state} within {waited:?}")]
     Timeout {
@@ -302,6 +319,21 @@ impl fmt::Display for ErrorKind {
     }
 }
 
+/// The differences, `; `-separated, and what to do about them.
+fn describe_drift(differences: &[crate::table::SchemaDrift]) -> String {
+    let listed: Vec<String> = differences.iter().map(ToString::to_string).collect();
+    let advice = if differences
+        .iter()
+        .all(crate::table::SchemaDrift::is_migratable)
+    {
+        "ensure_table().migrate() adds missing global indexes"
+    } else {
+        "change the entity, or migrate the table by hand (keys, local indexes and projections \
+         cannot be changed in place)"
+    };
+    format!("{} ({advice})", listed.join("; "))
+}
+
 /// `, key {id: "u1"}` for a key, nothing for none (a transaction of several items).
 fn key_part(key: &Item) -> String {
     if key.is_empty() {
@@ -389,6 +421,11 @@ impl Error {
     /// `true` for [`Error::Validation`]: bad input, refused before sending.
     pub fn is_validation(&self) -> bool {
         matches!(self, Error::Validation { .. })
+    }
+
+    /// `true` for [`Error::SchemaDrift`]: an existing table differs from its entity.
+    pub fn is_schema_drift(&self) -> bool {
+        matches!(self, Error::SchemaDrift { .. })
     }
 
     /// `true` for [`Error::TransactionCanceled`].

@@ -41,6 +41,8 @@ pub enum Operation {
     DescribeTable,
     /// Delete a table.
     DeleteTable,
+    /// Change a table (add a global secondary index).
+    UpdateTable,
     /// Enable or disable TTL on a table.
     UpdateTimeToLive,
     /// Read a table's TTL setting.
@@ -64,6 +66,7 @@ impl Operation {
             Operation::CreateTable => "CreateTable",
             Operation::DescribeTable => "DescribeTable",
             Operation::DeleteTable => "DeleteTable",
+            Operation::UpdateTable => "UpdateTable",
             Operation::UpdateTimeToLive => "UpdateTimeToLive",
             Operation::DescribeTimeToLive => "DescribeTimeToLive",
         }

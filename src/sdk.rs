@@ -92,7 +92,8 @@ plain_error!(
     aws_sdk_dynamodb::operation::describe_table::DescribeTableError,
     aws_sdk_dynamodb::operation::delete_table::DeleteTableError,
     aws_sdk_dynamodb::operation::update_time_to_live::UpdateTimeToLiveError,
-    aws_sdk_dynamodb::operation::describe_time_to_live::DescribeTimeToLiveError
+    aws_sdk_dynamodb::operation::describe_time_to_live::DescribeTimeToLiveError,
+    aws_sdk_dynamodb::operation::update_table::UpdateTableError
 );
 
 /// What the pipeline reads off every answer: the capacity consumed and the items read.
@@ -163,6 +164,7 @@ tables_output!(
 impl CapacityOutput for aws_sdk_dynamodb::operation::create_table::CreateTableOutput {}
 impl CapacityOutput for aws_sdk_dynamodb::operation::describe_table::DescribeTableOutput {}
 impl CapacityOutput for aws_sdk_dynamodb::operation::delete_table::DeleteTableOutput {}
+impl CapacityOutput for aws_sdk_dynamodb::operation::update_table::UpdateTableOutput {}
 impl CapacityOutput for aws_sdk_dynamodb::operation::update_time_to_live::UpdateTimeToLiveOutput {}
 impl CapacityOutput
     for aws_sdk_dynamodb::operation::describe_time_to_live::DescribeTimeToLiveOutput

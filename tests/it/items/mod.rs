@@ -8,6 +8,7 @@ use dynamite::{BillingMode, Binary, Client, Entity, Error, Key};
 use serde::{Deserialize, Serialize};
 
 mod keys;
+mod tables;
 
 #[derive(Entity, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[dynamite(table = "users")]

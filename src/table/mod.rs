@@ -1,4 +1,9 @@
-//! Tables from entity metadata: create, ensure (idempotent), delete.
+//! Tables from entity metadata: create, ensure (idempotent, checked for drift, optionally
+//! migrated), delete. `drift.rs` compares a table with its entity.
+
+mod drift;
+
+pub use drift::SchemaDrift;
 
 use std::future::{Future, IntoFuture};
 use std::marker::PhantomData;
@@ -6,14 +11,18 @@ use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode as SdkBillingMode, GlobalSecondaryIndex, KeySchemaElement,
-    KeyType, LocalSecondaryIndex, Projection as SdkProjection, ProjectionType,
-    ProvisionedThroughput, ScalarAttributeType, TableStatus, TimeToLiveSpecification,
+    AttributeDefinition, BillingMode as SdkBillingMode, CreateGlobalSecondaryIndexAction,
+    GlobalSecondaryIndex, GlobalSecondaryIndexUpdate, KeySchemaElement, KeyType,
+    LocalSecondaryIndex, Projection as SdkProjection, ProjectionType, ProvisionedThroughput,
+    ScalarAttributeType, TableDescription, TableStatus, TimeToLiveSpecification,
 };
 
 use crate::pipeline::Target;
 use crate::value::ScalarType;
-use crate::{Client, Entity, Error, IndexKind, KeySchema, Operation, Projection, Result};
+use crate::{
+    Client, Entity, Error, IndexKind, IndexSchema, KeySchema, Operation, Projection, Result,
+    TableSchema,
+};
 
 /// How a table is billed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -34,11 +43,17 @@ pub enum BillingMode {
 /// Creates (or, with `ensure`, finds) the table of `E` and waits until it and its indexes are
 /// ACTIVE; enables TTL when the entity has a TTL attribute. Built by [`Entity::create_table`]
 /// and [`Entity::ensure_table`].
+///
+/// `ensure_table` checks a table that exists against the entity: its key schema, key attribute
+/// types, and each declared index's kind, key and projection. A difference is
+/// [`Error::SchemaDrift`], naming each one; with [`migrate`](Self::migrate), missing global
+/// indexes are added instead.
 #[must_use = "a CreateTable does nothing until awaited"]
 pub struct CreateTable<'a, E: Entity> {
     client: &'a Client,
     billing: BillingMode,
     if_missing: bool,
+    migrate: bool,
     wait_timeout: Duration,
     _entity: PhantomData<fn() -> E>,
 }
@@ -57,6 +72,7 @@ impl<'a, E: Entity> CreateTable<'a, E> {
             client,
             billing: BillingMode::default(),
             if_missing,
+            migrate: false,
             wait_timeout: Duration::from_secs(300),
             _entity: PhantomData,
         }
@@ -65,6 +81,16 @@ impl<'a, E: Entity> CreateTable<'a, E> {
     /// Billing mode for a table this call creates (on-demand by default).
     pub fn billing(mut self, billing: BillingMode) -> Self {
         self.billing = billing;
+        self
+    }
+
+    /// For an existing table: add the global indexes the entity declares and the table lacks
+    /// (one UpdateTable each, waiting until it is ACTIVE: DynamoDB backfills it from the
+    /// table's items), instead of reporting them as drift. Other drift is still an error: a
+    /// table's key, its local indexes and an index's key or projection cannot be changed in
+    /// place.
+    pub fn migrate(mut self) -> Self {
+        self.migrate = true;
         self
     }
 
@@ -78,14 +104,15 @@ impl<'a, E: Entity> CreateTable<'a, E> {
     pub async fn send(self) -> Result<()> {
         let schema = E::schema();
         let table = self.client.table_name(schema.table);
-        let exists = if self.if_missing {
-            describe(self.client, &table, schema.entity)
-                .await?
-                .is_some()
+        let existing = if self.if_missing {
+            describe(self.client, &table, schema.entity).await?
         } else {
-            false
+            None
         };
-        if !exists {
+        let exists = existing.is_some();
+        if let Some(existing) = existing {
+            self.check_drift(&table, &existing).await?;
+        } else {
             let request = create_request::<E>(self.client, &table, self.billing);
             // Sent again after a lost answer, CreateTable answers ResourceInUseException, which
             // ensure_table accepts (a strict create_table then reports the table as existing).
@@ -140,6 +167,108 @@ impl<'a, E: Entity> CreateTable<'a, E> {
     }
 }
 
+impl<E: Entity> CreateTable<'_, E> {
+    /// Reports how `existing` differs from `E`; with `migrate`, adds its missing global
+    /// indexes first.
+    async fn check_drift(&self, table: &str, existing: &TableDescription) -> Result<()> {
+        let schema = E::schema();
+        let differences = drift::drift(schema, existing);
+        if differences.is_empty() {
+            return Ok(());
+        }
+        if !self.migrate || !differences.iter().all(SchemaDrift::is_migratable) {
+            return Err(Error::SchemaDrift {
+                table: table.to_owned(),
+                entity: schema.entity,
+                differences,
+            });
+        }
+        // Wait for the table first: DynamoDB refuses an update while it is being created.
+        wait_active(self.client, table, schema.entity, self.wait_timeout).await?;
+        let throughput = self.index_throughput(existing);
+        for difference in &differences {
+            let SchemaDrift::MissingIndex { index, .. } = difference else {
+                continue;
+            };
+            let index = schema
+                .indexes
+                .iter()
+                .find(|i| i.name == index)
+                .expect("drift names declared indexes");
+            add_global_index(self.client, table, schema, index, throughput.clone()).await?;
+            wait_active(self.client, table, schema.entity, self.wait_timeout).await?;
+        }
+        Ok(())
+    }
+
+    /// The capacity of an index added to `existing`: the builder's when provisioned, else the
+    /// table's own when it is provisioned, else none (on demand).
+    fn index_throughput(&self, existing: &TableDescription) -> Option<ProvisionedThroughput> {
+        if let BillingMode::Provisioned { read, write } = self.billing {
+            return Some(throughput(read, write));
+        }
+        let on_demand = existing
+            .billing_mode_summary()
+            .and_then(|b| b.billing_mode())
+            .is_some_and(|m| *m == SdkBillingMode::PayPerRequest);
+        let table = existing.provisioned_throughput()?;
+        let (read, write) = (table.read_capacity_units()?, table.write_capacity_units()?);
+        (!on_demand && read > 0 && write > 0).then(|| throughput(read, write))
+    }
+}
+
+fn throughput(read: i64, write: i64) -> ProvisionedThroughput {
+    ProvisionedThroughput::builder()
+        .read_capacity_units(read)
+        .write_capacity_units(write)
+        .build()
+        .expect("capacities are set")
+}
+
+/// Adds the global index `index` of `schema` to `table` (an UpdateTable; it is then CREATING).
+async fn add_global_index(
+    client: &Client,
+    table: &str,
+    schema: &TableSchema,
+    index: &IndexSchema,
+    throughput: Option<ProvisionedThroughput>,
+) -> Result<()> {
+    let keys = std::iter::once(index.partition_key).chain(index.sort_key);
+    let definitions: Vec<AttributeDefinition> = keys.map(|k| definition(&k)).collect();
+    let create = CreateGlobalSecondaryIndexAction::builder()
+        .index_name(index.name)
+        .set_key_schema(Some(key_elements(
+            &index.partition_key,
+            index.sort_key.as_ref(),
+        )))
+        .projection(projection(&index.projection))
+        .set_provisioned_throughput(throughput)
+        .build()
+        .expect("name, keys and projection are set");
+    let update = GlobalSecondaryIndexUpdate::builder().create(create).build();
+    // Sent again after a lost answer, it would be refused as a second index creation
+    // (ResourceInUseException / ValidationException): the wait that follows settles it.
+    let target = Target::safe(Operation::UpdateTable, table, schema.entity, None);
+    let sent = client
+        .execute(target, || {
+            client
+                .sdk()
+                .update_table()
+                .table_name(table)
+                .set_attribute_definitions(Some(definitions.clone()))
+                .global_secondary_index_updates(update.clone())
+                .send()
+        })
+        .await;
+    tracing::info!(
+        table,
+        index = index.name,
+        ok = sent.is_ok(),
+        "added a global index"
+    );
+    sent.map(drop)
+}
+
 impl<'a, E: Entity> IntoFuture for CreateTable<'a, E> {
     type Output = Result<()>;
     type IntoFuture = Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>>;
@@ -154,6 +283,14 @@ fn scalar(s: ScalarType) -> ScalarAttributeType {
         ScalarType::Number => ScalarAttributeType::N,
         ScalarType::Binary => ScalarAttributeType::B,
     }
+}
+
+fn definition(key: &KeySchema) -> AttributeDefinition {
+    AttributeDefinition::builder()
+        .attribute_name(key.name)
+        .attribute_type(scalar(key.scalar))
+        .build()
+        .expect("name and type are set")
 }
 
 fn key_element(key: &KeySchema, key_type: KeyType) -> KeySchemaElement {
@@ -190,25 +327,9 @@ fn create_request<E: Entity>(
     let schema = E::schema();
     let throughput = match billing {
         BillingMode::OnDemand => None,
-        BillingMode::Provisioned { read, write } => Some(
-            ProvisionedThroughput::builder()
-                .read_capacity_units(read)
-                .write_capacity_units(write)
-                .build()
-                .expect("capacities are set"),
-        ),
+        BillingMode::Provisioned { read, write } => Some(throughput(read, write)),
     };
-    let definitions = schema
-        .all_key_attributes()
-        .into_iter()
-        .map(|k| {
-            AttributeDefinition::builder()
-                .attribute_name(k.name)
-                .attribute_type(scalar(k.scalar))
-                .build()
-                .expect("name and type are set")
-        })
-        .collect();
+    let definitions = schema.all_key_attributes().iter().map(definition).collect();
     let mut gsis = Vec::new();
     let mut lsis = Vec::new();
     for index in schema.indexes {
