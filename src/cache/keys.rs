@@ -144,10 +144,12 @@ fn push_hex(s: &mut String, v: u64) {
 
 /// FNV-1a, for stable short hashes of projections.
 pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
-    use std::hash::Hasher;
-    let mut h = crate::stats::Fnv::default();
-    h.write(bytes);
-    h.finish()
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
 }
 
 /// The text of a primary key, the same for a `Key<E>` and for the key attributes of an item:
