@@ -560,6 +560,13 @@ mod tests {
     }
 
     #[test]
+    fn the_last_of_a_repeated_option_counts() {
+        let c = run(&["--cache", "l1", "--warmup", "2s", "--cache", "none"]).expect("valid");
+        assert_eq!(c.cache, CacheMode::None);
+        assert_eq!(c.warmup, Duration::from_secs(2));
+    }
+
+    #[test]
     fn help_is_recognised() {
         assert_eq!(parse(["--help"]), Ok(Command::Help));
         assert_eq!(parse(["--duration", "5s", "-h"]), Ok(Command::Help));

@@ -46,7 +46,7 @@ pub(crate) fn render(summary: &Summary) -> DrawResult<String> {
 fn header(area: &DrawingArea<SVGBackend<'_>, Shift>, s: &Summary) -> DrawResult {
     let r = &s.recorder;
     let title = format!("dynamite-load: {}", s.info.title);
-    area.draw(&Text::new(title, (20, 14), (FONT, 19).into_font()))?;
+    area.draw(&Text::new(title, (20, 14), (FONT, 20).into_font()))?;
     let mut figures = format!(
         "{} ops in {:.1} s ({} ops/s), {} failed",
         report::count(r.ops()),
@@ -62,6 +62,9 @@ fn header(area: &DrawingArea<SVGBackend<'_>, Shift>, s: &Summary) -> DrawResult 
             report::micros(r.total.value_at_quantile(0.99)),
             report::micros(r.total.max()),
         );
+    }
+    if let Some(rate) = s.cache.as_deref().and_then(report::cache_hit_rate) {
+        figures += &format!("; cache hit rate {:.1}%", rate * 100.0);
     }
     area.draw(&Text::new(figures, (20, 46), (FONT, 16).into_font()))?;
     Ok(())
@@ -97,6 +100,15 @@ pub(crate) fn timeline(s: &Summary, duration: Duration) -> Timeline {
     t
 }
 
+/// An axis label in ms, with as many decimals as an axis reaching `max` ms needs.
+fn ms_label(v: f64, max: f64) -> String {
+    match max {
+        m if m >= 20.0 => format!("{v:.0}"),
+        m if m >= 2.0 => format!("{v:.1}"),
+        _ => format!("{v:.2}"),
+    }
+}
+
 /// µs as ms.
 fn ms(us: u64) -> f64 {
     us as f64 / 1000.0
@@ -117,6 +129,7 @@ fn latency_panel(area: &DrawingArea<SVGBackend<'_>, Shift>, s: &Summary) -> Draw
     let mut chart = ChartBuilder::on(area)
         .caption("Latency per second", (FONT, 18))
         .margin(12)
+        .margin_right(32)
         .x_label_area_size(40)
         .y_label_area_size(70)
         .build_cartesian_2d(0f64..duration.as_secs_f64(), 0f64..y_max)?;
@@ -126,6 +139,7 @@ fn latency_panel(area: &DrawingArea<SVGBackend<'_>, Shift>, s: &Summary) -> Draw
         .y_desc("latency (ms)")
         .label_style((FONT, 14))
         .axis_desc_style((FONT, 15))
+        .y_label_formatter(&|v| ms_label(*v, y_max))
         .draw()?;
     chart
         .draw_series(LineSeries::new(t.p50, P50.stroke_width(2)))?
@@ -159,6 +173,7 @@ fn throughput_panel(area: &DrawingArea<SVGBackend<'_>, Shift>, s: &Summary) -> D
     let mut chart = ChartBuilder::on(area)
         .caption("Throughput per second", (FONT, 18))
         .margin(12)
+        .margin_right(32)
         .x_label_area_size(40)
         .y_label_area_size(70)
         .build_cartesian_2d(0f64..duration.as_secs_f64(), 0f64..y_max)?;
@@ -222,6 +237,7 @@ fn histogram_panel(area: &DrawingArea<SVGBackend<'_>, Shift>, s: &Summary) -> Dr
     let mut chart = ChartBuilder::on(area)
         .caption(caption, (FONT, 18))
         .margin(12)
+        .margin_right(32)
         .x_label_area_size(40)
         .y_label_area_size(70)
         .build_cartesian_2d(0f64..x_max, 0f64..y_max)?;
@@ -229,6 +245,7 @@ fn histogram_panel(area: &DrawingArea<SVGBackend<'_>, Shift>, s: &Summary) -> Dr
         .configure_mesh()
         .disable_x_mesh()
         .x_desc("latency (ms)")
+        .x_label_formatter(&|v| ms_label(*v, x_max))
         .y_desc("operations")
         .label_style((FONT, 14))
         .axis_desc_style((FONT, 15))

@@ -199,25 +199,40 @@ fn cache(out: &mut String, layers: Option<&[CacheLine]>) {
             extra_cache_counters(l),
         );
     }
-    if let Some(top) = layers.first() {
-        let lookups = top.hits + top.misses + top.skipped;
-        let hits: u64 = layers.iter().map(|l| l.hits).sum();
-        let _ = writeln!(
-            out,
-            "{:<12} {} of {} lookups answered by a cache layer ({} reads went to DynamoDB)",
-            "",
-            percent(hits, lookups),
-            count(lookups),
-            count(lookups.saturating_sub(hits)),
-        );
-    }
+    let (hits, lookups) = cache_totals(layers);
+    let _ = writeln!(
+        out,
+        "{:<12} {} of {} lookups answered by a cache layer ({} reads went to DynamoDB)",
+        "",
+        percent(hits, lookups),
+        count(lookups),
+        count(lookups.saturating_sub(hits)),
+    );
+}
+
+/// Lookups answered by any layer, and lookups made: the top layer's hits and misses, plus
+/// the lookups a shared layer skipped while out of contact (the layers above it are not
+/// asked then, so those lookups show only in its `skipped`).
+fn cache_totals(layers: &[CacheLine]) -> (u64, u64) {
+    let Some(top) = layers.first() else {
+        return (0, 0);
+    };
+    let skipped: u64 = layers[1..].iter().map(|l| l.skipped).sum();
+    let hits = layers.iter().map(|l| l.hits).sum();
+    (hits, top.hits + top.misses + top.skipped + skipped)
+}
+
+/// The share of cache lookups any layer answered; `None` without lookups.
+pub(crate) fn cache_hit_rate(layers: &[CacheLine]) -> Option<f64> {
+    let (hits, lookups) = cache_totals(layers);
+    (lookups > 0).then(|| hits as f64 / lookups as f64)
 }
 
 /// `, skipped N, faults N` when they are not zero.
 fn extra_cache_counters(l: &CacheLine) -> String {
     let mut s = String::new();
     if l.skipped > 0 {
-        let _ = write!(s, "  skipped {}", count(l.skipped));
+        let _ = write!(s, "  skipped {} (out of contact)", count(l.skipped));
     }
     if l.faults > 0 {
         let _ = write!(s, "  faults {}", count(l.faults));
@@ -512,6 +527,24 @@ mod tests {
         assert!(report.contains("capacity     not available"));
         assert!(report.contains("latency      no operations"));
         assert!(report.contains("-  per operation") || report.contains(", - per operation"));
+    }
+
+    #[test]
+    fn lookups_skipped_by_a_shared_layer_count_as_lookups_not_answered() {
+        let mut s = summary();
+        let layers = s.cache.as_mut().expect("cache");
+        layers[1].skipped = 50;
+        let report = render(&s);
+        assert!(report
+            .contains("misses         30  hit rate 25.0%  skipped 50 (out of contact)  faults 2"));
+        assert!(report.contains(
+            "46.7% of 150 lookups answered by a cache layer (80 reads went to DynamoDB)"
+        ));
+        assert_eq!(
+            cache_hit_rate(s.cache.as_deref().expect("cache")),
+            Some(70.0 / 150.0)
+        );
+        assert_eq!(cache_hit_rate(&[]), None);
     }
 
     #[test]
