@@ -163,11 +163,12 @@ fn latency_panel(area: &DrawingArea<SVGBackend<'_>, Shift>, s: &Summary) -> Draw
 fn throughput_panel(area: &DrawingArea<SVGBackend<'_>, Shift>, s: &Summary) -> DrawResult {
     let duration = run_seconds(s);
     let t = timeline(s, duration);
+    let target = s.schedule.map_or(0.0, |sch| sch.rate);
     let y_max = t
         .throughput
         .iter()
         .map(|p| p.1)
-        .fold(0.0, f64::max)
+        .fold(target, f64::max)
         .max(1.0)
         * 1.15;
     let mut chart = ChartBuilder::on(area)
@@ -185,7 +186,27 @@ fn throughput_panel(area: &DrawingArea<SVGBackend<'_>, Shift>, s: &Summary) -> D
         .axis_desc_style((FONT, 15))
         .y_label_formatter(&|v| report::count(v.max(0.0).round() as u64))
         .draw()?;
-    chart.draw_series(LineSeries::new(t.throughput, THROUGHPUT.stroke_width(2)))?;
+    chart
+        .draw_series(LineSeries::new(t.throughput, THROUGHPUT.stroke_width(2)))?
+        .label("completed")
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], THROUGHPUT.stroke_width(2)));
+    if let Some(schedule) = &s.schedule {
+        let line = [
+            (0.0, schedule.rate),
+            (duration.as_secs_f64(), schedule.rate),
+        ];
+        chart
+            .draw_series(DashedLineSeries::new(line, 8, 5, BLACK.stroke_width(1)))?
+            .label("target rate")
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK.stroke_width(1)));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .label_font((FONT, 14))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()?;
     Ok(())
 }
 
@@ -345,5 +366,18 @@ mod tests {
         }
         assert!(svg.contains("<polyline"));
         assert!(svg.contains("<rect"));
+        assert!(!svg.contains("target rate"));
+    }
+
+    #[test]
+    fn an_open_loop_chart_shows_the_target_rate() {
+        let mut s = summary(Duration::from_secs(3));
+        s.schedule = Some(crate::report::Schedule {
+            rate: 150.0,
+            scheduled: 450,
+            started: 300,
+        });
+        let svg = render(&s).expect("drawn");
+        assert!(svg.contains("target rate"));
     }
 }
