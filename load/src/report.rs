@@ -289,7 +289,7 @@ fn cpu(out: &mut String, cpu: CpuTime, ops: u64, elapsed: Duration) {
     let total = cpu.total();
     let _ = writeln!(
         out,
-        "client CPU   {:.2} s user + {:.2} s sys = {:.2} s ({:.0}% of one core), {} per operation",
+        "client CPU   {:.2} s user + {:.2} s sys = {:.2} s ({:.0}% of one core), {} per operation\n             (the whole process: dynamite, the SDK, and the tool's own bookkeeping)",
         cpu.user.as_secs_f64(),
         cpu.system.as_secs_f64(),
         total.as_secs_f64(),

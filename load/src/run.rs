@@ -75,14 +75,19 @@ fn unique_prefix() -> String {
     format!("dynamite-load-{}-{secs}-", std::process::id())
 }
 
-/// A flag set by Ctrl-C: the workers stop, the report is printed and the table deleted.
+/// A flag set by Ctrl-C: seeding or the workers stop, the table is deleted and the report
+/// printed. A second Ctrl-C exits at once.
 fn stop_on_ctrl_c() -> Arc<AtomicBool> {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("\ndynamite-load: interrupted; stopping the workers");
+            eprintln!("\ndynamite-load: interrupted; stopping (Ctrl-C again to quit at once)");
             flag.store(true, Ordering::Relaxed);
+        }
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("\ndynamite-load: quit; the table is left in place");
+            std::process::exit(130);
         }
     });
     stop
@@ -95,16 +100,22 @@ async fn measured_client(
     config: &Config,
 ) -> Result<Client, BoxError> {
     let builder = Client::builder(sdk).table_prefix(prefix);
-    let bytes = config.cache_mb << 20;
-    let tiers = match config.l1 {
-        L1Kind::Moka => Tiered::new().layer(MokaLayer::new(bytes)),
-        L1Kind::Lfu => Tiered::new().layer(LfuLayer::new(bytes)),
-    };
     Ok(match config.cache {
         CacheMode::None => builder.build(),
-        CacheMode::L1 => builder.cache(tiers).build(),
-        CacheMode::L1Redis => builder.cache(tiers.layer(redis(prefix).await?)).build(),
+        CacheMode::L1 => builder.cache(l1(config)).build(),
+        CacheMode::L1Redis => builder
+            .cache(l1(config).layer(redis(prefix).await?))
+            .build(),
     })
+}
+
+/// The in-process layer `config` asks for, of `--cache-mb` MiB.
+fn l1(config: &Config) -> Tiered {
+    let bytes = config.cache_mb << 20;
+    match config.l1 {
+        L1Kind::Moka => Tiered::new().layer(MokaLayer::new(bytes)),
+        L1Kind::Lfu => Tiered::new().layer(LfuLayer::new(bytes)),
+    }
 }
 
 /// The Redis layer on `DYNAMITE_REDIS_URL`, its keys under the table prefix.
@@ -132,7 +143,7 @@ async fn seed_and_measure(
     let mut rng = config
         .seed
         .map_or_else(fastrand::Rng::new, fastrand::Rng::with_seed);
-    let seeded = seed(admin, config, &mut rng).await?;
+    let seeded = seed(admin, config, &mut rng, stop).await?;
     db.clear_cache().await;
     let driver = Arc::new(Driver::new(db, config));
     if !config.warmup.is_zero() && !stop.load(Ordering::Relaxed) {
@@ -150,6 +161,7 @@ async fn seed(
     admin: &Client,
     config: &Config,
     rng: &mut fastrand::Rng,
+    stop: &AtomicBool,
 ) -> Result<Duration, BoxError> {
     let bar = progress_bar(
         config.key_count,
@@ -157,8 +169,20 @@ async fn seed(
         "{prefix:>8} [{bar:30}] {pos}/{len} items {elapsed}",
     );
     let start = Instant::now();
-    workload::seed(admin, config, rng, |done| bar.set_position(done)).await?;
+    let written = workload::seed(admin, config, rng, |done| {
+        bar.set_position(done);
+        !stop.load(Ordering::Relaxed)
+    })
+    .await?;
     bar.finish_and_clear();
+    if written < config.key_count {
+        return Err(format!(
+            "interrupted while seeding ({} of {} items written)",
+            report::count(written),
+            report::count(config.key_count)
+        )
+        .into());
+    }
     let took = start.elapsed();
     eprintln!(
         "dynamite-load: seeded {} items in {:.1} s",
@@ -290,7 +314,9 @@ async fn worker(phase: Arc<Phase>, index: u64, mut rng: fastrand::Rng) -> u64 {
         if intended >= phase.end {
             break;
         }
-        tokio::time::sleep_until(intended).await;
+        if intended > now {
+            tokio::time::sleep_until(intended).await;
+        }
         let op = phase.driver.next_op(seq, &mut rng);
         let result = phase.driver.execute(op, &mut rng).await;
         let ended = Instant::now();

@@ -248,24 +248,27 @@ fn now_ms() -> u64 {
 const SEED_CHUNK: u64 = 1000;
 
 /// Writes items `0..config.key_count` with `batch_write`, calling `progress` with the number
-/// written so far after each chunk.
+/// written so far after each chunk; stops early when it returns `false`. How many were
+/// written.
 pub(crate) async fn seed(
     db: &Client,
     config: &Config,
     rng: &mut fastrand::Rng,
-    mut progress: impl FnMut(u64),
-) -> Result<(), dynamite::Error> {
-    let mut start = 0;
-    while start < config.key_count {
-        let end = (start + SEED_CHUNK).min(config.key_count);
-        let items: Vec<LoadItem> = (start..end)
+    mut progress: impl FnMut(u64) -> bool,
+) -> Result<u64, dynamite::Error> {
+    let mut written = 0;
+    while written < config.key_count {
+        let end = (written + SEED_CHUNK).min(config.key_count);
+        let items: Vec<LoadItem> = (written..end)
             .map(|n| new_item(n, config.partition_size, config.payload_bytes, 0, rng))
             .collect();
         LoadItem::batch_write(db).put_all(&items).await?;
-        start = end;
-        progress(start);
+        written = end;
+        if !progress(written) {
+            break;
+        }
     }
-    Ok(())
+    Ok(written)
 }
 
 #[cfg(test)]
