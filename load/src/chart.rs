@@ -302,7 +302,7 @@ mod tests {
             elapsed: duration,
             schedule: None,
             cache: None,
-            requests: None,
+            requests: crate::dynamo::RequestStats::default(),
             cpu: CpuTime::default(),
         }
     }

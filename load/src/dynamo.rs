@@ -1,4 +1,4 @@
-//! The client's own per-request statistics (`Client::stats()`): requests to DynamoDB by
+//! The client's own per-request statistics ([`Client::stats`]): requests to DynamoDB by
 //! operation, their latency, and the capacity they consumed.
 
 use std::time::Duration;
@@ -16,8 +16,10 @@ pub(crate) struct RequestRow {
     pub(crate) errors: u64,
     /// Retries sent.
     pub(crate) retries: u64,
-    /// Requests refused by throttling.
+    /// Attempts refused by throttling.
     pub(crate) throttles: u64,
+    /// Reads answered by the client's cache, without a request.
+    pub(crate) cache_hits: u64,
     /// Median latency of a request, retries included.
     pub(crate) p50: Duration,
     /// 99th percentile latency of a request, retries included.
@@ -35,10 +37,30 @@ pub(crate) struct RequestStats {
     pub(crate) rows: Vec<RequestRow>,
 }
 
-/// The client's statistics now, for the table `table`; `None` where the client keeps none.
-pub(crate) fn snapshot(db: &Client, table: &str) -> Option<RequestStats> {
-    let _ = (db, table);
-    None
+/// The client's statistics now: the capacity of every request, and a row per operation on
+/// the table `table` (with prefix).
+pub(crate) fn snapshot(db: &Client, table: &str) -> RequestStats {
+    let stats = db.stats();
+    let rows = stats
+        .operations
+        .iter()
+        .filter(|op| op.table == table)
+        .map(|op| RequestRow {
+            operation: op.operation.name().to_owned(),
+            requests: op.requests,
+            errors: op.errors,
+            retries: op.retries,
+            throttles: op.throttles,
+            cache_hits: op.cache_hits,
+            p50: op.latency.p50,
+            p99: op.latency.p99,
+            capacity: op.consumed_capacity,
+        })
+        .collect();
+    RequestStats {
+        total_capacity: stats.total_consumed_capacity(),
+        rows,
+    }
 }
 
 /// The requests made between two snapshots: counters and capacity are differences; the
@@ -57,12 +79,13 @@ pub(crate) fn between(before: &RequestStats, after: &RequestStats) -> RequestSta
                 errors: sub(|r| r.errors),
                 retries: sub(|r| r.retries),
                 throttles: sub(|r| r.throttles),
+                cache_hits: sub(|r| r.cache_hits),
                 p50: a.p50,
                 p99: a.p99,
                 capacity: a.capacity - b.map_or(0.0, |b| b.capacity),
             }
         })
-        .filter(|r| r.requests > 0)
+        .filter(|r| r.requests > 0 || r.cache_hits > 0)
         .collect();
     RequestStats {
         total_capacity: after.total_capacity - before.total_capacity,
@@ -81,6 +104,7 @@ mod tests {
             errors: requests / 10,
             retries: 1,
             throttles: 0,
+            cache_hits: requests / 2,
             p50: Duration::from_millis(1),
             p99: Duration::from_millis(requests),
             capacity,
@@ -112,6 +136,7 @@ mod tests {
         assert_eq!(run.rows[0].requests, 200);
         assert_eq!(run.rows[0].errors, 20);
         assert_eq!(run.rows[0].retries, 0);
+        assert_eq!(run.rows[0].cache_hits, 100);
         assert_eq!(run.rows[0].capacity, 90.0);
         assert_eq!(run.rows[0].p99, Duration::from_millis(300));
         assert_eq!(run.rows[1], row("PutItem", 20, 20.0));

@@ -57,8 +57,8 @@ pub(crate) struct Summary {
     pub(crate) schedule: Option<Schedule>,
     /// Cache layers, top first; `None` without a cache.
     pub(crate) cache: Option<Vec<CacheLine>>,
-    /// The client's request statistics; `None` where the client keeps none.
-    pub(crate) requests: Option<RequestStats>,
+    /// The client's request statistics (`Client::stats()`) during the run.
+    pub(crate) requests: RequestStats,
     /// The process's CPU time during the measured run.
     pub(crate) cpu: CpuTime,
 }
@@ -71,7 +71,7 @@ pub(crate) fn render(s: &Summary) -> String {
     by_operation(&mut out, &s.recorder);
     errors(&mut out, &s.recorder);
     cache(&mut out, s.cache.as_deref());
-    requests(&mut out, s.requests.as_ref(), s.elapsed);
+    requests(&mut out, &s.requests, s.elapsed);
     cpu(&mut out, s.cpu, s.recorder.ops(), s.elapsed);
     out
 }
@@ -241,15 +241,8 @@ fn extra_cache_counters(l: &CacheLine) -> String {
 }
 
 /// Consumed capacity and the per-operation request table.
-fn requests(out: &mut String, stats: Option<&RequestStats>, elapsed: Duration) {
+fn requests(out: &mut String, stats: &RequestStats, elapsed: Duration) {
     let _ = writeln!(out);
-    let Some(stats) = stats else {
-        let _ = writeln!(
-            out,
-            "capacity     not available (this dynamite has no Client::stats())"
-        );
-        return;
-    };
     let _ = writeln!(
         out,
         "capacity     {} units consumed ({} units/s)",
@@ -265,18 +258,27 @@ fn requests(out: &mut String, stats: Option<&RequestStats>, elapsed: Duration) {
     );
     let _ = writeln!(
         out,
-        "  {:<16} {:>10} {:>8} {:>8} {:>9} {:>10} {:>10} {:>12}",
-        "operation", "requests", "errors", "retries", "throttles", "p50", "p99", "capacity"
+        "  {:<16} {:>10} {:>8} {:>8} {:>9} {:>10} {:>10} {:>10} {:>12}",
+        "operation",
+        "requests",
+        "errors",
+        "retries",
+        "throttles",
+        "cache hits",
+        "p50",
+        "p99",
+        "capacity"
     );
     for r in &stats.rows {
         let _ = writeln!(
             out,
-            "  {:<16} {:>10} {:>8} {:>8} {:>9} {:>10} {:>10} {:>12}",
+            "  {:<16} {:>10} {:>8} {:>8} {:>9} {:>10} {:>10} {:>10} {:>12}",
             r.operation,
             count(r.requests),
             count(r.errors),
             count(r.retries),
             count(r.throttles),
+            count(r.cache_hits),
             micros(r.p50.as_micros() as u64),
             micros(r.p99.as_micros() as u64),
             units(r.capacity),
@@ -413,7 +415,7 @@ mod tests {
                     faults: 2,
                 },
             ]),
-            requests: Some(RequestStats {
+            requests: RequestStats {
                 total_capacity: 1234.5,
                 rows: vec![RequestRow {
                     operation: "GetItem".into(),
@@ -421,11 +423,12 @@ mod tests {
                     errors: 2,
                     retries: 1,
                     throttles: 0,
+                    cache_hits: 70,
                     p50: Duration::from_micros(800),
                     p99: Duration::from_micros(2500),
                     capacity: 15.0,
                 }],
-            }),
+            },
             cpu: CpuTime {
                 user: Duration::from_millis(150),
                 system: Duration::from_millis(50),
@@ -491,7 +494,7 @@ mod tests {
         );
         assert_eq!(
             line(&report, "  GetItem"),
-            "  GetItem                  30        2        1         0     800 µs    2.50 ms         15.0"
+            "  GetItem                  30        2        1         0         70     800 µs    2.50 ms         15.0"
         );
         assert_eq!(
             line(&report, "client CPU"),
@@ -519,12 +522,13 @@ mod tests {
     fn missing_parts_are_said_so() {
         let mut s = summary();
         s.cache = None;
-        s.requests = None;
+        s.requests = RequestStats::default();
         s.recorder = Recorder::new(Duration::from_secs(1));
         let report = render(&s);
         assert!(report.contains("cache        none"));
         assert!(report.contains("errors       none"));
-        assert!(report.contains("capacity     not available"));
+        assert!(report.contains("capacity     0.0 units consumed (0.0 units/s)"));
+        assert!(!report.contains("DynamoDB requests"));
         assert!(report.contains("latency      no operations"));
         assert!(report.contains("-  per operation") || report.contains(", - per operation"));
     }

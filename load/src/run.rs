@@ -209,7 +209,7 @@ struct Snapshot {
     /// Cache counters.
     cache: CacheStats,
     /// The client's request statistics.
-    requests: Option<RequestStats>,
+    requests: RequestStats,
     /// The process's CPU time.
     cpu: CpuTime,
 }
@@ -480,17 +480,13 @@ fn run_info(config: &Config, table: &str, endpoint: &str, seeded: Duration) -> R
 /// The summary of the measured phase, from the snapshots around it.
 fn summarise(info: RunInfo, m: Measured, before: &Snapshot, after: &Snapshot) -> Summary {
     let cache = (!after.cache.layers.is_empty()).then(|| cache_lines(&before.cache, &after.cache));
-    let requests = match (&before.requests, &after.requests) {
-        (Some(b), Some(a)) => Some(dynamo::between(b, a)),
-        _ => None,
-    };
     Summary {
         info,
         recorder: m.recorder,
         elapsed: m.elapsed,
         schedule: m.schedule,
         cache,
-        requests,
+        requests: dynamo::between(&before.requests, &after.requests),
         cpu: after.cpu - before.cpu,
     }
 }
