@@ -100,13 +100,26 @@ pub(crate) fn timeline(s: &Summary, duration: Duration) -> Timeline {
     t
 }
 
-/// An axis label in ms, with as many decimals as an axis reaching `max` ms needs.
-fn ms_label(v: f64, max: f64) -> String {
-    match max {
-        m if m >= 20.0 => format!("{v:.0}"),
-        m if m >= 2.0 => format!("{v:.1}"),
-        _ => format!("{v:.2}"),
+/// An axis label in ms, with the decimals its size needs (log axes span decades).
+fn ms_label(v: f64) -> String {
+    match v.abs() {
+        x if x >= 10.0 => format!("{v:.0}"),
+        x if x >= 1.0 => format!("{v:.1}"),
+        x if x >= 0.1 => format!("{v:.2}"),
+        _ => format!("{v:.3}"),
     }
+}
+
+/// A log axis covering `values` (ms) with some room: from just under the smallest to just
+/// over the largest, at least one decade, never below 1 µs.
+fn log_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (lo, hi) = values.fold((f64::MAX, 0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    if hi <= 0.0 {
+        return (0.001, 1.0);
+    }
+    let lo = (lo * 0.8).max(0.001);
+    let hi = (hi * 1.25).max(lo * 10.0);
+    (lo, hi)
 }
 
 /// µs as ms.
@@ -125,21 +138,21 @@ fn run_seconds(s: &Summary) -> Duration {
 fn latency_panel(area: &DrawingArea<SVGBackend<'_>, Shift>, s: &Summary) -> DrawResult {
     let duration = run_seconds(s);
     let t = timeline(s, duration);
-    let y_max = t.p99.iter().map(|p| p.1).fold(0.0, f64::max).max(0.1) * 1.15;
+    let (y_min, y_max) = log_range(t.p50.iter().chain(&t.p99).map(|p| p.1));
     let mut chart = ChartBuilder::on(area)
-        .caption("Latency per second", (FONT, 18))
+        .caption("Latency per second (log scale)", (FONT, 18))
         .margin(12)
         .margin_right(32)
         .x_label_area_size(40)
         .y_label_area_size(70)
-        .build_cartesian_2d(0f64..duration.as_secs_f64(), 0f64..y_max)?;
+        .build_cartesian_2d(0f64..duration.as_secs_f64(), (y_min..y_max).log_scale())?;
     chart
         .configure_mesh()
         .x_desc("time (s)")
         .y_desc("latency (ms)")
         .label_style((FONT, 14))
         .axis_desc_style((FONT, 15))
-        .y_label_formatter(&|v| ms_label(*v, y_max))
+        .y_label_formatter(&|v| ms_label(*v))
         .draw()?;
     chart
         .draw_series(LineSeries::new(t.p50, P50.stroke_width(2)))?
@@ -210,21 +223,27 @@ fn throughput_panel(area: &DrawingArea<SVGBackend<'_>, Shift>, s: &Summary) -> D
     Ok(())
 }
 
-/// The latency histogram cut at p99.9: equal-width bars, in ms.
+/// The latency histogram from the fastest operation to p99.9, in bars of equal width on a log
+/// scale (each bar's upper edge a fixed multiple of its lower one), in ms.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Bins {
-    /// Width of one bar, in ms.
-    pub(crate) width_ms: f64,
-    /// Operations per bar, from 0 ms up.
+    /// The bars' edges in ms, `counts.len() + 1` of them, increasing.
+    pub(crate) edges_ms: Vec<f64>,
+    /// Operations per bar.
     pub(crate) counts: Vec<u64>,
-    /// Operations slower than the last bar.
+    /// Operations slower than p99.9, not in any bar.
     pub(crate) above: u64,
 }
 
-/// `bins` equal-width bars from 0 to the p99.9 latency of `h`.
+/// `bins` log-spaced bars from the fastest latency of `h` to its p99.9.
 pub(crate) fn bins(h: &Histogram<u64>, bins: usize) -> Bins {
     let upper_us = h.value_at_quantile(0.999).max(1);
-    let width_us = (upper_us as f64 / bins as f64).max(1.0);
+    let lo = h.min().max(1) as f64;
+    let hi = (upper_us as f64).max(lo * 2.0) * 1.001;
+    let step = (hi / lo).ln() / bins as f64;
+    let edges_ms = (0..=bins)
+        .map(|i| lo * (step * i as f64).exp() / 1000.0)
+        .collect();
     let mut counts = vec![0u64; bins];
     let mut above = 0;
     for v in h.iter_recorded() {
@@ -233,12 +252,12 @@ pub(crate) fn bins(h: &Histogram<u64>, bins: usize) -> Bins {
             above += v.count_at_value();
             continue;
         }
-        let value = h.median_equivalent(v.value_iterated_to());
-        let bin = ((value as f64 / width_us) as usize).min(bins - 1);
-        counts[bin] += v.count_at_value();
+        let value = h.median_equivalent(v.value_iterated_to()) as f64;
+        let bin = ((value.max(lo) / lo).ln() / step) as usize;
+        counts[bin.min(bins - 1)] += v.count_at_value();
     }
     Bins {
-        width_ms: width_us / 1000.0,
+        edges_ms,
         counts,
         above,
     }
@@ -248,10 +267,11 @@ pub(crate) fn bins(h: &Histogram<u64>, bins: usize) -> Bins {
 fn histogram_panel(area: &DrawingArea<SVGBackend<'_>, Shift>, s: &Summary) -> DrawResult {
     let h = &s.recorder.total;
     let b = bins(h, BINS);
-    let x_max = b.width_ms * BINS as f64;
+    let x_min = b.edges_ms[0];
+    let x_max = b.edges_ms[BINS];
     let y_max = b.counts.iter().copied().max().unwrap_or(0).max(1) as f64 * 1.1;
     let caption = format!(
-        "Latency histogram (to p99.9 = {}; {} slower not shown)",
+        "Latency histogram (log scale, to p99.9 = {}; {} slower not shown)",
         report::micros(h.value_at_quantile(0.999)),
         report::count(b.above)
     );
@@ -261,20 +281,20 @@ fn histogram_panel(area: &DrawingArea<SVGBackend<'_>, Shift>, s: &Summary) -> Dr
         .margin_right(32)
         .x_label_area_size(40)
         .y_label_area_size(70)
-        .build_cartesian_2d(0f64..x_max, 0f64..y_max)?;
+        .build_cartesian_2d((x_min..x_max).log_scale(), 0f64..y_max)?;
     chart
         .configure_mesh()
         .disable_x_mesh()
         .x_desc("latency (ms)")
-        .x_label_formatter(&|v| ms_label(*v, x_max))
+        .x_label_formatter(&|v| ms_label(*v))
         .y_desc("operations")
         .label_style((FONT, 14))
         .axis_desc_style((FONT, 15))
         .y_label_formatter(&|v| report::count(v.max(0.0).round() as u64))
         .draw()?;
     chart.draw_series(b.counts.iter().enumerate().map(|(i, &c)| {
-        let x0 = i as f64 * b.width_ms;
-        Rectangle::new([(x0, 0.0), (x0 + b.width_ms, c as f64)], P50.filled())
+        let (x0, x1) = (b.edges_ms[i], b.edges_ms[i + 1]);
+        Rectangle::new([(x0, 0.0), (x1, c as f64)], P50.filled())
     }))?;
     Ok(())
 }
@@ -328,22 +348,41 @@ mod tests {
     }
 
     #[test]
-    fn histogram_bins_cover_everything_up_to_p999() {
+    fn histogram_bins_cover_everything_up_to_p999_on_a_log_scale() {
         let mut h = new_histogram();
-        for us in 1..=1000u64 {
-            h.record(us * 10).expect("in range");
+        // 1,000 operations at 10 µs, 1,000 at 1 ms (two decades apart), one outlier of 10 s.
+        for _ in 0..1000 {
+            h.record(10).expect("in range");
+            h.record(1000).expect("in range");
         }
-        h.record(10_000_000).expect("in range"); // one outlier of 10 s
-        let b = bins(&h, 10);
-        assert_eq!(b.counts.len(), 10);
-        assert_eq!(b.counts.iter().sum::<u64>() + b.above, 1001);
+        h.record(10_000_000).expect("in range");
+        let b = bins(&h, 20);
+        assert_eq!((b.counts.len(), b.edges_ms.len()), (20, 21));
+        assert_eq!(b.counts.iter().sum::<u64>() + b.above, 2001);
         assert_eq!(b.above, 1, "only the outlier is above p99.9");
-        assert!((b.width_ms - 1.0).abs() < 0.01, "{}", b.width_ms);
-        assert!(
-            b.counts.iter().all(|&c| (95..=105).contains(&c)),
-            "{:?}",
-            b.counts
-        );
+        assert!((b.edges_ms[0] - 0.010).abs() < 1e-9);
+        assert!(b.edges_ms[20] >= 1.0);
+        // Equal ratios between edges.
+        let ratio = b.edges_ms[1] / b.edges_ms[0];
+        assert!(b
+            .edges_ms
+            .windows(2)
+            .all(|w| (w[1] / w[0] - ratio).abs() < 1e-9));
+        // The two modes land in the first and the last bar.
+        assert_eq!((b.counts[0], b.counts[19]), (1000, 1000));
+    }
+
+    #[test]
+    fn log_axes_have_room_and_at_least_a_decade() {
+        assert_eq!(log_range([].into_iter()), (0.001, 1.0));
+        let (lo, hi) = log_range([0.011, 300.0].into_iter());
+        assert!((lo - 0.0088).abs() < 1e-9 && (hi - 375.0).abs() < 1e-9);
+        let (lo, hi) = log_range([2.0, 2.5].into_iter());
+        assert_eq!((lo, hi), (1.6, 16.0));
+        assert_eq!(ms_label(250.0), "250");
+        assert_eq!(ms_label(2.5), "2.5");
+        assert_eq!(ms_label(0.25), "0.25");
+        assert_eq!(ms_label(0.011), "0.011");
     }
 
     #[test]
@@ -352,7 +391,7 @@ mod tests {
         assert!(svg.starts_with("<svg"));
         for text in [
             "dynamite-load: get, uniform over 10 keys",
-            "Latency per second",
+            "Latency per second (log scale)",
             "latency (ms)",
             "time (s)",
             "Throughput per second",
