@@ -11,8 +11,9 @@ use crate::report::{self, Summary};
 
 /// Chart size in pixels.
 const SIZE: (u32, u32) = (1200, 1060);
-/// Bars of the latency histogram.
-const BINS: usize = 60;
+/// Bars of the latency histogram (few enough that the narrowest, near the fastest
+/// operations, are wider than the histogram's 1 µs resolution there).
+const BINS: usize = 40;
 /// Font family of every text.
 const FONT: &str = "sans-serif";
 /// The p50 line and the histogram's bars.
@@ -110,15 +111,15 @@ fn ms_label(v: f64) -> String {
     }
 }
 
-/// A log axis covering `values` (ms) with some room: from just under the smallest to just
-/// over the largest, at least one decade, never below 1 µs.
+/// A log axis covering `values` (ms) in whole decades (so each end has a label), never
+/// below 1 µs.
 fn log_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
     let (lo, hi) = values.fold((f64::MAX, 0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
     if hi <= 0.0 {
         return (0.001, 1.0);
     }
-    let lo = (lo * 0.8).max(0.001);
-    let hi = (hi * 1.25).max(lo * 10.0);
+    let lo = 10f64.powf(lo.max(0.001).log10().floor());
+    let hi = 10f64.powf((hi * 1.05).log10().ceil()).max(lo * 10.0);
     (lo, hi)
 }
 
@@ -373,12 +374,14 @@ mod tests {
     }
 
     #[test]
-    fn log_axes_have_room_and_at_least_a_decade() {
-        assert_eq!(log_range([].into_iter()), (0.001, 1.0));
-        let (lo, hi) = log_range([0.011, 300.0].into_iter());
-        assert!((lo - 0.0088).abs() < 1e-9 && (hi - 375.0).abs() < 1e-9);
-        let (lo, hi) = log_range([2.0, 2.5].into_iter());
-        assert_eq!((lo, hi), (1.6, 16.0));
+    fn log_axes_span_whole_decades() {
+        let close = |(a, b): (f64, f64), (x, y): (f64, f64)| {
+            assert!((a - x).abs() < 1e-9 && (b - y).abs() < 1e-9, "{a}..{b}");
+        };
+        close(log_range([].into_iter()), (0.001, 1.0));
+        close(log_range([0.011, 300.0].into_iter()), (0.01, 1000.0));
+        close(log_range([2.0, 2.5].into_iter()), (1.0, 10.0));
+        close(log_range([0.0001, 98.0].into_iter()), (0.001, 1000.0));
         assert_eq!(ms_label(250.0), "250");
         assert_eq!(ms_label(2.5), "2.5");
         assert_eq!(ms_label(0.25), "0.25");
