@@ -165,7 +165,7 @@ fn latency_panel(area: &DrawingArea<SVGBackend<'_>, Shift>, s: &Summary) -> Draw
         .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], P99.stroke_width(2)));
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
+        .position(SeriesLabelPosition::MiddleRight)
         .label_font((FONT, 14))
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
