@@ -64,8 +64,8 @@ pub(crate) fn snapshot(db: &Client, table: &str) -> RequestStats {
 }
 
 /// The requests made between two snapshots: counters and capacity are differences; the
-/// latency percentiles are those of `after` (the client keeps them since it was built, so
-/// they include the warm-up).
+/// latency percentiles are those of `after` (the run resets the client's statistics before
+/// its first snapshot, so they cover the measured run).
 pub(crate) fn between(before: &RequestStats, after: &RequestStats) -> RequestStats {
     let rows = after
         .rows

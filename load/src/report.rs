@@ -252,10 +252,7 @@ fn requests(out: &mut String, stats: &RequestStats, elapsed: Duration) {
     if stats.rows.is_empty() {
         return;
     }
-    let _ = writeln!(
-        out,
-        "DynamoDB requests (Client::stats(); latency since the client was built)"
-    );
+    let _ = writeln!(out, "DynamoDB requests during the run (Client::stats())");
     let _ = writeln!(
         out,
         "  {:<16} {:>10} {:>8} {:>8} {:>9} {:>10} {:>10} {:>10} {:>12}",

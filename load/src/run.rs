@@ -149,6 +149,8 @@ async fn seed_and_measure(
     if !config.warmup.is_zero() && !stop.load(Ordering::Relaxed) {
         drive(&driver, config, config.warmup, "warm-up", &mut rng, stop).await;
     }
+    // The client's request statistics cover the measured run only (percentiles included).
+    driver.db.reset_stats();
     let before = Snapshot::take(&driver.db, table);
     let measured = drive(&driver, config, config.duration, "run", &mut rng, stop).await;
     let after = Snapshot::take(&driver.db, table);
