@@ -67,6 +67,26 @@
 //! other serde type through `serde_dynamo`. `None` and empty sets are not written; sets are
 //! DynamoDB sets.
 //!
+//! `#[derive(Value)]` makes a type of one's own a value like those: a unit-only enum is stored
+//! as a string, each variant under serde's name for it (`#[serde(rename_all)]` and
+//! `#[serde(rename)]` are honoured, so it agrees with serde); a newtype is stored as its inner
+//! value. Such types can then be keys and index keys (enums, and newtypes of strings, integers
+//! or [`Binary`]), filter values and update values (newtypes of numbers can be added to).
+//!
+//! ```
+//! use dynamite::Value;
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Value, Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
+//! #[serde(rename_all = "snake_case")]
+//! enum Status { Active, OutOfStock }
+//!
+//! #[derive(Value, Serialize, Deserialize, Clone, Debug, PartialEq)]
+//! struct Sku(String);
+//!
+//! assert_eq!(Status::OutOfStock.as_stored_str(), "out_of_stock");
+//! ```
+//!
 //! ## Beyond single items
 //!
 //! - Queries: [`Entity::find`] plans onto GetItem / Query / the covering index and never scans by
@@ -144,7 +164,7 @@ pub mod __private;
 pub use advice::IndexAdvice;
 pub use attr::{Attr, IndexHandle, Path, PathSegment, Value};
 pub use client::{CacheStats, Client, ClientBuilder};
-pub use dynamite_derive::Entity;
+pub use dynamite_derive::{Entity, Value};
 pub use entity::{
     CacheSettings, Entity, IndexKind, IndexSchema, Key, KeySchema, Projection, TableSchema,
 };

@@ -64,6 +64,39 @@ impl RenameRule {
     }
 }
 
+impl RenameRule {
+    /// Applies the rule to a (PascalCase) Rust variant name, as serde does.
+    pub(crate) fn apply_to_variant(self, variant: &str) -> String {
+        match self {
+            None | PascalCase => variant.to_owned(),
+            LowerCase => variant.to_ascii_lowercase(),
+            UpperCase => variant.to_ascii_uppercase(),
+            CamelCase => {
+                let mut chars = variant.chars();
+                match chars.next() {
+                    Some(first) => first.to_ascii_lowercase().to_string() + chars.as_str(),
+                    Option::None => String::new(),
+                }
+            }
+            SnakeCase => {
+                let mut snake = String::new();
+                for (i, ch) in variant.char_indices() {
+                    if i > 0 && ch.is_uppercase() {
+                        snake.push('_');
+                    }
+                    snake.push(ch.to_ascii_lowercase());
+                }
+                snake
+            }
+            ScreamingSnakeCase => SnakeCase.apply_to_variant(variant).to_ascii_uppercase(),
+            KebabCase => SnakeCase.apply_to_variant(variant).replace('_', "-"),
+            ScreamingKebabCase => ScreamingSnakeCase
+                .apply_to_variant(variant)
+                .replace('_', "-"),
+        }
+    }
+}
+
 /// `StatusIndex` / `status-index` / `by_status` -> `STATUS_INDEX` / `STATUS_INDEX` / `BY_STATUS`.
 pub(crate) fn screaming_snake(name: &str) -> String {
     let mut out = String::new();
@@ -114,6 +147,23 @@ mod tests {
         );
         assert_eq!(KebabCase.apply_to_field("created_at"), "created-at");
         assert_eq!(UpperCase.apply_to_field("id"), "ID");
+    }
+
+    #[test]
+    fn variant_rules_match_serde() {
+        let all = [
+            (LowerCase, "outofstock"),
+            (UpperCase, "OUTOFSTOCK"),
+            (PascalCase, "OutOfStock"),
+            (CamelCase, "outOfStock"),
+            (SnakeCase, "out_of_stock"),
+            (ScreamingSnakeCase, "OUT_OF_STOCK"),
+            (KebabCase, "out-of-stock"),
+            (ScreamingKebabCase, "OUT-OF-STOCK"),
+        ];
+        for (rule, expected) in all {
+            assert_eq!(rule.apply_to_variant("OutOfStock"), expected, "{rule:?}");
+        }
     }
 
     #[test]

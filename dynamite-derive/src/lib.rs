@@ -16,6 +16,7 @@ mod check;
 mod ctxt;
 mod expand;
 mod symbol;
+mod value;
 
 use proc_macro::TokenStream;
 use syn::{parse_macro_input, DeriveInput};
@@ -25,6 +26,18 @@ use syn::{parse_macro_input, DeriveInput};
 pub fn derive_entity(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
     expand::derive_entity(&input)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// Derives dynamite's value traits for a type of one's own, so it can be an attribute, a key,
+/// an index key, a filter value and an update value: a unit-only enum is stored as a string
+/// (each variant under serde's name for it), a newtype as its inner value. See the `dynamite`
+/// crate documentation.
+#[proc_macro_derive(Value, attributes(serde))]
+pub fn derive_value(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    value::derive_value(&input)
         .unwrap_or_else(syn::Error::into_compile_error)
         .into()
 }

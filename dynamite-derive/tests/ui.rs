@@ -1,4 +1,4 @@
-//! Compile-time behaviour of `#[derive(Entity)]`: misuse is a spanned compile error, grouped by
+//! Compile-time behaviour of `#[derive(Entity)]` and `#[derive(Value)]`: misuse is a spanned compile error, grouped by
 //! topic. (The struct using every supported attribute is `tests/derive_full_entity.rs` in the
 //! `dynamite` crate: with no "pass" case here, trybuild only checks its dependencies, and checks
 //! all cases in one run.)
@@ -13,4 +13,5 @@ fn ui() {
     t.compile_fail("tests/ui/attributes/*.rs");
     t.compile_fail("tests/ui/serde/*.rs");
     t.compile_fail("tests/ui/cache/*.rs");
+    t.compile_fail("tests/ui/value/*.rs");
 }

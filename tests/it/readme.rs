@@ -356,3 +356,38 @@ async fn readme_cache_layers() -> dynamite::Result<()> {
     assert!(db.cache_stats().layers.iter().any(|(_, l)| l.hits >= 1));
     Ok(())
 }
+
+#[rustfmt::skip] // the README's layout, kept verbatim
+#[tokio::test]
+async fn readme_enums_and_newtypes() -> dynamite::Result<()> {
+    use dynamite::Value;
+    let db = from_env().await;
+    Product::create_table(&db).await?;
+    Product { sku: Sku("p1".into()), status: Status::OutOfStock, stock: 0 }.put(&db).await?;
+
+    #[derive(Value, Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
+    #[serde(rename_all = "snake_case")]
+    enum Status { Active, OutOfStock }
+
+    #[derive(Value, Serialize, Deserialize, Clone, Debug, PartialEq)]
+    struct Sku(String);
+
+    #[derive(Entity, Serialize, Deserialize, Clone, Debug, PartialEq)]
+    #[dynamite(table = "products", global_index(name = "ByStatus", projection = all))]
+    struct Product {
+        #[dynamite(partition_key)]
+        sku: Sku,
+        #[dynamite(index_key(index = "ByStatus", partition))]
+        status: Status,                                  // stored as "active" / "out_of_stock"
+        stock: u32,
+    }
+
+    let sold_out = Product::find(&db).filter(Product::STATUS.eq(Status::OutOfStock)).all().await?;
+    Product::update(&db, Product::key(Sku("p1".into()))).set(Product::STATUS, Status::Active).await?;
+
+    assert_eq!(sold_out.len(), 1);
+    let p1 = Product::get(&db, Product::key(Sku("p1".into()))).consistent().await?;
+    assert_eq!(p1.map(|p| p.status), Some(Status::Active));
+    Product::delete_table(&db).await?;
+    Ok(())
+}
