@@ -380,6 +380,17 @@ impl CompiledWrite {
         let mut ph = Placeholders::default();
         let expression = render_update(schema, &mut ph, actions)?;
         check_update_size(schema, &key, &ph)?;
+        // Decrements of unsigned numbers bring their floor (`attr >= n`), ANDed in.
+        let guards = crate::expr::update::guards(actions);
+        let guarded = (!guards.is_empty()).then(|| {
+            let mut all: Vec<Node> = condition.cloned().into_iter().chain(guards).collect();
+            // One node stands alone: DynamoDB refuses redundant parentheses.
+            match all.len() {
+                1 => all.pop().expect("one node"),
+                _ => Node::And(all),
+            }
+        });
+        let condition = guarded.as_ref().or(condition);
         let condition = write_condition(schema, &mut ph, condition, expected_version, must_exist)?;
         let (names, values) = ph.into_maps();
         Ok(CompiledWrite {

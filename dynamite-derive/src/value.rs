@@ -213,7 +213,9 @@ fn expand_newtype(name: &Ident, inner: &Type) -> TokenStream {
     });
     let number = is(NUMBER_TYPES).then(|| {
         quote! {
-            impl ::dynamite::value::NumberValue for #name {}
+            impl ::dynamite::value::NumberValue for #name {
+                const UNSIGNED: bool = <#inner as ::dynamite::value::NumberValue>::UNSIGNED;
+            }
         }
     });
     quote! {

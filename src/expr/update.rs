@@ -20,6 +20,13 @@ pub(crate) enum Action {
     Prepend(Path, Operand),
     /// `SET path = if_not_exists(path, 0) + n`, for counters without an ADD.
     Increment(Path, Operand),
+    /// `SET path = if_not_exists(path, 0) - n`; with `floor`, `SET path = path - n` and the
+    /// write also requires `path >= n` (unsigned numbers never go below zero).
+    Decrement {
+        path: Path,
+        by: Operand,
+        floor: bool,
+    },
     Remove(Path),
     Add(Path, Operand),
     Delete(Path, Operand),
@@ -43,6 +50,7 @@ impl Action {
             | Action::Append(p, _)
             | Action::Prepend(p, _)
             | Action::Increment(p, _)
+            | Action::Decrement { path: p, .. }
             | Action::Remove(p)
             | Action::Add(p, _)
             | Action::Delete(p, _) => p,
@@ -136,6 +144,22 @@ impl<E> Update<E> {
         self
     }
 
+    /// `SET attr = attr - n`. For an unsigned type (a `u32` stock count, say) the write also
+    /// requires `attr >= n`, so the stored number never goes below zero: a decrement that
+    /// would is refused by DynamoDB as a failed condition ([`Error::ConditionFailed`], nothing
+    /// written), as is one of an attribute that is not there. For a signed type a missing
+    /// attribute counts as 0.
+    ///
+    /// [`Error::ConditionFailed`]: crate::Error::ConditionFailed
+    pub fn decrement<T: NumberValue, V: Value<T>>(mut self, attr: Attr<E, T>, by: V) -> Self {
+        self.actions.push(Action::Decrement {
+            path: attr.path(),
+            by: by.into_attribute_value(),
+            floor: T::UNSIGNED,
+        });
+        self
+    }
+
     /// `DELETE attr elements`: removes elements from a set.
     pub fn delete_elements<T: Addable + ToAttributeValue>(
         mut self,
@@ -181,6 +205,21 @@ impl<E> Update<E> {
     ) -> Result<String, (Path, ConvertError)> {
         render_actions(&self.actions, ph, first)
     }
+}
+
+/// The conditions `actions` need to keep numbers in range: `path >= n` for each decrement of
+/// an unsigned number.
+pub(crate) fn guards(actions: &[Action]) -> Vec<super::condition::Node> {
+    use super::condition::{Cmp, Node};
+    let floored = actions.iter().filter_map(|a| match a {
+        Action::Decrement {
+            path,
+            by,
+            floor: true,
+        } => Some(Node::Compare(path.clone(), Cmp::Ge, by.clone())),
+        _ => None,
+    });
+    floored.collect()
 }
 
 /// Renders an update expression of `actions`; `first`, when given, is the first action of its
@@ -237,7 +276,8 @@ impl Action {
             | Action::SetIfNotExists(..)
             | Action::Append(..)
             | Action::Prepend(..)
-            | Action::Increment(..) => Clause::Set,
+            | Action::Increment(..)
+            | Action::Decrement { .. } => Clause::Set,
             Action::Remove(_) => Clause::Remove,
             Action::Add(..) => Clause::Add,
             Action::Delete(..) => Clause::Delete,
@@ -294,6 +334,17 @@ impl Action {
                 out.push_str(" + ");
                 value(ph, out, v)?;
             }
+            Action::Decrement { path, by, floor } => {
+                out.push_str(" = ");
+                if *floor {
+                    // The guard (`path >= n`) requires the attribute: no default.
+                    ph.push_path(out, path);
+                } else {
+                    if_not_exists(ph, out, AttributeValue::N("0".into()));
+                }
+                out.push_str(" - ");
+                value(ph, out, by)?;
+            }
             Action::Remove(_) => {}
             Action::Add(_, v) | Action::Delete(_, v) => {
                 out.push(' ');
@@ -330,5 +381,22 @@ mod tests {
             ["name", "tags", "nick", "logins"]
         );
         assert_eq!(values.unwrap().len(), 4);
+    }
+
+    #[test]
+    fn decrements_floor_unsigned_numbers_only() {
+        let u = Update::<E>::new()
+            .decrement(Attr::<E, u32>::named("stock"), 2u32)
+            .decrement(Attr::<E, i64>::named("balance"), 5i64);
+        let mut ph = Placeholders::default();
+        let expr = u.render(&mut ph, None).unwrap();
+        assert_eq!(
+            expr,
+            "SET #n0 = #n0 - :v0, #n1 = if_not_exists(#n1, :v1) - :v2"
+        );
+        let guards = guards(&u.actions);
+        assert_eq!(guards.len(), 1, "only the unsigned one");
+        assert_eq!(guards[0].describe(), "stock >= 2");
+        assert!(!u.actions[0].is_idempotent());
     }
 }

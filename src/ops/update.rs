@@ -144,6 +144,13 @@ impl<'a, E: Entity, R> UpdateItem<'a, E, R> {
         self
     }
 
+    /// `SET attr = attr - by`; for an unsigned type the update also requires `attr >= by`, so
+    /// it never goes below zero (see [`Update::decrement`](crate::Update::decrement)).
+    pub fn decrement<T: NumberValue, V: Value<T>>(mut self, attr: Attr<E, T>, by: V) -> Self {
+        self.update = self.update.decrement(attr, by);
+        self
+    }
+
     /// `DELETE attr elements`: remove elements from a set.
     pub fn delete_elements<T: Addable + ToAttributeValue>(
         mut self,

@@ -25,7 +25,9 @@ macro_rules! small_int {
                 }
             }
         }
-        impl NumberValue for $t {}
+        impl NumberValue for $t {
+            const UNSIGNED: bool = <$t>::MIN == 0;
+        }
     )*};
 }
 small_int!(i8, i16, i32, i64, isize, u8, u16, u32, u64, usize);
@@ -53,7 +55,9 @@ macro_rules! wide_int {
                 }
             }
         }
-        impl NumberValue for $t {}
+        impl NumberValue for $t {
+            const UNSIGNED: bool = <$t>::MIN == 0;
+        }
     )*};
 }
 wide_int!(i128, u128);
@@ -246,5 +250,10 @@ pub(crate) fn check_number_text(n: &str) -> Result<(), ConvertError> {
     Ok(())
 }
 
-/// Marker for number types: they can be `ADD`ed in updates and stored in number sets.
-pub trait NumberValue: ToAttributeValue + FromAttributeValue {}
+/// Number types: they can be `ADD`ed, incremented and decremented in updates and stored in
+/// number sets.
+pub trait NumberValue: ToAttributeValue + FromAttributeValue {
+    /// `true` for types without negative values: a
+    /// [`decrement`](crate::Update::decrement) of one never takes it below zero.
+    const UNSIGNED: bool = false;
+}

@@ -136,3 +136,39 @@ async fn derived_values_are_keys_index_keys_filters_and_updates() {
         .unwrap();
     assert_eq!((b.status, b.stock), (Status::Active, Quantity(5)));
 }
+
+#[tokio::test]
+async fn an_unsigned_decrement_never_goes_below_zero() {
+    let db = support::setup::<Product>().await;
+    Product {
+        sku: Sku("a".into()),
+        status: Status::Active,
+        stock: Quantity(3),
+    }
+    .put(&db)
+    .await
+    .unwrap();
+    let key = || Product::key(Sku("a".into()));
+    Product::update(&db, key())
+        .decrement(Product::STOCK, Quantity(2))
+        .await
+        .unwrap();
+    // 1 left: taking 2 more is refused, nothing written.
+    let err = Product::update(&db, key())
+        .decrement(Product::STOCK, Quantity(2))
+        .await
+        .unwrap_err();
+    assert!(err.is_condition_failed(), "{err:?}");
+    // With a condition of the caller's, both must hold.
+    Product::update(&db, key())
+        .decrement(Product::STOCK, Quantity(1))
+        .condition(Product::STATUS.eq(Status::Active))
+        .await
+        .unwrap();
+    let a = Product::get(&db, key())
+        .consistent()
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(a.stock, Quantity(0));
+}
