@@ -94,6 +94,25 @@ pub(crate) fn table_scope(ns: &str, table: &str) -> String {
     s
 }
 
+/// The scope of the query results of one partition of a table's base key: `namespace|table|p|`
+/// then the partition key's canonical text ([`crate::key`]). A write to an item of that
+/// partition invalidates it; writes to other partitions do not.
+pub(crate) fn partition_scope(ns: &str, table: &str, partition: &str) -> String {
+    let mut s = String::with_capacity(ns.len() + table.len() + partition.len() + 4);
+    push_namespace(&mut s, ns);
+    s.push_str(table);
+    s.push_str("|p|");
+    s.push_str(partition);
+    s
+}
+
+/// The partition scope of the item whose key text is `key` ([`key_text`]).
+pub(crate) fn partition_scope_of(ns: &str, table: &str, key: &str) -> Option<String> {
+    let (partition, _) = crate::key::decode_key_values(key).ok()?;
+    let text = crate::key::encode_key_values(&partition, None);
+    Some(partition_scope(ns, table, &text))
+}
+
 /// `namespace|table|Entity:fingerprint|i|projection-hash|key`.
 pub(crate) fn item_entry(
     ns: &str,
@@ -752,6 +771,26 @@ mod tests {
         }
         assert_ne!(hash_str("a"), hash_str("a\0"));
         assert_ne!(hash_str(""), hash_str("\0"));
+    }
+
+    #[test]
+    fn an_items_partition_scope_is_its_partitions_whatever_the_sort_key() {
+        let s = |v: &str| AttributeValue::S(v.to_owned());
+        let n = |v: &str| AttributeValue::N(v.to_owned());
+        let of = |pk: &AttributeValue, sk: Option<&AttributeValue>| {
+            partition_scope_of("ns", "t", &key_text(pk, sk)).expect("a key text")
+        };
+        let query_scope =
+            partition_scope("ns", "t", &crate::key::encode_key_values(&s("c|1"), None));
+        assert_eq!(of(&s("c|1"), Some(&n("1"))), query_scope);
+        assert_eq!(of(&s("c|1"), Some(&n("2"))), query_scope);
+        assert_eq!(of(&s("c|1"), None), query_scope);
+        assert_ne!(of(&s("c|2"), Some(&n("1"))), query_scope);
+        assert_ne!(query_scope, table_scope("ns", "t"));
+        assert_ne!(
+            query_scope,
+            item_scope("ns", "t", &key_text(&s("c|1"), None))
+        );
     }
 
     #[test]

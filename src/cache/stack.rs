@@ -382,37 +382,52 @@ impl ClientCache {
     }
 
     /// After a write on `table` of the items with these key texts ([`keys::key_text`]): drop
-    /// their entries and the table's query results, in every layer, before the write returns.
+    /// their entries, the query results of their partitions, and the table's other query
+    /// results (index queries and scans, which any write may change), in every layer, before
+    /// the write returns.
     pub(crate) async fn invalidate_keys<'k>(
         &self,
         table: &str,
         texts: impl Iterator<Item = &'k str>,
     ) {
         self.epoch.fetch_add(1, Ordering::AcqRel);
+        let mut scopes = Vec::new();
         for text in texts {
-            if let Err(e) = self
-                .layer
-                .invalidate(&keys::item_scope(&self.namespace, table, text))
-                .await
-            {
-                tracing::warn!(error = %e, "cache invalidation failed");
+            scopes.push(keys::item_scope(&self.namespace, table, text));
+            if let Some(partition) = keys::partition_scope_of(&self.namespace, table, text) {
+                if !scopes.contains(&partition) {
+                    scopes.push(partition);
+                }
             }
         }
-        if let Err(e) = self
-            .layer
-            .invalidate(&keys::table_scope(&self.namespace, table))
-            .await
-        {
-            tracing::warn!(error = %e, "cache invalidation failed");
+        scopes.push(keys::table_scope(&self.namespace, table));
+        for scope in &scopes {
+            if let Err(e) = self.layer.invalidate(scope).await {
+                tracing::warn!(error = %e, "cache invalidation failed");
+            }
         }
         self.epoch.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// The key of a query result entry.
-    pub(crate) fn query_key(&self, table: &str, schema: &TableSchema, query: &str) -> CacheKey {
+    /// The key of a query result entry: scoped to its partition when it reads one partition
+    /// of the table's own key (`partition`: that key's value), else to the table.
+    pub(crate) fn query_key(
+        &self,
+        table: &str,
+        schema: &TableSchema,
+        query: &str,
+        partition: Option<&AttributeValue>,
+    ) -> CacheKey {
+        let scope = match partition {
+            Some(value) => {
+                let text = crate::key::encode_key_values(value, None);
+                keys::partition_scope(&self.namespace, table, &text)
+            }
+            None => keys::table_scope(&self.namespace, table),
+        };
         CacheKey {
             entry: keys::query_entry(&self.namespace, table, schema, query),
-            scope: keys::table_scope(&self.namespace, table),
+            scope,
         }
     }
 

@@ -207,7 +207,8 @@ impl<'a> RawReader<'a> {
             limits.1,
             page::fingerprint(&start)
         );
-        let key = cache.query_key(&self.prepared.table, schema, &query);
+        let partition = self.prepared.partition.as_ref();
+        let key = cache.query_key(&self.prepared.table, schema, &query, partition);
         // Boxed: the read is a whole paginated read path, too large to nest again.
         let read = Box::pin(read);
         let started = crate::metrics::clock();

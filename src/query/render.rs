@@ -7,11 +7,11 @@ use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use super::plan::{Decisions, Plan};
+use super::plan::{Decisions, Plan, Planned};
 use super::spec::{Order, ReadAs, Spec};
 use crate::advice::{self, Pattern};
 use crate::attr::Path;
-use crate::expr::condition::Node;
+use crate::expr::condition::{Cmp, Node};
 use crate::expr::{self, Placeholders};
 use crate::page::{self, CursorCheck};
 use crate::{Error, Item, Operation, Result, TableSchema};
@@ -51,6 +51,9 @@ pub(crate) struct Prepared {
     pub(crate) has_filter: bool,
     /// What the index advisor records of each request, for a scan or a filtered query.
     pub(crate) pattern: Option<Pattern>,
+    /// The value of the table's partition key, when the find reads one partition of the
+    /// table itself (its cached results are scoped to that partition).
+    pub(crate) partition: Option<AttributeValue>,
 }
 
 /// Renders `nodes` (ANDed), `None` when there are none. `separator` joins parenthesised parts
@@ -115,6 +118,20 @@ fn base_projection(schema: &TableSchema, spec: &Spec, fetch_base: bool) -> Optio
     })
 }
 
+/// The table's partition key value a find on the table itself reads (GetItem or Query; not
+/// an index: a write may move an item between an index's partitions).
+fn base_partition(schema: &TableSchema, planned: &Planned) -> Option<AttributeValue> {
+    if planned.index.is_some() {
+        return None;
+    }
+    planned.key_nodes.iter().find_map(|node| match node {
+        Node::Compare(path, Cmp::Eq, Ok(value)) if path.root() == schema.partition_key.name => {
+            Some(value.clone())
+        }
+        _ => None,
+    })
+}
+
 /// Renders a planned find on `table` (the full, prefixed name).
 pub(crate) fn prepare(
     schema: &'static TableSchema,
@@ -161,6 +178,7 @@ pub(crate) fn prepare(
         index: planned.index.map(|i| i.name),
         has_filter,
         pattern,
+        partition: base_partition(schema, planned),
         key_condition,
         filter,
         projection,

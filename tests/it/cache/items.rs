@@ -15,9 +15,10 @@ async fn get_is_served_from_the_cache_after_the_first_read_with_per_layer_stats(
     let s = db.cache_stats();
     assert_eq!(s.layers.len(), 2, "{s:?}");
     assert!(s.layers.iter().all(|(name, _)| name == "moka"), "{s:?}");
-    // The put dropped the item's scope and the table's query scope, in both layers.
-    assert_eq!(stats(&db, 0).invalidations, 2);
-    assert_eq!(stats(&db, 1).invalidations, 2);
+    // The put dropped the item's scope, its partition's query scope and the table's query
+    // scope, in both layers.
+    assert_eq!(stats(&db, 0).invalidations, 3);
+    assert_eq!(stats(&db, 1).invalidations, 3);
 
     let gets = requests(&db, "GetItem");
     for _ in 0..2 {

@@ -1,5 +1,6 @@
-//! The query cache: results cached until a write to the table; key separation between tables,
-//! entities, projections and binary keys.
+//! The query cache: results of one partition cached until a write to that partition (index
+//! queries and scans until a write to the table); key separation between tables, entities,
+//! projections and binary keys.
 
 use super::*;
 
@@ -99,19 +100,35 @@ async fn query_results_are_cached_until_a_write_to_the_table() {
     assert_eq!(p().consistent().all().await.unwrap(), first);
     assert_eq!(queries() - q1, 3);
 
-    // A write to any item of the table drops every query result of the table.
+    // A write drops the query results of its own partition only: "p" stays cached, "q" is
+    // read again and shows the new item.
     qdoc("q", 9, "q9").put(&db).await.unwrap();
     let q2 = queries();
     assert_eq!(p().all().await.unwrap(), first);
-    assert_eq!(queries() - q2, 1, "re-read after the write");
-    assert_eq!(p().all().await.unwrap(), first);
-    assert_eq!(queries() - q2, 1);
+    assert_eq!(queries() - q2, 0, "another partition's results stay cached");
     let q = QDoc::find(&db)
         .filter(QDoc::ID.eq("q"))
         .all()
         .await
         .unwrap();
     assert_eq!(bodies(&q), ["q1", "q2", "q3", "q9"]);
+    assert_eq!(
+        queries() - q2,
+        1,
+        "re-read after the write to its partition"
+    );
+    // Scans (like index queries) may hold items of any partition: any write drops them.
+    let scan = || QDoc::scan(&db).cached().unbounded();
+    assert_eq!(scan().all().await.unwrap().len(), 9);
+    let scans = || requests(&db, "Scan");
+    let s0 = scans();
+    assert_eq!(scan().all().await.unwrap().len(), 9);
+    assert_eq!(scans(), s0, "cached");
+    qdoc("p", 9, "p9").put(&db).await.unwrap();
+    assert_eq!(scan().all().await.unwrap().len(), 10);
+    assert_eq!(scans() - s0, 1, "re-read after a write to any partition");
+    QDoc::delete(&db, QDoc::key("p", 9)).await.unwrap();
+    assert_eq!(p().all().await.unwrap(), first);
     // And a write to a listed item shows in the next query.
     QDoc::update(&db, QDoc::key("p", 3))
         .set(QDoc::BODY, "p3'")

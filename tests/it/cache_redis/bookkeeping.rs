@@ -221,8 +221,8 @@ async fn held_back_invalidations_are_coalesced_bounded_and_still_applied() {
     }
     assert_eq!(
         layer_stats(&a, "redis").held_back,
-        2,
-        "the item's scope and its table's, once each"
+        3,
+        "the item's scope, its partition's and its table's, once each"
     );
     // Bounded: past max_pending, every generation moves when Redis is back.
     for (i, e) in expected.iter_mut().enumerate() {
