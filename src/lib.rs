@@ -119,7 +119,9 @@
 //! request and do no I/O until awaited; single-item writes are compiled in one place (validation,
 //! version stamping, rendering) and every request goes through one internal pipeline (tracing
 //! span per operation with table, entity, operation and consumed capacity; the attempts loop;
-//! typed error mapping; cache invalidation after writes).
+//! typed error mapping; cache invalidation after writes). The pipeline also records every
+//! request in the client's [`Stats`] ([`Client::stats`]) and, with the feature, in
+//! [`metrics`]; finds the keys did not serve feed the index advisor ([`Client::index_advice`]).
 //!
 //! Generic code stays at the two ends: a typed builder turns its input into an untyped request
 //! (items, keys, the table's [`TableSchema`]) and decodes what comes back; everything between
