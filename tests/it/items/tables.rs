@@ -115,3 +115,56 @@ struct Keys {
     customer: String,
     id: u32,
 }
+
+/// A later version with new fields: a default, an option, and one with neither.
+#[derive(Entity, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[dynamite(table = "drift_orders")]
+struct OrderV3 {
+    #[dynamite(partition_key)]
+    customer: String,
+    #[dynamite(sort_key)]
+    id: u32,
+    status: String,
+    #[serde(default)]
+    note: String,
+    gift: Option<bool>,
+}
+
+#[derive(Entity, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[dynamite(table = "drift_orders")]
+struct OrderV4 {
+    #[dynamite(partition_key)]
+    customer: String,
+    #[dynamite(sort_key)]
+    id: u32,
+    status: String,
+    priority: u8,
+}
+
+#[tokio::test]
+async fn items_written_before_a_new_field_read_as_its_default() {
+    let db = support::setup::<OrderV1>().await;
+    OrderV1 {
+        customer: "c1".into(),
+        id: 1,
+        status: "open".into(),
+    }
+    .put(&db)
+    .await
+    .unwrap();
+    let v3 = OrderV3::get(&db, OrderV3::key("c1", 1))
+        .consistent()
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((v3.note.as_str(), v3.gift), ("", None));
+    let err = OrderV4::get(&db, OrderV4::key("c1", 1))
+        .consistent()
+        .await
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("priority") && message.contains("missing"),
+        "{message}"
+    );
+}
