@@ -484,6 +484,8 @@ mod tests {
         indexes: &[],
         ttl: None,
         version: None,
+        created_at: None,
+        updated_at: None,
         attributes: &["customer", "id", "status", "created_at", "total"],
         fingerprint: 1,
         cache: None,

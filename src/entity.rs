@@ -129,6 +129,10 @@ pub struct TableSchema {
     pub ttl: Option<&'static str>,
     /// The version attribute used for optimistic locking, if any.
     pub version: Option<&'static str>,
+    /// `#[dynamite(created_at)]`: set (epoch ms) by writes that create the item.
+    pub created_at: Option<&'static str>,
+    /// `#[dynamite(updated_at)]`: set (epoch ms) by every write.
+    pub updated_at: Option<&'static str>,
     /// Every attribute name the entity writes, in field order.
     pub attributes: &'static [&'static str],
     /// A fingerprint of the item shape (attribute names, types, keys), carried by cached
@@ -168,6 +172,8 @@ impl TableSchema {
             indexes: &[],
             ttl: None,
             version: None,
+            created_at: None,
+            updated_at: None,
             attributes: &[],
             fingerprint,
             cache: None,

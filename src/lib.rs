@@ -55,7 +55,8 @@
 //! `all` (default), `keys_only` or `include(field, ...)`.
 //!
 //! On fields: `partition_key`, `sort_key`, `index_key(index = "...", partition | sort)` (a field
-//! may key several indexes), `ttl`, `version`.
+//! may key several indexes), `ttl`, `version`, `created_at` and `updated_at` (epoch
+//! milliseconds stamped by writes; see [`TimestampAttribute`]).
 //!
 //! Attribute names are what serde writes: `#[serde(rename)]`, `rename_all`, `alias`, `default`,
 //! `skip` and `skip_serializing_if` are honoured; serde attributes that would change the item's
@@ -180,8 +181,8 @@ pub use retry::{RetryBudget, RetryPolicy};
 pub use stats::{LatencySummary, OperationStats, Stats};
 pub use table::BillingMode;
 pub use value::{
-    Binary, FromAttributeValue, IndexKeyAttribute, KeyAttribute, ScalarType, ToAttributeValue,
-    TtlAttribute, VersionAttribute,
+    Binary, FromAttributeValue, IndexKeyAttribute, KeyAttribute, ScalarType, TimestampAttribute,
+    ToAttributeValue, TtlAttribute, VersionAttribute,
 };
 
 /// A DynamoDB item: attribute names to values.

@@ -236,6 +236,13 @@ impl<T> CloneNone<T> for Wrap<'_, T> {
     }
 }
 
+/// A timestamp attribute's name, once its type is checked.
+pub const fn timestamp_attribute<T: crate::TimestampAttribute + ?Sized>(
+    name: &'static str,
+) -> &'static str {
+    name
+}
+
 /// The TTL attribute's name, once its type is checked.
 pub const fn ttl_attribute<T: crate::TtlAttribute + ?Sized>(name: &'static str) -> &'static str {
     name

@@ -318,6 +318,7 @@ impl CompiledWrite {
         current: Option<u64>,
         condition: Option<&Node>,
     ) -> Result<Self> {
+        stamp_put(schema, &mut item);
         let expected_version = schema.version.map(|attr| {
             item.insert(
                 attr.to_owned(),
@@ -377,6 +378,14 @@ impl CompiledWrite {
     ) -> Result<Self> {
         let expected_version = expected_version(schema, expect_version)?;
         let key = key_item(schema, partition.clone(), sort.cloned())?;
+        let stamped: Vec<Action>;
+        let actions = match timestamp_actions(schema, actions) {
+            extra if extra.is_empty() => actions,
+            extra => {
+                stamped = [actions, &extra].concat();
+                &stamped
+            }
+        };
         let mut ph = Placeholders::default();
         let expression = render_update(schema, &mut ph, actions)?;
         check_update_size(schema, &key, &ph)?;
@@ -581,6 +590,49 @@ fn check_update_size(schema: &TableSchema, key: &Item, ph: &Placeholders) -> Res
 
 /// Renders `condition` AND the version check (if any) AND, when `must_exist`, a check that the
 /// item exists, into `ph`.
+/// Milliseconds since the Unix epoch, as a DynamoDB number.
+fn now_millis() -> AttributeValue {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    AttributeValue::N(now.map_or(0, |d| d.as_millis()).to_string())
+}
+
+/// Stamps a put's item: `updated_at` now, `created_at` now unless the entity holds one already
+/// (a non-zero number: an entity read and written back keeps its creation time).
+pub(crate) fn stamp_put(schema: &TableSchema, item: &mut Item) {
+    if schema.created_at.is_none() && schema.updated_at.is_none() {
+        return;
+    }
+    let now = now_millis();
+    if let Some(attr) = schema.created_at {
+        let held = matches!(item.get(attr), Some(AttributeValue::N(n)) if n != "0");
+        if !held {
+            item.insert(attr.to_owned(), now.clone());
+        }
+    }
+    if let Some(attr) = schema.updated_at {
+        item.insert(attr.to_owned(), now);
+    }
+}
+
+/// What an update adds for the entity's timestamps, unless its own actions write them:
+/// `updated_at = now`, `created_at = if_not_exists(created_at, now)` (an upsert creating the
+/// item stamps its creation).
+fn timestamp_actions(schema: &TableSchema, actions: &[Action]) -> Vec<Action> {
+    let untouched = |attr: &str| !actions.iter().any(|a| a.path().root() == attr);
+    let mut extra = Vec::new();
+    if schema.created_at.is_none() && schema.updated_at.is_none() {
+        return extra;
+    }
+    let now = now_millis();
+    if let Some(attr) = schema.updated_at.filter(|a| untouched(a)) {
+        extra.push(Action::Set(Path::top(attr), Ok(now.clone())));
+    }
+    if let Some(attr) = schema.created_at.filter(|a| untouched(a)) {
+        extra.push(Action::SetIfNotExists(Path::top(attr), Ok(now)));
+    }
+    extra
+}
+
 fn write_condition(
     schema: &TableSchema,
     ph: &mut Placeholders,

@@ -85,6 +85,8 @@ pub(crate) enum Role {
     },
     Ttl(Span),
     Version(Span),
+    CreatedAt(Span),
+    UpdatedAt(Span),
 }
 
 #[derive(Copy, Clone, PartialEq, Eq)]

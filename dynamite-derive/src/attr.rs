@@ -343,6 +343,8 @@ struct FieldRoles<'c> {
     sort_key: BoolAttr<'c>,
     ttl: BoolAttr<'c>,
     version: BoolAttr<'c>,
+    created_at: BoolAttr<'c>,
+    updated_at: BoolAttr<'c>,
     /// `(index name, part)` of each `index_key(...)` seen.
     index_keys: Vec<(String, KeyPart)>,
 }
@@ -354,6 +356,8 @@ impl<'c> FieldRoles<'c> {
             sort_key: BoolAttr::none(cx, SORT_KEY),
             ttl: BoolAttr::none(cx, TTL),
             version: BoolAttr::none(cx, VERSION),
+            created_at: BoolAttr::none(cx, CREATED_AT),
+            updated_at: BoolAttr::none(cx, UPDATED_AT),
             index_keys: Vec::new(),
         }
     }
@@ -412,13 +416,21 @@ fn field_role(
         seen.ttl.set_true(path).then_some(Role::Ttl(span))
     } else if path == VERSION {
         seen.version.set_true(path).then_some(Role::Version(span))
+    } else if path == CREATED_AT {
+        seen.created_at
+            .set_true(path)
+            .then_some(Role::CreatedAt(span))
+    } else if path == UPDATED_AT {
+        seen.updated_at
+            .set_true(path)
+            .then_some(Role::UpdatedAt(span))
     } else if path == INDEX_KEY {
         let (index, part) = parse_index_key(cx, meta)?;
         let first = new_index_key(cx, meta, &mut seen.index_keys, &index, part);
         first.then_some(Role::IndexKey { index, part, span })
     } else {
         return Err(meta.error(format!(
-            "unknown dynamite option `{}`; expected one of: {PARTITION_KEY}, {SORT_KEY}, {INDEX_KEY}, {TTL}, {VERSION}",
+            "unknown dynamite option `{}`; expected one of: {PARTITION_KEY}, {SORT_KEY}, {INDEX_KEY}, {TTL}, {VERSION}, {CREATED_AT}, {UPDATED_AT}",
             path_name(path)
         )));
     };

@@ -26,6 +26,8 @@ pub(crate) struct Resolved {
     pub indexes: Vec<ResolvedIndex>,
     pub ttl: Option<usize>,
     pub version: Option<usize>,
+    pub created_at: Option<usize>,
+    pub updated_at: Option<usize>,
 }
 
 pub(crate) struct ResolvedIndex {
@@ -51,6 +53,8 @@ struct Roles {
     sort_key: Option<usize>,
     ttl: Option<usize>,
     version: Option<usize>,
+    created_at: Option<usize>,
+    updated_at: Option<usize>,
     /// Per declared index, in declaration order.
     index_keys: Vec<IndexKeys>,
 }
@@ -91,6 +95,8 @@ pub(crate) fn check(cx: &Ctxt, cont: &Container) -> Option<Resolved> {
         indexes,
         ttl: roles.ttl,
         version: roles.version,
+        created_at: roles.created_at,
+        updated_at: roles.updated_at,
     })
 }
 
@@ -156,7 +162,7 @@ fn check_skipped_fields_have_no_role(cx: &Ctxt, cont: &Container) {
         if field.skip && !field.roles.is_empty() {
             cx.error_spanned_by(
                 field.ident,
-                "a field with #[serde(skip)] cannot be a key, TTL or version attribute",
+                "a field with #[serde(skip)] cannot be a key, TTL, version or timestamp attribute",
             );
         }
     }
@@ -186,6 +192,26 @@ fn assign_roles(cx: &Ctxt, cont: &Container, names: &IndexNames) -> Roles {
                 Role::Ttl(span) => claim(cx, cont, &mut roles.ttl, i, *span, "TTL attribute"),
                 Role::Version(span) => {
                     claim(cx, cont, &mut roles.version, i, *span, "version attribute");
+                }
+                Role::CreatedAt(span) => {
+                    claim(
+                        cx,
+                        cont,
+                        &mut roles.created_at,
+                        i,
+                        *span,
+                        "created_at attribute",
+                    );
+                }
+                Role::UpdatedAt(span) => {
+                    claim(
+                        cx,
+                        cont,
+                        &mut roles.updated_at,
+                        i,
+                        *span,
+                        "updated_at attribute",
+                    );
                 }
                 Role::IndexKey { index, part, span } => {
                     let key = (index, *part, *span);
@@ -284,15 +310,27 @@ fn check_primary_key_not_option(cx: &Ctxt, cont: &Container, roles: &Roles) {
     }
 }
 
-/// The TTL and version attributes are not table keys (a key cannot change or expire alone).
+/// The TTL, version and timestamp attributes are not table keys (a key cannot change or
+/// expire alone), and one field plays at most one of these roles.
 fn check_ttl_and_version_not_keys(cx: &Ctxt, cont: &Container, roles: &Roles) {
-    for special in [roles.version, roles.ttl].into_iter().flatten() {
+    let specials = [roles.version, roles.ttl, roles.created_at, roles.updated_at];
+    for special in specials.into_iter().flatten() {
         if Some(special) == roles.partition_key || Some(special) == roles.sort_key {
             cx.error_spanned_by(
                 cont.fields[special].ident,
-                "a key attribute cannot also be the TTL or version attribute",
+                "a key attribute cannot also be the TTL, version, created_at or updated_at attribute",
             );
         }
+    }
+    let mut seen = Vec::new();
+    for special in specials.into_iter().flatten() {
+        if seen.contains(&special) {
+            cx.error_spanned_by(
+                cont.fields[special].ident,
+                "one field cannot play two of the TTL, version, created_at and updated_at roles",
+            );
+        }
+        seen.push(special);
     }
 }
 

@@ -77,7 +77,10 @@ fn schema_fn(cont: &Container, res: &Resolved) -> TokenStream {
     let pk = key_schema(&fields[res.partition_key], "KeyAttribute");
     let sk = option(res.sort_key.map(|i| key_schema(&fields[i], "KeyAttribute")));
     let indexes = res.indexes.iter().map(|index| index_schema(cont, index));
-    let ttl = ttl_schema(cont, res);
+    let ttl = checked_attribute(cont, res.ttl, quote!(::dynamite::__private::ttl_attribute));
+    let timestamp = || quote!(::dynamite::__private::timestamp_attribute);
+    let created_at = checked_attribute(cont, res.created_at, timestamp());
+    let updated_at = checked_attribute(cont, res.updated_at, timestamp());
     // The version field's type is checked by the generated `Entity::version` (one error, at
     // the field's type, rather than two).
     let version = option(res.version.map(|i| {
@@ -96,6 +99,8 @@ fn schema_fn(cont: &Container, res: &Resolved) -> TokenStream {
                 sort_key: #sk,
                 indexes: &[#(#indexes),*],
                 ttl: #ttl,
+                created_at: #created_at,
+                updated_at: #updated_at,
                 version: #version,
                 attributes: &[#(#attributes),*],
                 fingerprint: #fingerprint,
@@ -151,16 +156,17 @@ fn index_schema(cont: &Container, index: &ResolvedIndex) -> TokenStream {
     }
 }
 
-/// The TTL attribute's name; the const fn's trait bound checks the field type at its own span.
-fn ttl_schema(cont: &Container, res: &Resolved) -> TokenStream {
-    let Some(i) = res.ttl else {
+/// The name of the attribute of `field` (TTL, timestamps), passed through `check`, a const fn
+/// whose trait bound checks the field's type at the type's own span.
+fn checked_attribute(cont: &Container, field: Option<usize>, check: TokenStream) -> TokenStream {
+    let Some(i) = field else {
         return option(None);
     };
     let f = &cont.fields[i];
     let name = &f.attr_name;
     let ty = f.ty;
     quote_spanned! {ty.span()=>
-        ::core::option::Option::Some(::dynamite::__private::ttl_attribute::<#ty>(#name))
+        ::core::option::Option::Some(#check::<#ty>(#name))
     }
 }
 

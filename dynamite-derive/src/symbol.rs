@@ -62,6 +62,10 @@ pub(crate) const SORT_KEY: Symbol = Symbol("sort_key");
 pub(crate) const RANGE_KEY: Symbol = Symbol("range_key");
 /// `version`: the optimistic-locking version attribute.
 pub(crate) const VERSION: Symbol = Symbol("version");
+/// `created_at`: stamped (epoch ms) when a write creates the item.
+pub(crate) const CREATED_AT: Symbol = Symbol("created_at");
+/// `updated_at`: stamped (epoch ms) by every write.
+pub(crate) const UPDATED_AT: Symbol = Symbol("updated_at");
 /// `index_key(index = "...", partition | sort)`.
 pub(crate) const INDEX_KEY: Symbol = Symbol("index_key");
 

@@ -232,7 +232,8 @@ fn prepare_put<E: Entity>(table: Arc<str>, entity: &E) -> Result<WriteOp> {
              100 version-checked writes at once)",
         ));
     }
-    let item = entity.to_item()?;
+    let mut item = entity.to_item()?;
+    crate::write::stamp_put(schema, &mut item);
     crate::write::validate_item(E::schema(), &item)?;
     Ok(WriteOp::put(
         table,

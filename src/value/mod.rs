@@ -427,6 +427,19 @@ impl TtlAttribute for Option<i64> {}
 impl TtlAttribute for Option<u64> {}
 impl TtlAttribute for Option<u32> {}
 
+/// Types a `created_at` / `updated_at` attribute can have: epoch milliseconds, as an integer
+/// or an `Option` of one. The stamp is set on every write; `created_at` keeps a value the
+/// entity already holds (non-zero, or `Some`).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a created_at / updated_at attribute",
+    label = "timestamps are epoch milliseconds: use i64 or u64 (or an Option of one)"
+)]
+pub trait TimestampAttribute {}
+impl TimestampAttribute for i64 {}
+impl TimestampAttribute for u64 {}
+impl TimestampAttribute for Option<i64> {}
+impl TimestampAttribute for Option<u64> {}
+
 /// Types a version attribute (optimistic locking) can have.
 ///
 /// `0` (or `None`) means "not stored yet": a put of such an entity requires that no item

@@ -48,6 +48,8 @@ static DOC: TableSchema = TableSchema {
     indexes: &INDEXES,
     ttl: None,
     version: None,
+    created_at: None,
+    updated_at: None,
     attributes: &["id", "n", "status", "created", "title", "body"],
     fingerprint: 1,
     cache: None,

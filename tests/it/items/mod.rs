@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 mod keys;
 mod tables;
+mod timestamps;
 mod values;
 
 #[derive(Entity, Serialize, Deserialize, Clone, Debug, PartialEq)]
