@@ -246,8 +246,8 @@ async fn add_global_index(
         .build()
         .expect("name, keys and projection are set");
     let update = GlobalSecondaryIndexUpdate::builder().create(create).build();
-    // Sent again after a lost answer, it would be refused as a second index creation
-    // (ResourceInUseException / ValidationException): the wait that follows settles it.
+    // Sent again after a lost answer (or raced by another instance migrating too), it is
+    // refused as a second creation of the index: then the index is there, which is the goal.
     let target = Target::safe(Operation::UpdateTable, table, schema.entity, None);
     let sent = client
         .execute(target, || {
@@ -260,13 +260,25 @@ async fn add_global_index(
                 .send()
         })
         .await;
+    let Err(err) = sent else {
+        tracing::info!(table, index = index.name, "added a global index");
+        return Ok(());
+    };
+    let exists = describe(client, table, schema.entity)
+        .await?
+        .is_some_and(|t| {
+            let indexes = t.global_secondary_indexes();
+            indexes.iter().any(|g| g.index_name() == Some(index.name))
+        });
+    if !exists {
+        return Err(err);
+    }
     tracing::info!(
         table,
         index = index.name,
-        ok = sent.is_ok(),
-        "added a global index"
+        "global index being added already"
     );
-    sent.map(drop)
+    Ok(())
 }
 
 impl<'a, E: Entity> IntoFuture for CreateTable<'a, E> {

@@ -168,3 +168,25 @@ async fn items_written_before_a_new_field_read_as_its_default() {
         "{message}"
     );
 }
+
+#[cfg(feature = "testing")]
+#[tokio::test]
+async fn a_migration_whose_answer_is_lost_still_succeeds() {
+    use dynamite::testing::{Fault, FaultProxy, Match};
+    use dynamite::{Client, Operation};
+
+    let direct = support::setup::<OrderV1>().await;
+    let proxy = FaultProxy::start(&support::endpoint()).await;
+    let db = Client::builder(support::sdk_at(&proxy.endpoint()).await)
+        .table_prefix(direct.table_prefix())
+        .build();
+    // DynamoDB adds the index; its answer never arrives, so the UpdateTable is sent again and
+    // refused as a second creation of the index.
+    proxy.script(
+        Match::Operation(Operation::UpdateTable),
+        Fault::DropAfterApplied,
+        1,
+    );
+    OrderV2::ensure_table(&db).migrate().await.unwrap();
+    OrderV2::ensure_table(&direct).await.unwrap();
+}
