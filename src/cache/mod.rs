@@ -35,9 +35,11 @@
 //! `t` comes back, every invalidation published before `t` has come back before it. While the
 //! last heartbeat to come back was sent more than the bound ago (Redis stalled, down,
 //! restarting, or the network between), the layers above it serve nothing, and so does the
-//! shared layer itself; reads go to DynamoDB. When heartbeats resume after a gap, nothing is
-//! served for a recovery grace (2 s by default), the time every other instance needs to write
-//! the invalidations it held back during the outage (a new instance waits four heartbeats). So an entry served by any instance is never
+//! shared layer itself; reads go to DynamoDB. When heartbeats resume after a gap, the layers
+//! above it are emptied (a writer may hold back invalidations that concern them), and nothing
+//! is served for a recovery grace (2 s by default), the time every other instance needs to
+//! write the invalidations it held back during the outage (a new instance waits four
+//! heartbeats). So an entry served by any instance is never
 //! older than a write acknowledged by any other instance more than the bound (250 ms by
 //! default) earlier, provided the writer reaches Redis again within the grace of the reader.
 //!
@@ -536,12 +538,14 @@ impl Contact {
         u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
     }
 
-    /// A heartbeat sent at `sent` arrived at `heard`.
-    pub fn heard(&self, sent: Instant, heard: Instant) {
+    /// A heartbeat sent at `sent` arrived at `heard`. Returns `true` when it begins a new run
+    /// (the first heartbeat, or the first after a gap): invalidations may have been missed
+    /// before it, so whatever the layers above hold should be dropped.
+    pub fn heard(&self, sent: Instant, heard: Instant) -> bool {
         let (sent, heard) = (self.stamp(sent), self.stamp(heard));
         let last_sent = self.last_sent.load(Ordering::Acquire);
         if sent <= last_sent {
-            return;
+            return false;
         }
         let last_heard = self.last_heard.load(Ordering::Acquire);
         let bound = Self::nanos(self.policy.staleness_bound);
@@ -559,6 +563,7 @@ impl Contact {
         }
         self.last_heard.store(heard, Ordering::Release);
         self.last_sent.store(sent, Ordering::Release);
+        grace.is_some()
     }
 
     /// Entries may be served at `now`: the last heartbeat heard was sent less than the bound
@@ -729,7 +734,7 @@ mod tests {
     /// Heartbeats every 50 ms from `from` to `to` (ms after `t0`), each heard 1 ms later.
     fn beats(c: &Contact, t0: Instant, from: u64, to: u64) {
         for at in (from..=to).step_by(50) {
-            c.heard(t0 + MS * at as u32, t0 + MS * (at as u32 + 1));
+            let _ = c.heard(t0 + MS * at as u32, t0 + MS * (at as u32 + 1));
         }
     }
 
@@ -760,7 +765,11 @@ mod tests {
         beats(&c, t0, 0, 500);
         assert!(c.is_current(t0 + 510 * MS));
         // The sender was stuck for 2 s.
-        beats(&c, t0, 2_500, 2_500);
+        assert!(
+            c.heard(t0 + 2_500 * MS, t0 + 2_501 * MS),
+            "the first heartbeat after a gap begins a new run"
+        );
+        assert!(!c.heard(t0 + 2_500 * MS, t0 + 2_502 * MS), "heard already");
         assert!(!c.is_current(t0 + 2_510 * MS));
         assert!(!c.is_current(t0 + 2_700 * MS));
         beats(&c, t0, 2_550, 2_700);
@@ -773,7 +782,7 @@ mod tests {
         beats(&c, t0, 0, 500);
         // Redis frozen from 520 ms to 3 s: the heartbeats sent meanwhile arrive together.
         for at in (550..3_000).step_by(50) {
-            c.heard(t0 + MS * at, t0 + 3_000 * MS);
+            let _ = c.heard(t0 + MS * at, t0 + 3_000 * MS);
         }
         assert!(!c.is_current(t0 + 3_001 * MS), "recovering");
         beats(&c, t0, 3_000, 3_200);

@@ -63,8 +63,15 @@ async fn forward(
             }
             Ok(RemoteEvent::Cleared) => clear_all(&above).await,
             Ok(RemoteEvent::Heartbeat { sent }) => {
-                if let Some(contact) = &contact {
-                    contact.heard(sent, Instant::now());
+                // A new run of heartbeats (after an outage, a stall, or at start): the layers
+                // above may hold entries whose invalidations were never published (a writer
+                // holds them back while Redis is unreachable, and may replay them after this
+                // instance's grace). They serve nothing during the grace; drop them now.
+                if contact
+                    .as_ref()
+                    .is_some_and(|c| c.heard(sent, Instant::now()))
+                {
+                    clear_all(&above).await;
                 }
             }
             // Missed events: we cannot know which scopes; drop everything.
@@ -257,5 +264,107 @@ impl CacheLayer for Tiered {
             Some((_, contact)) => Some(contact),
             None => self.layers.iter().rev().find_map(|l| l.contact()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::{Heartbeat, MokaLayer};
+
+    /// A shared layer that holds nothing and publishes the events the test sends.
+    struct Beacon {
+        events: broadcast::Sender<RemoteEvent>,
+        contact: Contact,
+    }
+
+    #[async_trait]
+    impl CacheLayer for Beacon {
+        fn name(&self) -> String {
+            "beacon".to_owned()
+        }
+        async fn get(&self, _: &CacheKey) -> Result<Lookup, CacheError> {
+            Err(CacheError::Unavailable {
+                layer: "beacon".to_owned(),
+                reason: "holds nothing",
+            })
+        }
+        async fn put(
+            &self,
+            _: &CacheKey,
+            _: CacheEntry,
+            _: Duration,
+            _: &FillToken,
+        ) -> Result<(), CacheError> {
+            Ok(())
+        }
+        async fn invalidate(&self, _: &str) -> Result<(), CacheError> {
+            Ok(())
+        }
+        async fn clear(&self) -> Result<(), CacheError> {
+            Ok(())
+        }
+        fn stats(&self) -> Vec<(String, LayerStats)> {
+            Vec::new()
+        }
+        fn remote_events(&self) -> Option<broadcast::Receiver<RemoteEvent>> {
+            Some(self.events.subscribe())
+        }
+        fn contact(&self) -> Option<&Contact> {
+            Some(&self.contact)
+        }
+    }
+
+    fn key() -> CacheKey {
+        CacheKey {
+            entry: "t|E:0|i|0|S1".to_owned(),
+            scope: "t|i|S1".to_owned(),
+        }
+    }
+
+    async fn beat(events: &broadcast::Sender<RemoteEvent>) {
+        events
+            .send(RemoteEvent::Heartbeat {
+                sent: Instant::now(),
+            })
+            .expect("the forwarder listens");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    #[tokio::test]
+    async fn the_layers_above_are_emptied_when_heartbeats_resume_after_a_gap() {
+        let (events, _) = broadcast::channel(64);
+        let policy = Heartbeat::new(Duration::from_millis(100), Duration::from_millis(50))
+            .with_startup_grace(Duration::from_millis(10));
+        let beacon = Beacon {
+            events: events.clone(),
+            contact: Contact::new(policy),
+        };
+        let tiered = Tiered::new().layer(MokaLayer::new(1 << 20)).layer(beacon);
+        for _ in 0..4 {
+            beat(&events).await;
+        }
+        let l1 = tiered.layers()[0].clone();
+        let Lookup::Miss(token) = l1.get(&key()).await.expect("moka answers") else {
+            panic!("empty")
+        };
+        let entry = CacheEntry::from_bytes(vec![7]);
+        l1.put(&key(), entry, Duration::from_secs(60), &token)
+            .await
+            .expect("put");
+        beat(&events).await;
+        assert!(
+            matches!(l1.get(&key()).await, Ok(Lookup::Hit(_))),
+            "kept while in contact"
+        );
+
+        // Out of contact for longer than the bound (invalidations may have been held back by
+        // their writers meanwhile), then heartbeats again.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        beat(&events).await;
+        assert!(
+            matches!(l1.get(&key()).await, Ok(Lookup::Miss(_))),
+            "dropped when the new run of heartbeats began"
+        );
     }
 }
