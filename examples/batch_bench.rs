@@ -13,7 +13,7 @@
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
-use dynamite::testing::{Fault, FaultProxy, Match};
+use dynamite::testing::FaultProxy;
 use dynamite::{Client, Entity, Item};
 use serde::{Deserialize, Serialize};
 
@@ -96,17 +96,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .and_then(|v| v.parse().ok())
         .unwrap_or(5);
     let upstream = std::env::var("AWS_ENDPOINT_URL_DYNAMODB")?;
-    let proxy = FaultProxy::start(&upstream).await;
-    proxy.script(
-        Match::Any,
-        Fault::Delay(Duration::from_millis(rtt)),
-        usize::MAX,
-    );
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(proxy.endpoint())
-        .load()
-        .await;
-    let delayed = Client::new(aws_sdk_dynamodb::Client::new(&config));
+    let proxy = FaultProxy::with_round_trip(&upstream, Duration::from_millis(rtt)).await;
+    let delayed = proxy.client().await;
     measure(
         &format!("+{rtt} ms per request"),
         &delayed,

@@ -326,6 +326,63 @@ pub(crate) fn plain_number(canonical: &str) -> Option<String> {
     Some(out)
 }
 
+/// DynamoDB's order of two sort-key values of one type: strings and binaries by their bytes
+/// (UTF-8 for strings), numbers by value. Values of different types (which one key attribute
+/// never holds) order by type: B, N, S.
+pub(crate) fn compare_key_values(a: &AttributeValue, b: &AttributeValue) -> std::cmp::Ordering {
+    match (a, b) {
+        (AttributeValue::S(a), AttributeValue::S(b)) => a.as_bytes().cmp(b.as_bytes()),
+        (AttributeValue::B(a), AttributeValue::B(b)) => a.as_ref().cmp(b.as_ref()),
+        (AttributeValue::N(a), AttributeValue::N(b)) => compare_numbers(a, b),
+        _ => type_rank(a).cmp(&type_rank(b)),
+    }
+}
+
+fn type_rank(value: &AttributeValue) -> u8 {
+    match value {
+        AttributeValue::B(_) => 0,
+        AttributeValue::N(_) => 1,
+        AttributeValue::S(_) => 2,
+        _ => 3,
+    }
+}
+
+/// Two numbers' texts by value (text that is not a number orders after every number).
+pub(crate) fn compare_numbers(a: &str, b: &str) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    /// Sign (-1, 0, 1), exponent of the first digit, significant digits.
+    fn parts(text: &str) -> Option<(i8, i64, String)> {
+        let canonical = normalize_number(text)?;
+        if canonical == "0" {
+            return Some((0, 0, String::new()));
+        }
+        let (sign, unsigned) = match canonical.strip_prefix('-') {
+            Some(rest) => (-1, rest),
+            None => (1, canonical.as_str()),
+        };
+        let (digits, power) = unsigned.split_once('e')?;
+        Some((sign, power.parse().ok()?, digits.to_owned()))
+    }
+    match (parts(a), parts(b)) {
+        (Some((sa, pa, da)), Some((sb, pb, db))) => {
+            if sa != sb {
+                return sa.cmp(&sb);
+            }
+            // Same sign: a larger exponent, then larger digits, mean a larger magnitude
+            // (canonical digits have no trailing zeros, so they compare as text).
+            let magnitude = pa.cmp(&pb).then_with(|| da.cmp(&db));
+            if sa < 0 {
+                magnitude.reverse()
+            } else {
+                magnitude
+            }
+        }
+        (Some(_), None) => Ordering::Less,
+        (None, Some(_)) => Ordering::Greater,
+        (None, None) => a.cmp(b),
+    }
+}
+
 /// A number's canonical text: `0`, or an optional `-`, the significant digits without leading
 /// or trailing zeros, `e`, and the exponent of the first digit (`1.5` → `15e0`, `100` →
 /// `1e2`, `-0.025` → `-25e-2`). `None` when `text` is not a decimal number.
@@ -375,6 +432,46 @@ mod tests {
 
     fn n(text: &str) -> String {
         normalize_number(text).unwrap_or_else(|| panic!("{text} is a number"))
+    }
+
+    #[test]
+    fn numbers_compare_by_value() {
+        use std::cmp::Ordering::*;
+        for (a, b, want) in [
+            ("1", "2", Less),
+            ("1.5", "1.51", Less),
+            ("2", "15", Less),
+            ("10", "9.99", Greater),
+            ("-1", "1", Less),
+            ("-10", "-9", Less),
+            ("-0.5", "0", Less),
+            ("0", "0.0", Equal),
+            ("1e2", "100", Equal),
+            ("1E-130", "0", Greater),
+            ("-2.5", "-2.45", Less),
+        ] {
+            assert_eq!(compare_numbers(a, b), want, "{a} vs {b}");
+            assert_eq!(compare_numbers(b, a), want.reverse(), "{b} vs {a}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn numbers_compare_as_integers_do(a in -1_000_000i64..1_000_000, b in -1_000_000i64..1_000_000) {
+            prop_assert_eq!(compare_numbers(&a.to_string(), &b.to_string()), a.cmp(&b));
+        }
+
+        #[test]
+        fn decimals_compare_as_scaled_integers_do(a in -1_000_000i64..1_000_000, b in -1_000_000i64..1_000_000) {
+            let text = |n: i64| format!("{}{}.{:03}", if n < 0 { "-" } else { "" }, n.abs() / 1000, n.abs() % 1000);
+            prop_assert_eq!(compare_numbers(&text(a), &text(b)), a.cmp(&b));
+        }
+
+        #[test]
+        fn strings_compare_by_utf8_bytes(a in ".{0,8}", b in ".{0,8}") {
+            let (x, y) = (AttributeValue::S(a.clone()), AttributeValue::S(b.clone()));
+            prop_assert_eq!(compare_key_values(&x, &y), a.as_bytes().cmp(b.as_bytes()));
+        }
     }
 
     #[test]

@@ -67,17 +67,62 @@ pub(super) fn payload(fingerprint: &str, key: &Item) -> Vec<u8> {
 
 /// Builds the cursor for resuming after `key`, encrypted under `secret` when there is one.
 pub(crate) fn encode(fingerprint: &str, key: &Item, secret: Option<&[u8]>) -> Cursor {
-    let body = payload(fingerprint, key);
+    seal(&payload(fingerprint, key), secret)
+}
+
+/// Where one partition of a fan-out stands, as its cursor records it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum LanePosition {
+    /// Nothing of it returned yet: it is read from its beginning.
+    Start,
+    /// Resumes after the item with this key.
+    After(Item),
+    /// Read to its end.
+    Done,
+}
+
+/// Lane tags in a fan-out cursor's payload.
+const LANE_START: u8 = b's';
+const LANE_AFTER: u8 = b'k';
+const LANE_DONE: u8 = b'd';
+
+/// The cursor of a fan-out: the fingerprint, then one entry per partition, in the order the
+/// find lists them: `s` (from the start), `d` (done), or `k`, a 4-byte big-endian length and
+/// the canonical key text.
+pub(crate) fn encode_lanes(
+    fingerprint: &str,
+    lanes: &[LanePosition],
+    secret: Option<&[u8]>,
+) -> Cursor {
+    let mut body = fingerprint_bytes(fingerprint);
+    for lane in lanes {
+        match lane {
+            LanePosition::Start => body.push(LANE_START),
+            LanePosition::Done => body.push(LANE_DONE),
+            LanePosition::After(key) => {
+                let text = crate::key::encode_item_key(key);
+                body.push(LANE_AFTER);
+                let len = u32::try_from(text.len()).expect("a key text is far below 4 GiB");
+                body.extend_from_slice(&len.to_be_bytes());
+                body.extend_from_slice(text.as_bytes());
+            }
+        }
+    }
+    seal(&body, secret)
+}
+
+/// The format byte and body (encrypted under `secret` when there is one), in URL-safe base64.
+fn seal(body: &[u8], secret: Option<&[u8]>) -> Cursor {
     let mut bytes = Vec::with_capacity(body.len() + 17);
     match secret {
         None => {
             bytes.push(PLAIN);
-            bytes.extend_from_slice(&body);
+            bytes.extend_from_slice(body);
         }
         Some(secret) => {
             bytes.push(SEALED);
             let sealed = cipher(secret)
-                .encrypt([[SEALED]], &body)
+                .encrypt([[SEALED]], body)
                 .expect("AES-SIV encrypts any payload with one header");
             bytes.extend_from_slice(&sealed);
         }
@@ -100,15 +145,68 @@ pub(crate) fn decode(
     check: &CursorCheck,
     secret: Option<&[u8]>,
 ) -> Result<Item> {
+    let plain = open(cursor, secret, MAX_CURSOR_LEN)?;
+    let key_bytes = of_query(&plain, fingerprint)?;
+    let key_text = std::str::from_utf8(key_bytes)
+        .map_err(|_| invalid("not a cursor (bad content: the key is not text)"))?;
+    read_key(key_text, check)
+}
+
+/// Reads a fan-out's cursor back: one position per partition (`checks`, in the find's order),
+/// under the same rules as [`decode`] for each key.
+pub(crate) fn decode_lanes(
+    cursor: &Cursor,
+    fingerprint: &str,
+    checks: &[&CursorCheck],
+    secret: Option<&[u8]>,
+) -> Result<Vec<LanePosition>> {
+    let plain = open(cursor, secret, MAX_CURSOR_LEN * checks.len().max(1))?;
+    let mut rest = of_query(&plain, fingerprint)?;
+    let truncated = || invalid("not a cursor (bad content: truncated)");
+    let mut lanes = Vec::with_capacity(checks.len());
+    for check in checks {
+        let (&tag, after) = rest.split_first().ok_or_else(truncated)?;
+        rest = after;
+        lanes.push(match tag {
+            LANE_START => LanePosition::Start,
+            LANE_DONE => LanePosition::Done,
+            LANE_AFTER => {
+                let (len, after) = rest.split_first_chunk::<4>().ok_or_else(truncated)?;
+                let len = u32::from_be_bytes(*len) as usize;
+                if after.len() < len {
+                    return Err(truncated());
+                }
+                let (text, after) = after.split_at(len);
+                rest = after;
+                let text = std::str::from_utf8(text)
+                    .map_err(|_| invalid("not a cursor (bad content: a key is not text)"))?;
+                LanePosition::After(read_key(text, check)?)
+            }
+            _ => {
+                return Err(invalid(
+                    "not a cursor (bad content: unknown partition state)",
+                ))
+            }
+        });
+    }
+    if !rest.is_empty() {
+        return Err(invalid("not a cursor (bad content: trailing bytes)"));
+    }
+    Ok(lanes)
+}
+
+/// The payload of a cursor string: checked for length and canonical base64, then opened
+/// (decrypted when the client has a cursor key; refused when the format does not match).
+fn open(cursor: &Cursor, secret: Option<&[u8]>, max_len: usize) -> Result<Vec<u8>> {
     let text = cursor.as_str();
     if text.is_empty() {
         return Err(invalid(
             "empty cursor: pass None to start at the first page",
         ));
     }
-    if text.len() > MAX_CURSOR_LEN {
+    if text.len() > max_len {
         return Err(invalid(format!(
-            "not a cursor (too long: {} characters, the limit is {MAX_CURSOR_LEN})",
+            "not a cursor (too long: {} characters, the limit is {max_len})",
             text.len()
         )));
     }
@@ -121,37 +219,38 @@ pub(crate) fn decode(
     let (&format, body) = bytes
         .split_first()
         .ok_or_else(|| invalid("not a cursor (bad content)"))?;
-    let plain = match (format, secret) {
-        (PLAIN, None) => body.to_vec(),
+    match (format, secret) {
+        (PLAIN, None) => Ok(body.to_vec()),
         (SEALED, Some(secret)) => cipher(secret).decrypt([[SEALED]], body).map_err(|_| {
             invalid("the cursor does not decrypt: it was altered, or made with another cursor key")
-        })?,
-        (PLAIN, Some(_)) => {
-            return Err(invalid(
-                "the cursor is not encrypted, and this client (which has a cursor key) accepts \
-                 only encrypted cursors",
-            ))
-        }
-        (SEALED, None) => {
-            return Err(invalid(
-                "the cursor is encrypted, but this client has no cursor key to read it",
-            ))
-        }
-        _ => {
-            return Err(invalid(
-                "not a cursor (bad content, or a cursor of an incompatible version)",
-            ))
-        }
-    };
+        }),
+        (PLAIN, Some(_)) => Err(invalid(
+            "the cursor is not encrypted, and this client (which has a cursor key) accepts \
+             only encrypted cursors",
+        )),
+        (SEALED, None) => Err(invalid(
+            "the cursor is encrypted, but this client has no cursor key to read it",
+        )),
+        _ => Err(invalid(
+            "not a cursor (bad content, or a cursor of an incompatible version)",
+        )),
+    }
+}
+
+/// What follows the fingerprint, if the payload belongs to the query `fingerprint`.
+fn of_query<'p>(plain: &'p [u8], fingerprint: &str) -> Result<&'p [u8]> {
     if plain.len() < FINGERPRINT_LEN {
         return Err(invalid("not a cursor (bad content: too short)"));
     }
-    let (query, key_bytes) = plain.split_at(FINGERPRINT_LEN);
+    let (query, rest) = plain.split_at(FINGERPRINT_LEN);
     if query != fingerprint_bytes(fingerprint) {
         return Err(invalid("the cursor belongs to another query"));
     }
-    let key_text = std::str::from_utf8(key_bytes)
-        .map_err(|_| invalid("not a cursor (bad content: the key is not text)"))?;
+    Ok(rest)
+}
+
+/// A cursor's key from its text: decoded, shape-checked, in the query's partition, canonical.
+fn read_key(key_text: &str, check: &CursorCheck) -> Result<Item> {
     let key = crate::key::decode_item_key(key_text)
         .map_err(|e| invalid(format!("not a cursor (bad key: {e})")))?;
     check_shape(&key, &check.shape)?;

@@ -42,6 +42,12 @@
 //! (attributes in name order; each a length-prefixed name and a typed, length-prefixed value;
 //! numbers normalised; binaries in hex).
 //!
+//! A fan-out find (one Query per listed partition, see [`Find`](crate::ops::Find)) has one
+//! cursor for all its partitions: the fingerprint of the whole fan-out (every partition's query
+//! and the merge order), then one entry per partition in the order listed: `s` (not started),
+//! `d` (read to its end), or `k`, a 4-byte big-endian length and the key, as above, to resume
+//! after. Each key is checked against its own partition's query, as for a single query.
+//!
 //! **Why AES-SIV.** A cursor must be one string per position, so the encryption has to be
 //! deterministic; AES-SIV is the standard deterministic AEAD (its IV is a MAC of the plaintext),
 //! misuse-resistant by design, and needs no nonce to store or manage. Deterministic encryption
@@ -63,7 +69,9 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-pub(crate) use self::codec::{decode, encode, fingerprint};
+pub(crate) use self::codec::{
+    decode, decode_lanes, encode, encode_lanes, fingerprint, LanePosition,
+};
 pub(crate) use self::shape::{key_shape, CursorCheck};
 
 /// Where a paged read resumes: an opaque, URL-safe string (see [the module docs](crate::page) for

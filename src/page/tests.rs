@@ -605,3 +605,99 @@ proptest! {
         prop_assert_eq!(encode(FP, &a, secret), encode(FP, &respelled(&a), secret));
     }
 }
+
+/// A check per lane: the shape above, each lane fixed to its own partition value.
+fn lane_checks(ids: &[&str]) -> Vec<CursorCheck> {
+    ids.iter()
+        .map(|id| CursorCheck {
+            shape: key_shapes(),
+            partition: Some(("id", s(id))),
+        })
+        .collect()
+}
+
+fn key_in(id: &str) -> Item {
+    let mut k = key();
+    k.insert("id".to_owned(), s(id));
+    k
+}
+
+#[test]
+fn a_fan_out_cursor_round_trips_every_lane_state_plain_and_sealed() {
+    let checks = lane_checks(&["a", "b", "c", "d"]);
+    let refs: Vec<&CursorCheck> = checks.iter().collect();
+    let lanes = vec![
+        LanePosition::Start,
+        LanePosition::After(key_in("b")),
+        LanePosition::Done,
+        LanePosition::After(key_in("d")),
+    ];
+    for secret in [None, Some(SECRET)] {
+        let cursor = encode_lanes(FP, &lanes, secret);
+        assert_eq!(
+            decode_lanes(&cursor, FP, &refs, secret).expect("decodes"),
+            lanes
+        );
+        assert_eq!(
+            encode_lanes(FP, &lanes, secret),
+            cursor,
+            "one string per position"
+        );
+        let err = decode_lanes(&cursor, OTHER_FP, &refs, secret).expect_err("another query");
+        assert!(err.to_string().contains("another query"), "{err}");
+    }
+}
+
+#[test]
+fn a_fan_out_cursor_is_checked_lane_by_lane() {
+    let checks = lane_checks(&["a", "b"]);
+    let refs: Vec<&CursorCheck> = checks.iter().collect();
+    let outside = encode_lanes(
+        FP,
+        &[LanePosition::Start, LanePosition::After(key_in("a"))],
+        None,
+    );
+    let err = decode_lanes(&outside, FP, &refs, None).expect_err("lane b holds a's key");
+    assert!(err.to_string().contains("another value"), "{err}");
+
+    let short = encode_lanes(FP, &[LanePosition::Start], None);
+    let err = decode_lanes(&short, FP, &refs, None).expect_err("one lane missing");
+    assert!(err.to_string().contains("truncated"), "{err}");
+
+    let three = encode_lanes(
+        FP,
+        &[LanePosition::Start, LanePosition::Done, LanePosition::Done],
+        None,
+    );
+    let err = decode_lanes(&three, FP, &refs, None).expect_err("one lane too many");
+    assert!(err.to_string().contains("trailing"), "{err}");
+
+    let mut bytes = vec![0x01];
+    bytes.extend(fingerprint_bytes(FP));
+    bytes.extend(b"sx");
+    let bad_tag = Cursor(B64.encode(&bytes));
+    let err = decode_lanes(&bad_tag, FP, &refs, None).expect_err("unknown tag");
+    assert!(err.to_string().contains("unknown partition state"), "{err}");
+
+    let mut bytes = vec![0x01];
+    bytes.extend(fingerprint_bytes(FP));
+    bytes.extend(b"sk\0\0\0\x40");
+    let cut = Cursor(B64.encode(&bytes));
+    let err = decode_lanes(&cut, FP, &refs, None).expect_err("length beyond the payload");
+    assert!(err.to_string().contains("truncated"), "{err}");
+}
+
+proptest! {
+    #[test]
+    fn a_fan_out_cursor_never_decodes_after_any_change(flip in 0usize..200, bit in 0u8..8) {
+        let checks = lane_checks(&["a", "b"]);
+        let refs: Vec<&CursorCheck> = checks.iter().collect();
+        let lanes = [LanePosition::After(key_in("a")), LanePosition::Start];
+        let cursor = encode_lanes(FP, &lanes, Some(SECRET));
+        let mut bytes = B64.decode(cursor.as_str()).expect("base64");
+        let i = flip % bytes.len();
+        bytes[i] ^= 1 << bit;
+        let altered = Cursor(B64.encode(&bytes));
+        prop_assert!(decode_lanes(&altered, FP, &refs, Some(SECRET)).is_err());
+    }
+}

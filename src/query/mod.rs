@@ -5,8 +5,10 @@
 //!   filter, checks, base-item fetch, what a cursor holds), with `explain()`'s [`Plan`];
 //! - [`render`]: the expressions and placeholders a request needs, and the fingerprint;
 //! - [`read`] and [`stream`]: execution (pages, limits, index then table reads, parallel
-//!   scans, the query cache).
+//!   scans, the query cache);
+//! - [`fanout`]: a find over several partitions, one Query each, merged, with one cursor.
 
+mod fanout;
 pub mod plan;
 mod read;
 mod render;
@@ -17,13 +19,14 @@ use std::borrow::Cow;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use futures::{Stream, StreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
 use serde::de::DeserializeOwned;
 
+use self::fanout::{FanOutFind, FanOutReader};
 use self::plan::Plan;
 use self::read::{RawReader, Reader};
 use self::render::Prepared;
-use self::spec::{CacheChoice, Consistency, Order, Reach, ReadAs, Source, Spec};
+use self::spec::{CacheChoice, Consistency, Merge, Order, Reach, ReadAs, Source, Spec};
 use self::stream::{Decoded, ReadAhead};
 use crate::advice::{Pattern, Seen};
 use crate::cache::stack::ClientCache;
@@ -53,7 +56,10 @@ impl<E> IndexName<E> for IndexHandle<E> {
 }
 
 /// A read of many items of `E`, planned onto GetItem, Query or Scan. Built by
-/// [`Entity::find`] (never scans unless allowed) or [`Entity::scan`].
+/// [`Entity::find`] (never scans unless allowed) or [`Entity::scan`]. A condition listing
+/// several values of a partition key (`is_in`, or an OR of equalities) runs as one Query per
+/// value, merged ([`sorted`](Self::sorted), [`concurrency`](Self::concurrency),
+/// [`max_fan_out`](Self::max_fan_out)), with one cursor for all of them.
 ///
 /// `O` is what each item is read as: the entity itself, or a projection type
 /// ([`project`](Self::project)).
@@ -228,9 +234,45 @@ impl<'a, E: Entity, O: Send + 'static> Find<'a, E, O> {
         self
     }
 
-    /// How many segments of a parallel scan are read at once (default 4).
+    /// How many requests run at once: the segments of a parallel scan (default 4), or the
+    /// Queries of a fan-out over several partitions (default 8).
     pub fn concurrency(mut self, n: usize) -> Self {
-        self.spec.concurrency = n.max(1);
+        self.spec.concurrency = Some(n.max(1));
+        self
+    }
+
+    /// Merges the partitions of a fan-out by sort key (a k-way merge: ascending, or with
+    /// [`descending`](Self::descending) highest first; ties in the order the partitions were
+    /// listed) instead of one partition after another. A Query of one partition is in sort-key
+    /// order already; a scan has no order, so there it is an error.
+    ///
+    /// ```no_run
+    /// # use dynamite::Entity;
+    /// # #[derive(dynamite::Entity, serde::Serialize, serde::Deserialize)]
+    /// # #[dynamite(table = "orders")]
+    /// # struct Order { #[dynamite(partition_key)] customer_id: String,
+    /// #   #[dynamite(sort_key)] placed_at: i64, total: i64 }
+    /// # async fn demo(db: &dynamite::Client) -> dynamite::Result<()> {
+    /// // The 20 latest orders of three customers: three Queries, merged newest first.
+    /// let latest: Vec<Order> = Order::find(db)
+    ///     .filter(Order::CUSTOMER_ID.is_in(["c1", "c2", "c3"]))
+    ///     .sorted()
+    ///     .descending()
+    ///     .limit(20)
+    ///     .all()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn sorted(mut self) -> Self {
+        self.spec.merge = Merge::SortKey;
+        self
+    }
+
+    /// The most partitions a fan-out may read (default
+    /// [`DEFAULT_MAX_FAN_OUT`](plan::DEFAULT_MAX_FAN_OUT), 100): a condition listing more
+    /// values of a partition key is an error before any request.
+    pub fn max_fan_out(mut self, n: usize) -> Self {
+        self.spec.max_fan_out = n.max(1);
         self
     }
 
@@ -249,7 +291,10 @@ impl<'a, E: Entity, O: Send + 'static> Find<'a, E, O> {
 
     /// The plan this find would run, with no request sent.
     pub fn explain(&self) -> Result<Plan> {
-        Ok(self.prepare()?.plan)
+        Ok(match self.prepare()? {
+            Prepare::One(prepared) => prepared.plan,
+            Prepare::FanOut(find) => find.plan,
+        })
     }
 
     /// Records a find refused for want of a key with the index advisor.
@@ -272,19 +317,24 @@ impl<'a, E: Entity, O: Send + 'static> Find<'a, E, O> {
         });
     }
 
-    fn prepare(&self) -> Result<Prepared> {
+    fn prepare(&self) -> Result<Prepare> {
         let schema = E::schema();
         let decisions = plan::decide(schema, &self.spec)?;
-        render::prepare(
-            schema,
-            &self.spec,
-            decisions,
-            self.client.table_name(schema.table),
-        )
+        let table = self.client.table_name(schema.table);
+        if decisions.planned.fan_out.is_some() {
+            let find = fanout::prepare(schema, &self.spec, decisions, &table)?;
+            return Ok(Prepare::FanOut(Box::new(find)));
+        }
+        render::prepare(schema, &self.spec, decisions, table).map(|p| Prepare::One(Box::new(p)))
     }
 
-    fn reader(&self) -> Result<Reader<'a, O>> {
-        let prepared = Arc::new(self.prepare().inspect_err(|e| self.advise_refused(e))?);
+    /// Plans and renders the find, and checks its cursor, before any request.
+    fn reader(&self) -> Result<Ready<'a, O>> {
+        let prepared: Arc<Prepared> =
+            match self.prepare().inspect_err(|e| self.advise_refused(e))? {
+                Prepare::One(prepared) => Arc::from(prepared),
+                Prepare::FanOut(find) => return self.fan_out_reader(find).map(Ready::FanOut),
+            };
         let start = match &self.spec.start {
             Some(cursor) => Some(page::decode(
                 cursor,
@@ -294,7 +344,7 @@ impl<'a, E: Entity, O: Send + 'static> Find<'a, E, O> {
             )?),
             None => None,
         };
-        Ok(Reader {
+        Ok(Ready::One(Reader {
             raw: RawReader {
                 client: self.client,
                 prepared,
@@ -303,7 +353,27 @@ impl<'a, E: Entity, O: Send + 'static> Find<'a, E, O> {
                 retry: self.spec.retry.clone(),
             },
             decode: self.decode,
+        }))
+    }
+
+    fn fan_out_reader(&self, find: Box<FanOutFind>) -> Result<FanOutReader<'a>> {
+        let starts = match &self.spec.start {
+            Some(cursor) => FanOutReader::decode_cursor(self.client, &find, cursor)?,
+            None => vec![page::LanePosition::Start; find.lanes.len()],
+        };
+        Ok(FanOutReader {
+            client: self.client,
+            find: Arc::from(find),
+            schema: E::schema(),
+            starts,
+            page_size: self.spec.page_size,
+            retry: self.spec.retry.clone(),
+            cache: self.query_cache(),
         })
+    }
+
+    fn decode_all(&self, raw: Vec<Item>) -> Result<Vec<O>> {
+        raw.into_iter().map(self.decode).collect()
     }
 
     /// The client's query cache, when this find's results go through it.
@@ -324,7 +394,13 @@ impl<'a, E: Entity, O: Send + 'static> Find<'a, E, O> {
     /// Every matching item (up to the limit). Refuses a scan with no limit unless
     /// [`unbounded`](Self::unbounded) was called.
     pub async fn all(self) -> Result<Vec<O>> {
-        let reader = self.reader()?;
+        let reader = match self.reader()? {
+            Ready::One(reader) => reader,
+            Ready::FanOut(fan_out) => {
+                let raw = fan_out.all(self.spec.limit).await?;
+                return self.decode_all(raw);
+            }
+        };
         let raw = reader
             .raw
             .all(self.query_cache(), E::schema(), &self.spec)
@@ -358,7 +434,16 @@ impl<'a, E: Entity, O: Send + 'static> Find<'a, E, O> {
                     .to_owned(),
             });
         }
-        let reader = self.reader()?;
+        let reader = match self.reader()? {
+            Ready::One(reader) => reader,
+            Ready::FanOut(fan_out) => {
+                let (raw, next) = fan_out.page(self.spec.limit).await?;
+                return Ok(Page {
+                    items: self.decode_all(raw)?,
+                    next,
+                });
+            }
+        };
         let (raw, next) = reader
             .raw
             .page(self.query_cache(), E::schema(), &self.spec)
@@ -375,10 +460,11 @@ impl<'a, E: Entity, O: Send + 'static> Find<'a, E, O> {
     pub fn stream(self) -> impl Stream<Item = Result<O>> + Send + 'a {
         let raw = match self.reader() {
             Err(e) => futures::stream::once(async move { Err(e) }).boxed(),
-            Ok(reader) => match self.spec.segments {
+            Ok(Ready::FanOut(fan_out)) => fan_out.stream(self.spec.limit),
+            Ok(Ready::One(reader)) => match self.spec.segments {
                 Some(n) => reader
                     .raw
-                    .parallel(n, self.spec.concurrency, self.spec.limit),
+                    .parallel(n, self.spec.scan_concurrency(), self.spec.limit),
                 None => ReadAhead::new(reader.raw, None, self.spec.limit).boxed(),
             },
         };
@@ -390,7 +476,18 @@ impl<'a, E: Entity, O: Send + 'static> Find<'a, E, O> {
         // For pages(), the limit is the page size; the stream runs to the end of the data.
         let page_limit = self.spec.limit;
         let reader = match self.reader() {
-            Ok(r) => Arc::new(r),
+            Ok(Ready::One(r)) => Arc::new(r),
+            Ok(Ready::FanOut(fan_out)) => {
+                let decode = self.decode;
+                return fan_out
+                    .pages(page_limit)
+                    .map(move |page| {
+                        let (raw, next) = page?;
+                        let items = raw.into_iter().map(decode).collect::<Result<_>>()?;
+                        Ok(Page { items, next })
+                    })
+                    .boxed();
+            }
             Err(e) => return futures::stream::once(async move { Err(e) }).boxed(),
         };
         let state = (reader.raw.start.clone(), false);
@@ -419,8 +516,56 @@ impl<'a, E: Entity, O: Send + 'static> Find<'a, E, O> {
         .boxed()
     }
 
+    /// Runs several finds, at most `concurrency` at once, and returns their results in the
+    /// order given: for finds that differ in more than a partition value (other conditions,
+    /// indexes or limits), where a fan-out does not apply. The first error is returned, and
+    /// the finds still running are dropped.
+    ///
+    /// ```no_run
+    /// # use dynamite::Entity;
+    /// # use dynamite::ops::Find;
+    /// # #[derive(dynamite::Entity, serde::Serialize, serde::Deserialize)]
+    /// # #[dynamite(table = "orders")]
+    /// # struct Order { #[dynamite(partition_key)] customer_id: String,
+    /// #   #[dynamite(sort_key)] placed_at: i64, total: i64 }
+    /// # async fn demo(db: &dynamite::Client) -> dynamite::Result<()> {
+    /// let finds = vec![
+    ///     Order::find(db).filter(Order::CUSTOMER_ID.eq("c1")).limit(5),
+    ///     Order::find(db).filter(Order::CUSTOMER_ID.eq("c2")).filter(Order::TOTAL.gt(100)),
+    /// ];
+    /// let [recent_c1, large_c2]: [Vec<Order>; 2] = Find::all_of(finds, 8)
+    ///     .await?
+    ///     .try_into()
+    ///     .expect("two finds, two results");
+    /// # Ok(()) }
+    /// ```
+    pub async fn all_of(
+        finds: impl IntoIterator<Item = Self>,
+        concurrency: usize,
+    ) -> Result<Vec<Vec<O>>> {
+        futures::stream::iter(finds.into_iter().map(Find::all))
+            .buffered(concurrency.max(1))
+            .try_collect()
+            .await
+    }
+
     /// How many items match (DynamoDB `Select: COUNT`, filter-aware; capped at the limit).
     pub async fn count(self) -> Result<usize> {
-        self.reader()?.raw.count(self.spec.limit).await
+        match self.reader()? {
+            Ready::One(reader) => reader.raw.count(self.spec.limit).await,
+            Ready::FanOut(fan_out) => fan_out.count(self.spec.limit).await,
+        }
     }
+}
+
+/// A find after planning: one read, or one per partition.
+enum Prepare {
+    One(Box<Prepared>),
+    FanOut(Box<FanOutFind>),
+}
+
+/// A find ready to run, its cursor checked.
+enum Ready<'a, O> {
+    One(Reader<'a, O>),
+    FanOut(FanOutReader<'a>),
 }

@@ -135,12 +135,14 @@ impl<'a> RawReader<'a> {
         }
         let limit = spec.limit;
         if let Some(n) = spec.segments {
-            let stream = self.clone().parallel(n, spec.concurrency, limit);
+            let stream = self.clone().parallel(n, spec.scan_concurrency(), limit);
             return stream.collect::<Vec<_>>().await.into_iter().collect();
         }
         let read = self.read_to_end(self.start.clone(), limit);
+        let limits = (limit, spec.page_size);
+        let start = self.start.as_ref();
         let (raw, _) = self
-            .through_cache(cache, schema, "all", (limit, spec.page_size), read)
+            .through_cache(cache, schema, "all", limits, start, read)
             .await?;
         Ok(raw)
     }
@@ -155,7 +157,9 @@ impl<'a> RawReader<'a> {
     ) -> Result<(Vec<Item>, Option<Item>)> {
         let limit = spec.limit;
         let read = self.read_raw(self.start.clone(), limit, None, limit.is_none());
-        self.through_cache(cache, schema, "page", (limit, spec.page_size), read)
+        let limits = (limit, spec.page_size);
+        let start = self.start.as_ref();
+        self.through_cache(cache, schema, "page", limits, start, read)
             .await
     }
 
@@ -182,24 +186,21 @@ impl<'a> RawReader<'a> {
     }
 
     /// Serves `read` from the query cache `cache` (keyed by the query's fingerprint, how it is
-    /// read (`how`), its start and its limits), or runs it and caches the result. Without a
-    /// cache, runs it.
+    /// read (`how`), where it starts and its limits), or runs it and caches the result.
+    /// Without a cache, runs it.
     pub(crate) async fn through_cache(
         &self,
         cache: Option<&ClientCache>,
         schema: &'static TableSchema,
         how: &str,
         limits: (Option<usize>, Option<u32>),
+        start: Option<&Item>,
         read: impl Future<Output = Result<(Vec<Item>, Option<Item>)>>,
     ) -> Result<(Vec<Item>, Option<Item>)> {
         let Some(cache) = cache else {
             return read.await;
         };
-        let start = self
-            .start
-            .as_ref()
-            .map(crate::key::encode_item_key)
-            .unwrap_or_default();
+        let start = start.map(crate::key::encode_item_key).unwrap_or_default();
         let query = format!(
             "{}|{how}|{:?}|{:?}|{}",
             self.prepared.fingerprint,
@@ -387,8 +388,9 @@ impl<'a> RawReader<'a> {
         }
     }
 
-    /// The key attributes of an item: where a cursor resumes.
-    fn key_of(&self, item: &Item) -> Item {
+    /// The key attributes of an item: where a cursor resumes. Full items read after an index
+    /// read hold them too (the table read projects every key attribute of the find).
+    pub(crate) fn key_of(&self, item: &Item) -> Item {
         self.prepared
             .key_attrs
             .iter()

@@ -108,11 +108,12 @@ fn read_paths(spec: &Spec, decisions: &Decisions) -> Vec<Path> {
     }
 }
 
-/// The projection of the follow-up table read, when the find selects attributes.
-fn base_projection(schema: &TableSchema, spec: &Spec, fetch_base: bool) -> Option<Projected> {
-    (fetch_base && !spec.projection.is_empty()).then(|| {
+/// The projection of the follow-up table read, when the find selects attributes: with every
+/// key attribute of the find (the index's too), so a full item says where it stands.
+fn base_projection(spec: &Spec, decisions: &Decisions) -> Option<Projected> {
+    (decisions.fetch_base && !spec.projection.is_empty()).then(|| {
         let mut ph = Placeholders::default();
-        let paths = expr::with_keys(&spec.projection, &schema.primary_key_names());
+        let paths = expr::with_keys(&spec.projection, &decisions.key_attrs);
         let projection = expr::projection(&mut ph, &paths);
         (projection, ph.names())
     })
@@ -132,6 +133,22 @@ fn base_partition(schema: &TableSchema, planned: &Planned) -> Option<AttributeVa
     })
 }
 
+/// What `explain()` shows of a planned find (with no fan-out: a fan-out sets its own).
+pub(crate) fn explain(spec: &Spec, decisions: &Decisions) -> Plan {
+    let planned = &decisions.planned;
+    Plan {
+        operation: planned.operation,
+        index: planned.index.map(|i| i.name),
+        key_condition: describe(&planned.key_nodes),
+        filter: describe(&planned.filter_nodes),
+        projection: (!spec.projection.is_empty())
+            .then(|| spec.projection.iter().map(|p| p.to_string()).collect()),
+        fetches_base_items: decisions.fetch_base,
+        reason: planned.reason.clone(),
+        fan_out: None,
+    }
+}
+
 /// Renders a planned find on `table` (the full, prefixed name).
 pub(crate) fn prepare(
     schema: &'static TableSchema,
@@ -149,16 +166,7 @@ pub(crate) fn prepare(
     let filter = render_nodes(schema, &mut ph, &planned.filter_nodes, true)?;
     let condition_names = ph.names();
     let projection = expr::projection(&mut ph, &read_paths(spec, &decisions));
-    let plan = Plan {
-        operation: planned.operation,
-        index: planned.index.map(|i| i.name),
-        key_condition: describe(&planned.key_nodes),
-        filter: describe(&planned.filter_nodes),
-        projection: (!spec.projection.is_empty())
-            .then(|| spec.projection.iter().map(|p| p.to_string()).collect()),
-        fetches_base_items: decisions.fetch_base,
-        reason: planned.reason.clone(),
-    };
+    let plan = explain(spec, &decisions);
     let (names, values) = (ph.names(), ph.values());
     let has_filter = !planned.filter_nodes.is_empty();
     let pattern =
@@ -186,7 +194,7 @@ pub(crate) fn prepare(
         condition_names,
         values,
         fetch_base: decisions.fetch_base,
-        base_projection: base_projection(schema, spec, decisions.fetch_base),
+        base_projection: base_projection(spec, &decisions),
         table_keys: schema.primary_key_names(),
         key_attrs: decisions.key_attrs,
         cursor: decisions.cursor,

@@ -51,6 +51,15 @@ pub(crate) enum Order {
     Descending,
 }
 
+/// How a fan-out's partitions are merged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Merge {
+    /// One partition after another, in the order listed.
+    Partitions,
+    /// `.sorted()`: by sort key across partitions (in the find's order).
+    SortKey,
+}
+
 /// What each item is decoded as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ReadAs {
@@ -100,8 +109,12 @@ pub(crate) struct Spec {
     pub(crate) order: Order,
     /// Parallel scan segments.
     pub(crate) segments: Option<u32>,
-    /// Segments read at once.
-    pub(crate) concurrency: usize,
+    /// Requests run at once: scan segments, or a fan-out's Queries (defaults below).
+    pub(crate) concurrency: Option<usize>,
+    /// The most partitions a fan-out may read.
+    pub(crate) max_fan_out: usize,
+    /// How a fan-out's partitions are merged.
+    pub(crate) merge: Merge,
     /// Where to resume.
     pub(crate) start: Option<Cursor>,
     /// Per-call retry policy.
@@ -124,10 +137,27 @@ impl Spec {
             page_size: None,
             order: Order::Ascending,
             segments: None,
-            concurrency: 4,
+            concurrency: None,
+            max_fan_out: crate::query::plan::DEFAULT_MAX_FAN_OUT,
+            merge: Merge::Partitions,
             start: None,
             retry: None,
             cache: CacheChoice::EntityDefault,
         }
+    }
+}
+
+impl Spec {
+    /// Scan segments read at once (4 unless set).
+    pub(crate) const SCAN_CONCURRENCY: usize = 4;
+    /// A fan-out's Queries run at once (8 unless set).
+    pub(crate) const FAN_OUT_CONCURRENCY: usize = 8;
+
+    pub(crate) fn scan_concurrency(&self) -> usize {
+        self.concurrency.unwrap_or(Self::SCAN_CONCURRENCY)
+    }
+
+    pub(crate) fn fan_out_concurrency(&self) -> usize {
+        self.concurrency.unwrap_or(Self::FAN_OUT_CONCURRENCY)
     }
 }

@@ -265,9 +265,27 @@ impl FaultProxy {
         })
     }
 
+    /// A proxy that delays every request by `delay`: a stand-in for the round trip to
+    /// DynamoDB when benchmarking against a server on loopback.
+    pub async fn with_round_trip(upstream: &str, delay: std::time::Duration) -> FaultProxy {
+        let proxy = FaultProxy::start(upstream).await;
+        proxy.script(Match::Any, Fault::Delay(delay), usize::MAX);
+        proxy
+    }
+
     /// The URL to give the SDK: `http://127.0.0.1:PORT`.
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// A client with default settings whose requests go through this proxy (credentials and
+    /// region from the environment, as [`Client::from_env`](crate::Client::from_env)).
+    pub async fn client(&self) -> crate::Client {
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(self.endpoint())
+            .load()
+            .await;
+        crate::Client::new(aws_sdk_dynamodb::Client::new(&config))
     }
 
     /// Appends a rule: the next `times` requests it matches get `fault`, then it is used up.

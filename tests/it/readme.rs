@@ -152,6 +152,33 @@ async fn readme_items_and_queries() -> dynamite::Result<()> {
     assert!(stream.next().await.transpose()?.is_some());
     assert_eq!(n, 30);
     assert_eq!(all.count().await, 30);
+
+    // README: Several partitions at once (fan-out).
+    User { id: "u40".into(), status: "invited".into(), created_at: 40, ..user.clone() }.put(&db).await?;
+    // Several partitions at once: one Query per id, 8 at a time, in the order listed.
+    let some: Vec<User> = User::find(&db).filter(User::ID.is_in(["u1", "u2", "u3"])).all().await?;
+    // Newest first across two partitions of the index (a k-way merge on its sort key), 20 in all:
+    let recent = User::find(&db)
+        .filter(User::STATUS.is_in(["active", "invited"]))
+        .sorted()
+        .descending()
+        .limit(20);
+    println!("{}", recent.explain()?);
+    let page = recent.page(None).await?;             // page.next resumes every partition exactly
+
+    // What the README promises of them.
+    assert_eq!(some.iter().map(|u| u.id.as_str()).collect::<Vec<_>>(), ["u1", "u2", "u3"]);
+    let times: Vec<i64> = page.items.iter().map(|u| u.created_at).collect();
+    assert_eq!(times, [40].into_iter().chain((11..30).rev()).collect::<Vec<_>>(), "newest first, both statuses");
+    assert!(page.next.is_some(), "11 more");
+    let shown = User::find(&db)
+        .filter(User::STATUS.is_in(["active", "invited"]))
+        .sorted()
+        .descending()
+        .limit(20)
+        .explain()?
+        .to_string();
+    assert!(include_str!("../../README.md").contains(&shown), "the README shows: {shown}");
     {
     use dynamite::Operation;
     let stats = db.stats();

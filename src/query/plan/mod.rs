@@ -10,7 +10,12 @@
 //!    conditions; else the index keeping the most conditions in its key condition (partition
 //!    key, plus a sort-key condition), ties broken by declaration order. Global indexes are
 //!    skipped for consistent reads.
-//! 4. Nothing covers the conditions: [`Error::ScanRequired`] naming the keys that would have
+//! 4. No equality on any partition key, but a condition listing several values of one
+//!    (`pk.is_in([..])`, or an OR of `pk = v`): a **fan-out**, one Query per value on the table
+//!    (first) or the index keeping the most conditions in its key; each Query gets the sort-key
+//!    condition and the filter. At most [`DEFAULT_MAX_FAN_OUT`] partitions unless the find
+//!    allows more; above that, an error, never a scan.
+//! 5. Nothing covers the conditions: [`Error::ScanRequired`] naming the keys that would have
 //!    served, unless a scan was asked for (`E::scan` or `.allow_scan()`).
 //!
 //! One condition on the partition key (`=`) and at most one on the sort key (`=`, `<`, `<=`,
@@ -50,6 +55,53 @@ pub struct Plan {
     pub fetches_base_items: bool,
     /// Why this source was chosen.
     pub reason: String,
+    /// For a find over several partitions: how the Queries run and merge.
+    pub fan_out: Option<FanOutPlan>,
+}
+
+/// The partitions a fan-out find reads: the number read by default at most.
+pub const DEFAULT_MAX_FAN_OUT: usize = 100;
+
+/// How a find over several partitions runs: one Query per partition, merged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FanOutPlan {
+    /// The partition key the condition lists values of.
+    pub attribute: &'static str,
+    /// How many partitions (distinct values) are read: one Query each.
+    pub partitions: usize,
+    /// How many Queries run at once.
+    pub concurrency: usize,
+    /// How the partitions' items are merged.
+    pub order: MergeOrder,
+}
+
+/// How the items of a fan-out's partitions are merged into one result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MergeOrder {
+    /// One partition after another, in the order the values were listed (duplicates once).
+    Partitions,
+    /// Ordered by the sort key across all partitions (a k-way merge), lowest first; ties in
+    /// the order the partitions were listed.
+    SortKeyAscending,
+    /// Ordered by the sort key across all partitions, highest first.
+    SortKeyDescending,
+}
+
+impl fmt::Display for FanOutPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let order = match self.order {
+            MergeOrder::Partitions => "in partition order",
+            MergeOrder::SortKeyAscending => "merged by sort key, ascending",
+            MergeOrder::SortKeyDescending => "merged by sort key, descending",
+        };
+        write!(
+            f,
+            "{} Queries, one per `{}` value, {} at a time, {order}",
+            self.partitions, self.attribute, self.concurrency
+        )
+    }
 }
 
 impl fmt::Display for Plan {
@@ -62,6 +114,9 @@ impl fmt::Display for Plan {
         )?;
         if let Some(k) = &self.key_condition {
             write!(f, " key [{k}]")?;
+        }
+        if let Some(fan_out) = &self.fan_out {
+            write!(f, " fan-out [{fan_out}]")?;
         }
         if let Some(flt) = &self.filter {
             write!(f, " filter [{flt}]")?;
@@ -84,6 +139,32 @@ pub(crate) struct Planned {
     pub key_nodes: Vec<Node>,
     pub filter_nodes: Vec<Node>,
     pub reason: String,
+    /// A Query per partition value: the key condition holds the condition listing them.
+    pub fan_out: Option<FanOut>,
+}
+
+/// The partitions a fan-out reads.
+#[derive(Debug, Clone)]
+pub(crate) struct FanOut {
+    /// The partition key (of the table or of the index read).
+    pub attribute: &'static str,
+    /// The distinct values, in the order listed.
+    pub values: Vec<AttributeValue>,
+    /// Where the condition listing them is among the find's conditions.
+    pub position: usize,
+}
+
+impl Planned {
+    fn scan(index: Option<&'static IndexSchema>, filters: &[Node], reason: String) -> Self {
+        Planned {
+            operation: Operation::Scan,
+            index,
+            key_nodes: Vec::new(),
+            filter_nodes: filters.to_vec(),
+            reason,
+            fan_out: None,
+        }
+    }
 }
 
 /// What the planner needs to know about a find.
@@ -92,6 +173,8 @@ pub(crate) struct PlanInput<'a> {
     pub index: Option<&'a str>,
     pub consistency: Consistency,
     pub source: Source,
+    /// The most partitions a fan-out may read.
+    pub max_fan_out: usize,
 }
 
 impl<'a> PlanInput<'a> {
@@ -101,6 +184,7 @@ impl<'a> PlanInput<'a> {
             index: spec.index.as_deref(),
             consistency: spec.consistency,
             source: spec.source,
+            max_fan_out: spec.max_fan_out,
         }
     }
 }
@@ -127,9 +211,43 @@ fn is_sort_condition(node: &Node, key: &KeySchema) -> bool {
     }
 }
 
+/// The values a condition lists for partition key `key`: `key IN (..)`, or an OR of `key = v`
+/// (`None` for anything else, or when a value failed to convert).
+fn partition_values(node: &Node, key: &KeySchema) -> Option<Vec<AttributeValue>> {
+    match node {
+        Node::In(p, values) if top_level(p) == Some(key.name) => {
+            values.iter().map(|v| v.as_ref().ok().cloned()).collect()
+        }
+        Node::Or(children) => children
+            .iter()
+            .map(|c| match c {
+                Node::Compare(p, Cmp::Eq, Ok(v)) if top_level(p) == Some(key.name) => {
+                    Some(v.clone())
+                }
+                _ => None,
+            })
+            .collect(),
+        _ => None,
+    }
+}
+
 /// Positions of the filters that form the key condition on (pk, sk), if pk is covered.
 fn cover(filters: &[Node], pk: &KeySchema, sk: Option<&KeySchema>) -> Option<Vec<usize>> {
-    let p = filters.iter().position(|n| is_partition_condition(n, pk))?;
+    cover_with(filters, pk, sk, is_partition_condition)
+}
+
+/// As [`cover`], with a condition listing partition values in place of the equality.
+fn fan_out_cover(filters: &[Node], pk: &KeySchema, sk: Option<&KeySchema>) -> Option<Vec<usize>> {
+    cover_with(filters, pk, sk, |n, key| partition_values(n, key).is_some())
+}
+
+fn cover_with(
+    filters: &[Node],
+    pk: &KeySchema,
+    sk: Option<&KeySchema>,
+    partition: impl Fn(&Node, &KeySchema) -> bool,
+) -> Option<Vec<usize>> {
+    let p = filters.iter().position(|n| partition(n, pk))?;
     let mut used = vec![p];
     if let Some(sk) = sk {
         if let Some(s) = filters
@@ -240,16 +358,23 @@ fn plan_source(schema: &'static TableSchema, input: &PlanInput<'_>) -> Result<Pl
 
     if input.source == Source::Scan {
         let reason = "a scan was asked for".to_owned();
-        return Ok(Planned {
-            operation: Operation::Scan,
-            index: forced,
-            key_nodes: Vec::new(),
-            filter_nodes: input.filters.to_vec(),
-            reason,
-        });
+        return Ok(Planned::scan(forced, input.filters, reason));
     }
 
     if let Some(index) = forced {
+        let (pk, sk) = (&index.partition_key, index.sort_key.as_ref());
+        let listed = match cover(input.filters, pk, sk) {
+            Some(_) => None,
+            None => fan_out_cover(input.filters, pk, sk),
+        };
+        if let Some(used) = listed {
+            let reason = format!(
+                "{} was asked for, with several values of its partition key `{}`",
+                index_label(index),
+                index.partition_key.name
+            );
+            return fan_out(schema, input, Some(index), &used, reason);
+        }
         return match cover(input.filters, &index.partition_key, index.sort_key.as_ref()) {
             Some(used) => {
                 let (key_nodes, filter_nodes) = split(input.filters, &used);
@@ -259,21 +384,21 @@ fn plan_source(schema: &'static TableSchema, input: &PlanInput<'_>) -> Result<Pl
                     key_nodes,
                     filter_nodes,
                     reason: format!("{} was asked for", index_label(index)),
+                    fan_out: None,
                 })
             }
-            None if input.source.allows_scan() => Ok(Planned {
-                operation: Operation::Scan,
-                index: Some(index),
-                key_nodes: Vec::new(),
-                filter_nodes: input.filters.to_vec(),
-                reason: format!(
+            None if input.source.allows_scan() => Ok(Planned::scan(
+                Some(index),
+                input.filters,
+                format!(
                     "{} was asked for, no equality on its partition key `{}`, and scans are allowed",
                     index_label(index),
                     index.partition_key.name
                 ),
-            }),
+            )),
             None => Err(invalid(format!(
-                "{} needs an equality condition on its partition key `{}`",
+                "{} needs an equality condition on its partition key `{}` (or a list of its \
+                 values: a fan-out)",
                 index_label(index),
                 index.partition_key.name
             ))),
@@ -298,6 +423,7 @@ fn plan_source(schema: &'static TableSchema, input: &PlanInput<'_>) -> Result<Pl
                 key_nodes,
                 filter_nodes: Vec::new(),
                 reason: "equality on the whole primary key and no other condition".to_owned(),
+                fan_out: None,
             });
         }
         let (key_nodes, filter_nodes) = split(input.filters, &used);
@@ -310,6 +436,7 @@ fn plan_source(schema: &'static TableSchema, input: &PlanInput<'_>) -> Result<Pl
                 "the table's partition key `{}` is given by equality",
                 schema.partition_key.name
             ),
+            fan_out: None,
         });
     }
 
@@ -339,17 +466,48 @@ fn plan_source(schema: &'static TableSchema, input: &PlanInput<'_>) -> Result<Pl
             key_nodes,
             filter_nodes,
             reason,
+            fan_out: None,
         });
     }
 
+    // Several values of a partition key: one Query per value, the table's key first.
+    if let Some(used) = fan_out_cover(
+        input.filters,
+        &schema.partition_key,
+        schema.sort_key.as_ref(),
+    ) {
+        let reason = format!(
+            "the table's partition key `{}` is given several values",
+            schema.partition_key.name
+        );
+        return fan_out(schema, input, None, &used, reason);
+    }
+    let mut best: Option<(&'static IndexSchema, Vec<usize>)> = None;
+    for index in schema.indexes {
+        if input.consistency.is_strong() && index.kind == IndexKind::Global {
+            continue;
+        }
+        let covered = fan_out_cover(input.filters, &index.partition_key, index.sort_key.as_ref());
+        if let Some(used) = covered {
+            if best.as_ref().is_none_or(|(_, b)| used.len() > b.len()) {
+                best = Some((index, used));
+            }
+        }
+    }
+    if let Some((index, used)) = best {
+        let reason = format!(
+            "the table's partition key `{}` is not given; {} has several values of its \
+             partition key `{}`",
+            schema.partition_key.name,
+            index_label(index),
+            index.partition_key.name
+        );
+        return fan_out(schema, input, Some(index), &used, reason);
+    }
+
     if input.source.allows_scan() {
-        return Ok(Planned {
-            operation: Operation::Scan,
-            index: None,
-            key_nodes: Vec::new(),
-            filter_nodes: input.filters.to_vec(),
-            reason: "no key condition covers the conditions, and scans are allowed".to_owned(),
-        });
+        let reason = "no key condition covers the conditions, and scans are allowed".to_owned();
+        return Ok(Planned::scan(None, input.filters, reason));
     }
     let mut options = vec![format!("`{}` (the table)", schema.partition_key.name)];
     for index in schema.indexes {
@@ -365,6 +523,58 @@ fn plan_source(schema: &'static TableSchema, input: &PlanInput<'_>) -> Result<Pl
     Err(Error::ScanRequired {
         entity: schema.entity,
         keys: options.join(", "),
+    })
+}
+
+/// A fan-out on the table (`index` `None`) or an index: the conditions at `used` (the list of
+/// partition values first, then any sort-key condition) form each Query's key condition. The
+/// values are deduplicated (in the order listed) and bounded by the find's maximum.
+fn fan_out(
+    schema: &'static TableSchema,
+    input: &PlanInput<'_>,
+    index: Option<&'static IndexSchema>,
+    used: &[usize],
+    reason: String,
+) -> Result<Planned> {
+    let key = index.map_or(schema.partition_key, |i| i.partition_key);
+    let position = used[0];
+    let listed = partition_values(&input.filters[position], &key).expect("a fan-out cover");
+    let mut seen = std::collections::HashSet::with_capacity(listed.len());
+    let values: Vec<AttributeValue> = listed
+        .into_iter()
+        .filter(|v| seen.insert(crate::key::encode_key_values(v, None)))
+        .collect();
+    let invalid = |reason: String| Error::InvalidQuery {
+        entity: schema.entity,
+        reason,
+    };
+    if values.is_empty() {
+        return Err(invalid(format!(
+            "the condition on partition key `{}` lists no values: there is nothing to read",
+            key.name
+        )));
+    }
+    if values.len() > input.max_fan_out {
+        return Err(invalid(format!(
+            "the condition on partition key `{}` lists {} values: a fan-out reads at most {} \
+             partitions (one Query each); raise the bound with max_fan_out(n), or narrow the list",
+            key.name,
+            values.len(),
+            input.max_fan_out
+        )));
+    }
+    let (key_nodes, filter_nodes) = split(input.filters, used);
+    Ok(Planned {
+        operation: Operation::Query,
+        index,
+        key_nodes,
+        filter_nodes,
+        reason,
+        fan_out: Some(FanOut {
+            attribute: key.name,
+            values,
+            position,
+        }),
     })
 }
 

@@ -10,7 +10,7 @@ use super::{index_holds, plan, PlanInput, Planned};
 use crate::attr::Path;
 use crate::expr::condition::{Cmp, Node};
 use crate::page::{self, CursorCheck};
-use crate::query::spec::{Order, ReadAs, Spec};
+use crate::query::spec::{Merge, Order, ReadAs, Spec};
 use crate::{Error, IndexKind, IndexSchema, Item, Operation, Result, TableSchema};
 
 /// Everything the planner decided about a find.
@@ -103,15 +103,22 @@ pub(super) fn check_segments(schema: &TableSchema, spec: &Spec, planned: &Planne
     Ok(())
 }
 
-/// `descending()` orders by sort key, which a Scan does not have.
+/// `descending()` and `sorted()` order by sort key, which a Scan does not have.
 pub(super) fn check_order(schema: &TableSchema, spec: &Spec, planned: &Planned) -> Result<()> {
-    if spec.order == Order::Descending && planned.operation == Operation::Scan {
-        return Err(Error::InvalidQuery {
-            entity: schema.entity,
-            reason: "descending() orders by sort key, which a scan does not".to_owned(),
-        });
+    if planned.operation != Operation::Scan {
+        return Ok(());
     }
-    Ok(())
+    let asked = if spec.order == Order::Descending {
+        "descending()"
+    } else if spec.merge == Merge::SortKey {
+        "sorted()"
+    } else {
+        return Ok(());
+    };
+    Err(Error::InvalidQuery {
+        entity: schema.entity,
+        reason: format!("{asked} orders by sort key, which a scan does not"),
+    })
 }
 
 /// A global index holds only its projection: a filter on anything else would silently match

@@ -220,3 +220,101 @@ fn an_unknown_index_is_refused() {
     s.index = Some("Nope".into());
     assert!(refused(&s).contains("Nope"));
 }
+
+fn fan_out_values(d: &Decisions) -> Vec<AttributeValue> {
+    d.planned
+        .fan_out
+        .as_ref()
+        .expect("a fan-out")
+        .values
+        .clone()
+}
+
+fn s(text: &str) -> AttributeValue {
+    AttributeValue::S(text.to_owned())
+}
+
+#[test]
+fn several_values_of_the_table_partition_key_fan_out_one_query_each() {
+    let d = decided(&spec(vec![
+        ID_A.is_in(["a", "b", "a", "c"]),
+        N_A.gt(3u32),
+        BODY_A.eq("x"),
+    ]));
+    assert_eq!(d.planned.operation, Operation::Query);
+    assert!(d.planned.index.is_none(), "the table's own key first");
+    assert_eq!(
+        fan_out_values(&d),
+        [s("a"), s("b"), s("c")],
+        "distinct, in the order listed"
+    );
+    assert_eq!(
+        d.planned.key_nodes.len(),
+        2,
+        "the list and the sort condition"
+    );
+    assert_eq!(
+        d.planned.filter_nodes.len(),
+        1,
+        "the rest filters every Query"
+    );
+}
+
+#[test]
+fn an_or_of_equalities_on_a_partition_key_fans_out_too() {
+    let either = STATUS_A.eq("open").or(STATUS_A.eq("held"));
+    let d = decided(&spec(vec![either, CREATED_A.gt(5u32)]));
+    assert_eq!(d.planned.index.map(|i| i.name), Some("ByStatus"));
+    assert_eq!(fan_out_values(&d), [s("open"), s("held")]);
+    let mixed = STATUS_A.eq("open").or(TITLE_A.eq("x"));
+    assert!(
+        refused(&spec(vec![mixed])).contains("scan"),
+        "an OR over other attributes is a filter, not a list of partitions"
+    );
+}
+
+#[test]
+fn equality_on_a_partition_key_wins_over_a_fan_out() {
+    let d = decided(&spec(vec![ID_A.is_in(["a", "b"]), STATUS_A.eq("open")]));
+    assert!(d.planned.fan_out.is_none());
+    assert_eq!(d.planned.index.map(|i| i.name), Some("ByStatus"));
+    assert_eq!(d.planned.filter_nodes.len(), 1, "the list of ids filters");
+}
+
+#[test]
+fn a_fan_out_wider_than_its_bound_or_empty_is_refused_never_a_scan() {
+    let values: Vec<String> = (0..101).map(|i| format!("v{i}")).collect();
+    let mut wide = spec(vec![ID_A.is_in(values.clone())]);
+    wide.source = Source::AllowScan;
+    let message = refused(&wide);
+    assert!(
+        message.contains("101 values") && message.contains("at most 100"),
+        "{message}"
+    );
+    wide.max_fan_out = 101;
+    assert_eq!(fan_out_values(&decided(&wide)).len(), 101);
+    wide.max_fan_out = 10;
+    assert!(refused(&wide).contains("at most 10 "));
+    let empty = refused(&spec(vec![ID_A.is_in(Vec::<String>::new())]));
+    assert!(empty.contains("lists no values"), "{empty}");
+}
+
+#[test]
+fn a_named_index_fans_out_on_its_partition_key() {
+    let mut s = spec(vec![STATUS_A.is_in(["open", "held"])]);
+    s.index = Some("ByStatus".into());
+    let d = decided(&s);
+    assert_eq!(d.planned.index.map(|i| i.name), Some("ByStatus"));
+    assert_eq!(
+        d.planned.fan_out.as_ref().map(|f| f.attribute),
+        Some("status")
+    );
+}
+
+#[test]
+fn sorted_merges_need_an_order_a_scan_lacks() {
+    let mut scan = spec(vec![BODY_A.eq("x")]);
+    scan.source = Source::Scan;
+    scan.merge = crate::query::spec::Merge::SortKey;
+    assert!(refused(&scan).contains("sorted()"));
+}

@@ -23,6 +23,7 @@ use crate::support::trace::Capture;
 use crate::support::{self, setup};
 
 mod cursors;
+mod fanout;
 mod filters;
 mod indexes;
 mod keys;
