@@ -71,6 +71,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     .put(&db)
     .await?;
+    // (Its own record reaches the invalidator first; only then is the item cached.)
+    while invalidator.stats().records == 0 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
     let cached_name = User::get(&cached, User::key("u2")).await?.map(|u| u.name);
     println!("cached read: {cached_name:?}");
     sdk.update_item()

@@ -8,11 +8,11 @@ use std::time::Duration;
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use tokio::time::Instant;
 
-use super::checkpoint::{Checkpoints, InMemoryCheckpoints};
+use super::checkpoint::{Checkpoints, InMemoryCheckpoints, SavesOnly};
 use super::record::{self, Record};
-use super::shards::{Listed, Position, Shards};
+use super::shards::{Listed, Position, Shard, Shards};
 use crate::pipeline::Target;
-use crate::retry::backoff::full_jitter;
+use crate::retry::backoff::{ceiling, full_jitter};
 use crate::{BoxError, Client, Error, Operation, Result};
 
 /// Where a consumer starts reading a shard it has no checkpoint for, on its very first start
@@ -127,10 +127,12 @@ impl StreamConsumerBuilder {
         self
     }
 
-    /// The wait after a round of reads that found no record in any shard: growing from
-    /// `base` (doubled after each empty round) up to `max`, with full jitter. 50 ms and 1 s
-    /// by default: a change is seen within about a second even when the stream is idle, at
-    /// no more than a few requests per second per shard (DynamoDB Streams allows 5).
+    /// The wait after a round of reads that found no record in any shard: its ceiling grows
+    /// from `base` (doubled after each empty round) up to `max`, and the wait is between half
+    /// the ceiling and the ceiling (jittered, never near zero, so an idle consumer stays under
+    /// a known request rate). 50 ms and 1 s by default: a change is seen within about a
+    /// second even when the stream is idle, at under 3 GetRecords per second per shard
+    /// (DynamoDB Streams allows 5 per shard; keep `max` above 200 ms).
     pub fn idle_backoff(mut self, base: Duration, max: Duration) -> Self {
         self.settings.idle = (base, max.max(base));
         self
@@ -166,6 +168,14 @@ impl StreamConsumerBuilder {
         self
     }
 
+    /// A first start from `LATEST` whatever the store holds, still saving commits to it (the
+    /// cache invalidator after a gap in the stream).
+    pub(crate) fn restart_at_latest(mut self) -> Self {
+        self.settings.checkpoints = Arc::new(SavesOnly(self.settings.checkpoints));
+        self.settings.start = StartPosition::Latest;
+        self
+    }
+
     /// The consumer. No request is sent until it is used.
     pub fn build(self) -> StreamConsumer {
         StreamConsumer {
@@ -180,6 +190,12 @@ impl StreamConsumerBuilder {
             stats: ConsumerStats::default(),
         }
     }
+}
+
+/// The wait after `rounds` empty rounds: between half the ceiling and the ceiling.
+fn idle_delay(base: Duration, cap: Duration, rounds: u32) -> Duration {
+    let ceiling = ceiling(base, cap, rounds);
+    ceiling / 2 + full_jitter(ceiling / 2, ceiling / 2, 1)
 }
 
 /// A DynamoDB Streams client on the DynamoDB client's config: same region, HTTP client, sleep
@@ -395,12 +411,8 @@ impl StreamConsumer {
                 }
             }
             self.idle_rounds = self.idle_rounds.saturating_add(1);
-            tokio::time::sleep(full_jitter(
-                self.settings.idle.0,
-                self.settings.idle.1,
-                self.idle_rounds,
-            ))
-            .await;
+            let (base, cap) = self.settings.idle;
+            tokio::time::sleep(idle_delay(base, cap, self.idle_rounds)).await;
         }
     }
 
@@ -535,6 +547,7 @@ impl StreamConsumer {
     async fn read(&mut self, shard: &str) -> Result<Read> {
         let streams = self.streams().await;
         let mut expired_once = false;
+        let mut from_horizon = false;
         loop {
             let iterator = match self.shards.get(shard).and_then(|s| s.iterator.clone()) {
                 Some(iterator) => iterator,
@@ -560,6 +573,28 @@ impl StreamConsumer {
                     self.stats.expired_iterators += 1;
                     tracing::info!(table = %self.settings.table, shard, "shard iterator expired; taking a new one");
                     if let Some(s) = self.shards.get_mut(shard) {
+                        s.iterator = None;
+                    }
+                    continue;
+                }
+                Err(e)
+                    if e.code() == Some("TrimmedDataAccessException")
+                        && !from_horizon
+                        && self
+                            .shards
+                            .get(shard)
+                            .is_some_and(Shard::nothing_handed_out) =>
+                {
+                    // Nothing was handed out from this shard yet, from an iterator at LATEST or
+                    // TRIM_HORIZON: no record this consumer answers for can have been trimmed
+                    // (on DynamoDB, only a race with trimming answers this). DynamoDB Local
+                    // answers it for a LATEST iterator of an empty shard once any table of the
+                    // server has written (its sequence numbers are server-wide). Read the shard
+                    // from its oldest record.
+                    from_horizon = true;
+                    tracing::info!(table = %self.settings.table, shard, "trimmed answer before any record; reading the shard from TRIM_HORIZON");
+                    if let Some(s) = self.shards.get_mut(shard) {
+                        s.start = Position::TrimHorizon;
                         s.iterator = None;
                     }
                     continue;
@@ -640,5 +675,23 @@ impl StreamConsumer {
             }),
             source: err.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idle_waits_stay_between_half_the_ceiling_and_the_ceiling() {
+        let (base, cap) = (Duration::from_millis(20), Duration::from_millis(300));
+        for rounds in 1..10 {
+            let ceiling = ceiling(base, cap, rounds);
+            for _ in 0..100 {
+                let d = idle_delay(base, cap, rounds);
+                assert!(d >= ceiling / 2 && d <= ceiling, "{d:?} for {ceiling:?}");
+            }
+        }
+        assert_eq!(ceiling(base, cap, 9), cap);
     }
 }

@@ -24,10 +24,11 @@ use crate::{Client, Error, Operation, Result};
 ///
 /// It runs until stopped: [`spawn`](CacheInvalidatorBuilder::spawn) gives a handle that stops
 /// it when dropped. It never fails or panics: a failed read is logged and counted, and
-/// reading starts again (after a growing, jittered wait) right after the last record handled,
-/// so no change is skipped. Only when the stream lost records the invalidator had not read
-/// ([`Error::StreamTrimmed`]) is the whole cache cleared, since the changes in between are
-/// unknown. Cache faults are logged by the cache and never stop it.
+/// reading goes on (after a growing, jittered wait) right after the last record handed out,
+/// so no change is skipped. When the stream lost records the invalidator had not read
+/// ([`Error::StreamTrimmed`]), the changes in between are unknown: the whole cache is cleared
+/// and reading starts again from `LATEST`. When the table or its stream is gone, they are
+/// looked up again. Cache faults are logged by the cache and never stop it.
 ///
 /// ```no_run
 /// use dynamite::cache::MokaLayer;
@@ -53,7 +54,7 @@ impl CacheInvalidator {
         CacheInvalidatorBuilder {
             consumer: StreamConsumer::builder(client, table)
                 .start(StartPosition::Latest)
-                .idle_backoff(Duration::from_millis(20), Duration::from_millis(250)),
+                .idle_backoff(Duration::from_millis(20), Duration::from_millis(300)),
             client: client.clone(),
             restart: (Duration::from_millis(200), Duration::from_secs(30)),
         }
@@ -91,9 +92,10 @@ impl CacheInvalidatorBuilder {
         self
     }
 
-    /// The wait between reads of an idle stream (20 ms growing to 250 ms by default: the
+    /// The wait between reads of an idle stream (20 ms growing to 300 ms by default: the
     /// longest time a change waits in the stream before this invalidator reads it, beyond the
-    /// stream's own lag). See [`StreamConsumerBuilder::idle_backoff`].
+    /// stream's own lag; under 5 GetRecords per second per shard, DynamoDB Streams' limit).
+    /// See [`StreamConsumerBuilder::idle_backoff`].
     pub fn idle_backoff(mut self, base: Duration, max: Duration) -> Self {
         self.consumer = self.consumer.idle_backoff(base, max);
         self
@@ -133,34 +135,73 @@ impl CacheInvalidatorBuilder {
             tracing::warn!("cache invalidator on a client without a cache: nothing to invalidate");
         }
         let mut failures = 0u32;
+        let mut reader = Reader {
+            consumer: None,
+            keys: None,
+            after_gap: false,
+        };
         loop {
-            let err = self.invalidate(&stats, &mut failures).await;
-            stats.errors.fetch_add(1, Ordering::Relaxed);
+            let err = self.invalidate(&mut reader, &stats, &mut failures).await;
             failures = failures.saturating_add(1);
             let delay = full_jitter(self.restart.0, self.restart.1, failures);
             if err.is_stream_trimmed() {
-                tracing::error!(error = %err, "cache invalidator missed changes; clearing the cache");
-                self.client.clear_cache().await;
+                // What changed in between is unknown, and the saved positions point into the
+                // gap: read again from `LATEST`, then clear the cache (see `invalidate`).
+                tracing::error!(error = %err, "cache invalidator missed changes; the cache will be cleared");
+                stats.is_started.store(false, Ordering::Release);
+                reader = Reader {
+                    consumer: None,
+                    keys: None,
+                    after_gap: true,
+                };
+            } else if err.is_resource_not_found() {
+                // The table or its stream is gone (deleted, or the stream disabled and enabled
+                // again): find them again.
+                tracing::warn!(error = %err, ?delay, "cache invalidator lost its stream; starting over");
+                reader.consumer = None;
+                reader.keys = None;
             } else {
-                tracing::warn!(error = %err, ?delay, "cache invalidator failed; starting again");
+                // The consumer keeps its place: reading goes on right after the last record
+                // handed out, so nothing is skipped.
+                tracing::warn!(error = %err, ?delay, "cache invalidator failed; reading on");
             }
+            stats.errors.fetch_add(1, Ordering::Relaxed);
             tokio::time::sleep(delay).await;
         }
     }
 
     /// Reads and invalidates until a failure, which it returns.
-    async fn invalidate(&self, stats: &Counters, failures: &mut u32) -> Error {
-        let mut consumer = self.consumer.clone().build();
-        let keys = match key_names(&self.client, consumer.table()).await {
-            Ok(keys) => keys,
-            Err(e) => return e,
-        };
-        let table = consumer.table().to_owned();
-        if let Err(e) = consumer.start().await {
-            return e;
+    async fn invalidate(&self, reader: &mut Reader, stats: &Counters, failures: &mut u32) -> Error {
+        if reader.consumer.is_none() {
+            let builder = self.consumer.clone();
+            let builder = if reader.after_gap {
+                builder.restart_at_latest()
+            } else {
+                builder
+            };
+            let mut consumer = builder.build();
+            if let Err(e) = consumer.start().await {
+                return e;
+            }
+            if reader.after_gap {
+                // Only now that every change from here on is read: nothing cached before can
+                // be vouched for.
+                self.client.clear_cache().await;
+            }
+            reader.consumer = Some(consumer);
+            reader.after_gap = false;
+            stats.is_started.store(true, Ordering::Release);
+            stats.started.notify_waiters();
         }
-        stats.is_started.store(true, Ordering::Release);
-        stats.started.notify_waiters();
+        let consumer = reader.consumer.as_mut().expect("set above");
+        if reader.keys.is_none() {
+            match key_names(&self.client, consumer.table()).await {
+                Ok(keys) => reader.keys = Some(keys),
+                Err(e) => return e,
+            }
+        }
+        let keys = reader.keys.as_ref().expect("set above");
+        let table = consumer.table().to_owned();
         loop {
             let batch = match consumer.next_batch().await {
                 Ok(batch) => batch,
@@ -195,6 +236,15 @@ impl CacheInvalidatorBuilder {
             *failures = 0;
         }
     }
+}
+
+/// Where an invalidator reads: kept across failures, so that it reads on from where it was.
+struct Reader {
+    consumer: Option<StreamConsumer>,
+    /// The table's partition and sort key names.
+    keys: Option<(String, Option<String>)>,
+    /// The stream lost records this invalidator had not read: start again from `LATEST`.
+    after_gap: bool,
 }
 
 /// The names of `table`'s partition and sort key, from its description.
@@ -287,6 +337,7 @@ pub struct InvalidatorStats {
     /// Failures, each followed by a restart.
     pub errors: u64,
     /// The age of the last record handled when it was handled (the stream's lag plus the
-    /// polling delay; to the precision of the record's creation time).
+    /// polling delay), to the precision of the record's creation time: DynamoDB Local's
+    /// creation times are coarse (this read up to about a minute high there).
     pub lag: Duration,
 }

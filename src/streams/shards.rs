@@ -41,6 +41,12 @@ pub(crate) struct Shard {
 }
 
 impl Shard {
+    /// `true` while no record was handed out from this shard and it had no checkpoint: its
+    /// iterators were at `LATEST` or `TRIM_HORIZON`.
+    pub(crate) fn nothing_handed_out(&self) -> bool {
+        self.last.is_none() && !matches!(self.start, Position::After(_))
+    }
+
     /// Where a new iterator must point: right after the last record handed out, else where
     /// reading started.
     pub(crate) fn position(&self) -> Position {

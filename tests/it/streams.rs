@@ -206,6 +206,33 @@ async fn a_fresh_consumer_from_latest_reads_only_later_changes() {
     assert_eq!(ids(&records), ["after"]);
 }
 
+/// DynamoDB Local answers TrimmedDataAccessException to a LATEST iterator of an empty shard once
+/// another table of the server has written (its sequence numbers are server-wide): the
+/// consumer reads such a shard from its oldest record instead, so the first change is read.
+#[tokio::test]
+async fn a_latest_iterator_of_an_empty_shard_reads_the_first_change() {
+    let db = support::setup::<Note>().await;
+    let other = support::setup::<Note>().await;
+    let noise = tokio::spawn(async move {
+        for i in 0.. {
+            note("bob", &format!("x{i}"), "x")
+                .put(&other)
+                .await
+                .unwrap();
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut consumer = StreamConsumer::builder(&db, "notes")
+        .start(StartPosition::Latest)
+        .build();
+    consumer.start().await.expect("start");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    note("ada", "first", "x").put(&db).await.unwrap();
+    let records = read_records(&mut consumer, 1).await;
+    noise.abort();
+    assert_eq!(ids(&records), ["first"]);
+}
+
 /// A client of the local server through a fault proxy, with the table of `Note` created
 /// (directly) and a fast retry policy.
 async fn notes_through_proxy() -> (FaultProxy, Client, Client) {
@@ -487,4 +514,72 @@ async fn an_external_write_is_invalidated_in_redis() {
         CacheConfig::default().item_ttl(Duration::from_secs(600)),
     );
     external_writes_are_invalidated(cached, db).await;
+}
+
+/// Misses of the cached client's (only) layer so far.
+fn misses(cached: &Client) -> u64 {
+    cached.cache_stats().layers[0].1.misses
+}
+
+#[tokio::test]
+async fn after_a_gap_in_the_stream_the_invalidator_clears_the_cache_and_reads_on() {
+    let (proxy, db, proxied) = notes_through_proxy().await;
+    let cached = with_cache(
+        &proxied,
+        MokaLayer::new(16 << 20),
+        CacheConfig::default().item_ttl(Duration::from_secs(600)),
+    );
+    let invalidator = CacheInvalidator::builder(&cached, "notes")
+        .restart_backoff(Duration::from_millis(10), Duration::from_millis(50))
+        .spawn();
+    tokio::time::timeout(Duration::from_secs(30), invalidator.started())
+        .await
+        .expect("the invalidator starts");
+    note("ada", "n1", "v1").put(&db).await.unwrap();
+    let handled = |n: u64| {
+        let stats = invalidator.stats();
+        async move { stats.records >= n }
+    };
+    let seen = eventually(Duration::from_secs(20), || handled(1)).await;
+    let ops: Vec<String> = proxy
+        .requests()
+        .iter()
+        .map(|r| r.operation.clone())
+        .collect();
+    assert!(seen, "{:?} {ops:?}", invalidator.stats());
+    // Cached: the second read is a hit.
+    for _ in 0..2 {
+        Note::get(&cached, Note::key("ada", "n1")).await.unwrap();
+    }
+    let before = misses(&cached);
+    // The stream loses records the invalidator had not read.
+    proxy.script(
+        Match::Operation(Operation::GetRecords),
+        Fault::TrimmedDataAccess,
+        1,
+    );
+    let failed = eventually(Duration::from_secs(20), || {
+        let errors = invalidator.stats().errors;
+        async move { errors >= 1 }
+    })
+    .await;
+    assert!(failed, "the gap was met");
+    // Once it reads again (from `LATEST`), the whole cache was cleared: the next read goes to
+    // DynamoDB.
+    tokio::time::timeout(Duration::from_secs(30), invalidator.started())
+        .await
+        .unwrap();
+    Note::get(&cached, Note::key("ada", "n1")).await.unwrap();
+    assert_eq!(misses(&cached), before + 1, "cleared");
+    // And it reads on: a later external write is invalidated.
+    let records = invalidator.stats().records;
+    note("ada", "n2", "v1").put(&db).await.unwrap();
+    assert!(eventually(Duration::from_secs(20), || handled(records + 1)).await);
+    Note::get(&cached, Note::key("ada", "n2")).await.unwrap();
+    external_write(&db, "n2", "v2").await;
+    assert!(
+        reads_fresh(&cached, "n2", "v2").await,
+        "n2 read fresh after the gap"
+    );
+    assert_eq!(invalidator.stats().errors, 1);
 }
