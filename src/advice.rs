@@ -489,6 +489,7 @@ mod tests {
         attributes: &["customer", "id", "status", "created_at", "total"],
         fingerprint: 1,
         cache: None,
+        stream: None,
     };
 
     fn eq(attr: &str, value: AttributeValue) -> Node {

@@ -321,7 +321,7 @@ impl Client {
 /// The endpoint URL an SDK config was given, if any. The SDK stores it in its config layer and
 /// offers no getter; its `Debug` output shows it as `EndpointUrl("...")` (a unit test pins
 /// this, so an SDK upgrade that changes it fails the tests rather than the cache).
-fn endpoint_url(config: &aws_sdk_dynamodb::Config) -> Option<String> {
+pub(crate) fn endpoint_url(config: &aws_sdk_dynamodb::Config) -> Option<String> {
     let debug = format!("{config:?}");
     let start = debug.find("EndpointUrl(\"")? + "EndpointUrl(\"".len();
     let end = debug[start..].find('"')?;

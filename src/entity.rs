@@ -140,6 +140,49 @@ pub struct TableSchema {
     pub fingerprint: u64,
     /// `#[dynamite(cache(...))]`, when given.
     pub cache: Option<CacheSettings>,
+    /// `#[dynamite(stream = "...")]`: the stream `create_table` / `ensure_table` enable.
+    pub stream: Option<StreamView>,
+}
+
+/// What a table's stream records of each changed item:
+/// `#[dynamite(stream = "keys_only" | "new_image" | "old_image" | "new_and_old_images")]` on
+/// the entity, or [`CreateTable::stream`](crate::table::CreateTable::stream).
+///
+/// ```
+/// use dynamite::{Entity, StreamView};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Entity, Serialize, Deserialize)]
+/// #[dynamite(table = "orders", stream = "new_and_old_images")]
+/// struct Order {
+///     #[dynamite(partition_key)]
+///     id: String,
+/// }
+///
+/// assert_eq!(Order::schema().stream, Some(StreamView::NewAndOldImages));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StreamView {
+    /// Only the key attributes (enough for the cache invalidator).
+    KeysOnly,
+    /// The item after the change.
+    NewImage,
+    /// The item before the change.
+    OldImage,
+    /// Both: what typed change records need.
+    NewAndOldImages,
+}
+
+impl StreamView {
+    /// DynamoDB's name of the view type (`"NEW_AND_OLD_IMAGES"`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            StreamView::KeysOnly => "KEYS_ONLY",
+            StreamView::NewImage => "NEW_IMAGE",
+            StreamView::OldImage => "OLD_IMAGE",
+            StreamView::NewAndOldImages => "NEW_AND_OLD_IMAGES",
+        }
+    }
 }
 
 /// Per-entity cache settings: `#[dynamite(cache(ttl = "30s", negative_ttl = "5s", queries))]`,
@@ -177,6 +220,7 @@ impl TableSchema {
             attributes: &[],
             fingerprint,
             cache: None,
+            stream: None,
         }
     }
 }

@@ -222,6 +222,48 @@ pub enum Error {
     /// Client configuration is incomplete or invalid.
     #[error("configuration: {0}")]
     Config(String),
+
+    /// A stream consumer asked for records its shard no longer holds: DynamoDB Streams keeps
+    /// records for 24 hours, and the checkpoint (or iterator) pointed before what is left. The
+    /// records in between are lost to this consumer; start it again (from `TRIM_HORIZON`, or
+    /// after rebuilding what it maintains) knowing that. The DynamoDB Streams error is the
+    /// source.
+    #[error("stream of table {table}: shard {shard} was trimmed past {}: changes in between are no longer in the stream", position.as_deref().unwrap_or("its start"))]
+    StreamTrimmed {
+        /// The table, with its prefix.
+        table: String,
+        /// The shard read.
+        shard: String,
+        /// The last sequence number processed in the shard (`None`: none was).
+        position: Option<String>,
+        /// The service's error.
+        #[source]
+        source: Cause,
+    },
+
+    /// A stream consumer's checkpoint store failed to load or save a checkpoint; the store's
+    /// error is the source.
+    #[error("checkpoint store failed for shard {shard} of stream {stream}")]
+    Checkpoint {
+        /// The stream's ARN.
+        stream: String,
+        /// The shard.
+        shard: String,
+        /// The store's error.
+        #[source]
+        source: BoxError,
+    },
+
+    /// The handler given to a stream consumer's `run` failed on a batch (whose checkpoint was
+    /// therefore not saved); the handler's error is the source.
+    #[error("stream handler failed on a batch of shard {shard} (its checkpoint was not saved)")]
+    StreamHandler {
+        /// The shard the batch came from.
+        shard: String,
+        /// The handler's error.
+        #[source]
+        source: BoxError,
+    },
 }
 
 /// The [`Error`] behind another one (the failure that stopped a batch, or left a write's outcome
@@ -431,6 +473,22 @@ impl Error {
     /// `true` for [`Error::TransactionCanceled`].
     pub fn is_transaction_canceled(&self) -> bool {
         matches!(self, Error::TransactionCanceled { .. })
+    }
+
+    /// `true` for [`Error::StreamTrimmed`]: a stream consumer lost records to the stream's
+    /// retention.
+    pub fn is_stream_trimmed(&self) -> bool {
+        matches!(self, Error::StreamTrimmed { .. })
+    }
+
+    /// `true` for [`Error::Checkpoint`]: a stream consumer's checkpoint store failed.
+    pub fn is_checkpoint(&self) -> bool {
+        matches!(self, Error::Checkpoint { .. })
+    }
+
+    /// `true` for [`Error::StreamHandler`]: the handler of a stream consumer failed.
+    pub fn is_stream_handler(&self) -> bool {
+        matches!(self, Error::StreamHandler { .. })
     }
 
     /// `true` when DynamoDB answered that the table (or index) does not exist.

@@ -111,6 +111,9 @@
 //! - `redis`: the Redis L2 cache layer (`cache::RedisLayer`). Off by default.
 //! - `metrics`: metrics of every request through the `metrics` facade ([`metrics`] lists
 //!   them). Off by default.
+//! - `streams`: DynamoDB Streams ([`streams`]: typed change records, a resumable consumer,
+//!   Lambda events, and a cache invalidator fed by the stream, so writes from any writer stop
+//!   being served from cache). Off by default.
 //! - `testing`: a kit for your own tests (`dynamite::testing`: a local DynamoDB server, per-test
 //!   tables, a fault-injection proxy). Off by default; meant for `[dev-dependencies]`.
 //!
@@ -154,6 +157,8 @@ mod pipeline;
 pub mod retry;
 mod sdk;
 mod stats;
+#[cfg(feature = "streams")]
+pub mod streams;
 pub mod table;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -169,7 +174,8 @@ pub use attr::{Attr, IndexHandle, Path, PathSegment, Value};
 pub use client::{CacheStats, Client, ClientBuilder};
 pub use dynamite_derive::{Entity, Value};
 pub use entity::{
-    CacheSettings, Entity, IndexKind, IndexSchema, Key, KeySchema, Projection, TableSchema,
+    CacheSettings, Entity, IndexKind, IndexSchema, Key, KeySchema, Projection, StreamView,
+    TableSchema,
 };
 pub use error::{BoxError, Cause, Error, ErrorKind, Result};
 pub use expr::{AttributeType, Condition, Update};

@@ -47,6 +47,12 @@ pub enum Operation {
     UpdateTimeToLive,
     /// Read a table's TTL setting.
     DescribeTimeToLive,
+    /// List the shards of a table's stream (DynamoDB Streams).
+    DescribeStream,
+    /// Get an iterator into a shard of a stream (DynamoDB Streams).
+    GetShardIterator,
+    /// Read records of a stream's shard (DynamoDB Streams).
+    GetRecords,
 }
 
 impl Operation {
@@ -69,10 +75,13 @@ impl Operation {
             Operation::UpdateTable => "UpdateTable",
             Operation::UpdateTimeToLive => "UpdateTimeToLive",
             Operation::DescribeTimeToLive => "DescribeTimeToLive",
+            Operation::DescribeStream => "DescribeStream",
+            Operation::GetShardIterator => "GetShardIterator",
+            Operation::GetRecords => "GetRecords",
         }
     }
 
-    /// `true` for operations that change nothing (reads and `DescribeTable`).
+    /// `true` for operations that change nothing (reads, `DescribeTable`, the stream reads).
     pub const fn is_read(self) -> bool {
         matches!(
             self,
@@ -83,6 +92,9 @@ impl Operation {
                 | Operation::TransactGetItems
                 | Operation::DescribeTable
                 | Operation::DescribeTimeToLive
+                | Operation::DescribeStream
+                | Operation::GetShardIterator
+                | Operation::GetRecords
         )
     }
 }

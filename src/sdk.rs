@@ -28,6 +28,12 @@ pub(crate) trait OperationError:
     fn cancellation_reasons(&self) -> Option<Vec<crate::write::CancellationReason>> {
         None
     }
+
+    /// `true` when the error is a throttling signal under a code of the operation's own that
+    /// is not one of DynamoDB's throttling codes (DynamoDB Streams' `LimitExceededException`).
+    fn throttled(&self) -> bool {
+        false
+    }
 }
 
 macro_rules! transaction_error {
@@ -94,6 +100,26 @@ plain_error!(
     aws_sdk_dynamodb::operation::update_time_to_live::UpdateTimeToLiveError,
     aws_sdk_dynamodb::operation::describe_time_to_live::DescribeTimeToLiveError,
     aws_sdk_dynamodb::operation::update_table::UpdateTableError
+);
+
+/// DynamoDB Streams: `LimitExceededException` is its throttling answer (too many readers of a
+/// shard, or requests too fast), unlike DynamoDB's own, which is about concurrent table
+/// operations.
+#[cfg(feature = "streams")]
+macro_rules! stream_error {
+    ($($err:path),*) => {$(
+        impl OperationError for $err {
+            fn throttled(&self) -> bool {
+                self.code() == Some("LimitExceededException")
+            }
+        }
+    )*};
+}
+#[cfg(feature = "streams")]
+stream_error!(
+    aws_sdk_dynamodbstreams::operation::describe_stream::DescribeStreamError,
+    aws_sdk_dynamodbstreams::operation::get_shard_iterator::GetShardIteratorError,
+    aws_sdk_dynamodbstreams::operation::get_records::GetRecordsError
 );
 
 /// What the pipeline reads off every answer: the capacity consumed and the items read.
@@ -169,6 +195,20 @@ impl CapacityOutput for aws_sdk_dynamodb::operation::update_time_to_live::Update
 impl CapacityOutput
     for aws_sdk_dynamodb::operation::describe_time_to_live::DescribeTimeToLiveOutput
 {
+}
+
+#[cfg(feature = "streams")]
+impl CapacityOutput for aws_sdk_dynamodbstreams::operation::describe_stream::DescribeStreamOutput {}
+#[cfg(feature = "streams")]
+impl CapacityOutput
+    for aws_sdk_dynamodbstreams::operation::get_shard_iterator::GetShardIteratorOutput
+{
+}
+#[cfg(feature = "streams")]
+impl CapacityOutput for aws_sdk_dynamodbstreams::operation::get_records::GetRecordsOutput {
+    fn items_read(&self) -> u64 {
+        self.records().len() as u64
+    }
 }
 
 /// Outputs of single-item writes: the item they return, if asked.
@@ -284,8 +324,13 @@ pub(crate) fn map_error<E: OperationError>(
         SdkError::ServiceError(service) => {
             let status = service.raw().status().as_u16();
             let code = service.err().code();
+            let kind = if service.err().throttled() {
+                ErrorKind::Throttled
+            } else {
+                service_error_kind(code, status)
+            };
             (
-                service_error_kind(code, status),
+                kind,
                 code.map(str::to_owned),
                 service.err().message().map(str::to_owned),
                 Some(status),

@@ -14,6 +14,8 @@ pub(crate) struct Container<'a> {
     pub deny_unknown_fields: bool,
     /// `#[dynamite(cache(...))]`.
     pub cache: Option<CacheDecl>,
+    /// `#[dynamite(stream = "...")]`: the `StreamView` variant's name.
+    pub stream: Option<&'static str>,
 }
 
 /// `#[dynamite(cache(ttl = "30s", queries, negative_ttl = "5s"))]` or `cache(off)`.

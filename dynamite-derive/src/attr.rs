@@ -86,6 +86,7 @@ impl<'c> BoolAttr<'c> {
 struct ContainerAttrs<'c> {
     table: Attr<'c, LitStr>,
     cache: Attr<'c, CacheDecl>,
+    stream: Attr<'c, &'static str>,
     indexes: Vec<IndexDecl>,
 }
 
@@ -109,6 +110,7 @@ pub(crate) fn parse<'a>(cx: &Ctxt, input: &'a DeriveInput) -> Option<Container<'
     let mut attrs = ContainerAttrs {
         table: Attr::none(cx, TABLE),
         cache: Attr::none(cx, CACHE),
+        stream: Attr::none(cx, STREAM),
         indexes: Vec::new(),
     };
     let mut serde = ContainerSerde::default();
@@ -137,6 +139,7 @@ pub(crate) fn parse<'a>(cx: &Ctxt, input: &'a DeriveInput) -> Option<Container<'
             .collect(),
         deny_unknown_fields: serde.deny_unknown_fields,
         cache: attrs.cache.get(),
+        stream: attrs.stream.get(),
     })
 }
 
@@ -185,13 +188,50 @@ fn container_option(
     } else if meta.path == CACHE {
         let decl = parse_cache(cx, meta)?;
         attrs.cache.set(&meta.path, decl);
+    } else if meta.path == STREAM {
+        let lit: LitStr = meta.value()?.parse()?;
+        match stream_view(&lit.value()) {
+            Some(view) => {
+                attrs.stream.set(&meta.path, view);
+            }
+            None => cx.error_spanned_by(
+                &lit,
+                format!(
+                    "unknown stream view type `{}`; expected one of: {}",
+                    lit.value(),
+                    STREAM_VIEWS
+                        .iter()
+                        .map(|(name, _)| *name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ),
+        }
     } else {
         return Err(meta.error(format!(
-            "unknown dynamite option `{}`; expected one of: {TABLE}, {GLOBAL_INDEX}, {INDEX}, {LOCAL_INDEX}, {CACHE}",
+            "unknown dynamite option `{}`; expected one of: {TABLE}, {GLOBAL_INDEX}, {INDEX}, {LOCAL_INDEX}, {CACHE}, {STREAM}",
             path_name(&meta.path)
         )));
     }
     Ok(())
+}
+
+/// The stream view types of `stream = "..."`, with their `StreamView` variants.
+const STREAM_VIEWS: &[(&str, &str)] = &[
+    ("keys_only", "KeysOnly"),
+    ("new_image", "NewImage"),
+    ("old_image", "OldImage"),
+    ("new_and_old_images", "NewAndOldImages"),
+];
+
+/// The `StreamView` variant of a view type, named as in `STREAM_VIEWS` or as DynamoDB names
+/// it (`NEW_AND_OLD_IMAGES`).
+fn stream_view(name: &str) -> Option<&'static str> {
+    let lower = name.to_ascii_lowercase();
+    STREAM_VIEWS
+        .iter()
+        .find(|(view, _)| *view == lower)
+        .map(|(_, variant)| *variant)
 }
 
 /// One option of `#[serde(...)]` on the struct.

@@ -90,6 +90,10 @@ fn schema_fn(cont: &Container, res: &Resolved) -> TokenStream {
     let attributes = fields.iter().filter(|f| !f.skip).map(|f| &f.attr_name);
     let fingerprint = fingerprint(cont, res);
     let cache = option(cont.cache.as_ref().map(cache_settings));
+    let stream = option(cont.stream.map(|variant| {
+        let variant = format_ident!("{}", variant);
+        quote!(::dynamite::StreamView::#variant)
+    }));
     quote! {
         fn schema() -> &'static ::dynamite::TableSchema {
             static SCHEMA: ::dynamite::TableSchema = ::dynamite::TableSchema {
@@ -105,6 +109,7 @@ fn schema_fn(cont: &Container, res: &Resolved) -> TokenStream {
                 attributes: &[#(#attributes),*],
                 fingerprint: #fingerprint,
                 cache: #cache,
+                stream: #stream,
             };
             &SCHEMA
         }

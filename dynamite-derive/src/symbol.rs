@@ -28,6 +28,8 @@ pub(crate) const INDEX: Symbol = Symbol("index");
 pub(crate) const LOCAL_INDEX: Symbol = Symbol("local_index");
 /// `cache(ttl = "..", negative_ttl = "..", queries)` or `cache(off)`.
 pub(crate) const CACHE: Symbol = Symbol("cache");
+/// `stream = "new_and_old_images"`: the table's stream, enabled by `create_table`.
+pub(crate) const STREAM: Symbol = Symbol("stream");
 
 // Inside `global_index(...)` / `local_index(...)`.
 /// `name = "..."`.

@@ -13,5 +13,6 @@ fn ui() {
     t.compile_fail("tests/ui/attributes/*.rs");
     t.compile_fail("tests/ui/serde/*.rs");
     t.compile_fail("tests/ui/cache/*.rs");
+    t.compile_fail("tests/ui/streams/*.rs");
     t.compile_fail("tests/ui/value/*.rs");
 }

@@ -39,7 +39,7 @@
 //!
 //! All delays go through `tokio::time`, so tests can run with paused time.
 
-mod backoff;
+pub(crate) mod backoff;
 mod budget;
 
 pub use budget::RetryBudget;

@@ -14,14 +14,15 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode as SdkBillingMode, CreateGlobalSecondaryIndexAction,
     GlobalSecondaryIndex, GlobalSecondaryIndexUpdate, KeySchemaElement, KeyType,
     LocalSecondaryIndex, Projection as SdkProjection, ProjectionType, ProvisionedThroughput,
-    ScalarAttributeType, TableDescription, TableStatus, TimeToLiveSpecification,
+    ScalarAttributeType, StreamSpecification, StreamViewType, TableDescription, TableStatus,
+    TimeToLiveSpecification,
 };
 
 use crate::pipeline::Target;
 use crate::value::ScalarType;
 use crate::{
     Client, Entity, Error, IndexKind, IndexSchema, KeySchema, Operation, Projection, Result,
-    TableSchema,
+    StreamView, TableSchema,
 };
 
 /// How a table is billed.
@@ -55,6 +56,7 @@ pub struct CreateTable<'a, E: Entity> {
     if_missing: bool,
     migrate: bool,
     wait_timeout: Duration,
+    stream: Option<StreamView>,
     _entity: PhantomData<fn() -> E>,
 }
 
@@ -74,6 +76,7 @@ impl<'a, E: Entity> CreateTable<'a, E> {
             if_missing,
             migrate: false,
             wait_timeout: Duration::from_secs(300),
+            stream: E::schema().stream,
             _entity: PhantomData,
         }
     }
@@ -91,6 +94,27 @@ impl<'a, E: Entity> CreateTable<'a, E> {
     /// place.
     pub fn migrate(mut self) -> Self {
         self.migrate = true;
+        self
+    }
+
+    /// Enables the table's stream with view type `view` (the entity's
+    /// `#[dynamite(stream = "...")]` by default; no stream without either). `ensure_table`
+    /// enables it on an existing table that has none; a stream with another view type is an
+    /// [`Error::Config`] (DynamoDB cannot change it in place).
+    ///
+    /// ```no_run
+    /// # use dynamite::Entity;
+    /// # #[derive(Entity, serde::Serialize, serde::Deserialize)]
+    /// # #[dynamite(table = "users")]
+    /// # struct User { #[dynamite(partition_key)] id: String }
+    /// # async fn demo(db: &dynamite::Client) -> dynamite::Result<()> {
+    /// use dynamite::StreamView;
+    ///
+    /// User::ensure_table(db).stream(StreamView::KeysOnly).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn stream(mut self, view: StreamView) -> Self {
+        self.stream = Some(view);
         self
     }
 
@@ -112,8 +136,14 @@ impl<'a, E: Entity> CreateTable<'a, E> {
         let exists = existing.is_some();
         if let Some(existing) = existing {
             self.check_drift(&table, &existing).await?;
+            if let Some(view) = self.stream {
+                wait_active(self.client, &table, schema.entity, self.wait_timeout).await?;
+                let wait = self.wait_timeout;
+                enable_stream(self.client, &table, schema.entity, view, &existing, wait).await?;
+            }
         } else {
-            let request = create_request::<E>(self.client, &table, self.billing);
+            let request = create_request::<E>(self.client, &table, self.billing)
+                .set_stream_specification(self.stream.map(stream_specification));
             // Sent again after a lost answer, CreateTable answers ResourceInUseException, which
             // ensure_table accepts (a strict create_table then reports the table as existing).
             let target = Target::safe(Operation::CreateTable, &table, schema.entity, None);
@@ -223,6 +253,65 @@ fn throughput(read: i64, write: i64) -> ProvisionedThroughput {
         .write_capacity_units(write)
         .build()
         .expect("capacities are set")
+}
+
+fn stream_specification(view: StreamView) -> StreamSpecification {
+    StreamSpecification::builder()
+        .stream_enabled(true)
+        .stream_view_type(StreamViewType::from(view.name()))
+        .build()
+        .expect("stream_enabled is set")
+}
+
+/// Enables the stream `view` on the existing table `table` unless it has it already; a stream
+/// of another view type is an error.
+async fn enable_stream(
+    client: &Client,
+    table: &str,
+    entity: &'static str,
+    view: StreamView,
+    existing: &TableDescription,
+    wait: Duration,
+) -> Result<()> {
+    let current = existing
+        .stream_specification()
+        .filter(|s| s.stream_enabled())
+        .and_then(|s| s.stream_view_type());
+    match current {
+        Some(current) if current.as_str() == view.name() => return Ok(()),
+        Some(current) => {
+            return Err(Error::Config(format!(
+                "table {table} has a stream of view type {current}, but {} is asked for: \
+                 DynamoDB cannot change a stream's view type; disable the stream and enable \
+                 it again (its records are lost), or ask for {current}",
+                view.name()
+            )))
+        }
+        None => {}
+    }
+    let target = Target::safe(Operation::UpdateTable, table, entity, None);
+    let sent = client
+        .execute(target, || {
+            client
+                .sdk()
+                .update_table()
+                .table_name(table)
+                .stream_specification(stream_specification(view))
+                .send()
+        })
+        .await;
+    // Sent again after a lost answer (or raced by another instance), DynamoDB refuses to
+    // enable a stream that is enabled: then it is there, which is the goal.
+    if let Err(err) = sent {
+        let enabled = describe(client, table, entity)
+            .await?
+            .is_some_and(|t| t.stream_specification().is_some_and(|s| s.stream_enabled()));
+        if !enabled {
+            return Err(err);
+        }
+    }
+    tracing::info!(table, view = view.name(), "enabled the table's stream");
+    wait_active(client, table, entity, wait).await
 }
 
 /// Adds the global index `index` of `schema` to `table` (an UpdateTable; it is then CREATING).

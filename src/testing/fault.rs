@@ -56,6 +56,14 @@ pub enum Fault {
     ValidationError,
     /// 400 `AccessDeniedException` (not retryable).
     AccessDenied,
+    /// 400 `ExpiredIteratorException`, as DynamoDB Streams answers `GetRecords` with an iterator
+    /// older than 15 minutes (not retryable: a new iterator is needed).
+    ExpiredIterator,
+    /// 400 `TrimmedDataAccessException`, as DynamoDB Streams answers a read of records past
+    /// its 24-hour retention (not retryable).
+    TrimmedDataAccess,
+    /// 400 `LimitExceededException`, DynamoDB Streams' throttling answer (retryable).
+    StreamLimitExceeded,
     /// Sleep (real time), then forward unchanged.
     Delay(Duration),
     /// Read the request, then close the client's connection without answering: the request
@@ -85,6 +93,9 @@ impl Fault {
             Fault::ServiceUnavailable => "ServiceUnavailable",
             Fault::ValidationError => "ValidationError",
             Fault::AccessDenied => "AccessDenied",
+            Fault::ExpiredIterator => "ExpiredIterator",
+            Fault::TrimmedDataAccess => "TrimmedDataAccess",
+            Fault::StreamLimitExceeded => "StreamLimitExceeded",
             Fault::Delay(_) => "Delay",
             Fault::DropBeforeForwarding => "DropBeforeForwarding",
             Fault::DropAfterApplied => "DropAfterApplied",
@@ -142,6 +153,21 @@ impl Fault {
                 400,
                 "com.amazon.coral.service#AccessDeniedException",
                 "User is not authorized to perform this action (injected by fault proxy)",
+            ),
+            Fault::ExpiredIterator => (
+                400,
+                "com.amazonaws.dynamodb.v20120810#ExpiredIteratorException",
+                "Iterator expired. The iterator was created more than 15 minutes ago. (injected by fault proxy)",
+            ),
+            Fault::TrimmedDataAccess => (
+                400,
+                "com.amazonaws.dynamodb.v20120810#TrimmedDataAccessException",
+                "The operation attempted to read past the oldest stream record in a shard. (injected by fault proxy)",
+            ),
+            Fault::StreamLimitExceeded => (
+                400,
+                "com.amazonaws.dynamodb.v20120810#LimitExceededException",
+                "Rate exceeded for shard (injected by fault proxy)",
             ),
             _ => return None,
         })

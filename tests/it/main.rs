@@ -35,6 +35,8 @@ mod query;
 mod readme;
 mod roundtrip;
 mod stats;
+#[cfg(all(feature = "streams", feature = "testing"))]
+mod streams;
 #[cfg(feature = "testing")]
 mod testing_kit;
 mod tracing;

@@ -418,3 +418,61 @@ async fn readme_enums_and_newtypes() -> dynamite::Result<()> {
     Product::delete_table(&db).await?;
     Ok(())
 }
+
+#[cfg(feature = "streams")]
+#[rustfmt::skip] // the README's layout, kept verbatim
+#[tokio::test]
+async fn readme_streams() -> dynamite::Result<()> {
+    let base = from_env().await;
+    // `db`: a client with a cache.
+    let db = Client::builder(base.sdk().clone())
+        .table_prefix(base.table_prefix())
+        .cache(dynamite::cache::MokaLayer::new(1 << 20))
+        .build();
+    User::create_table(&db).await?;
+    User { id: "u1".into(), name: "Ada".into() }.put(&db).await?;
+    let event: dynamite::streams::aws_lambda_events::dynamodb::Event = serde_json::from_str(
+        r#"{"Records": [{"eventID": "1", "eventName": "REMOVE", "awsRegion": "us-east-1",
+            "dynamodb": {"Keys": {"id": {"S": "u1"}}, "OldImage": {"id": {"S": "u1"}, "name": {"S": "Ada"}},
+            "SequenceNumber": "1", "SizeBytes": 10, "StreamViewType": "NEW_AND_OLD_IMAGES"}}]}"#,
+    ).expect("an event");
+
+    // README: Streams.
+    use dynamite::streams::{records_from_lambda, CacheInvalidator, Change, InMemoryCheckpoints, StreamConsumer};
+
+    #[derive(Entity, Serialize, Deserialize, Clone, Debug)]
+    #[dynamite(table = "users", stream = "new_and_old_images")] // create_table enables the stream
+    struct User {
+        #[dynamite(partition_key)]
+        id: String,
+        name: String,
+    }
+
+    // Typed change records: shards in order, resumed after the checkpoints the caller keeps.
+    let mut consumer = StreamConsumer::builder(&db, "users")
+        .checkpoints(InMemoryCheckpoints::new()) // or your own `Checkpoints` (DynamoDB, Redis, ...)
+        .build();
+    let batch = consumer.next_batch().await?;
+    for record in batch.records.iter().cloned() {
+        match record.decode::<User>()?.change {
+            Change::Insert(new) => println!("insert {}", new.name),
+            Change::Modify(old, new) => println!("{} -> {}", old.name, new.name),
+            Change::Remove(old) => println!("remove {}", old.name),
+        }
+    }
+    consumer.commit(&batch).await?; // after handling: a restarted consumer resumes after it
+
+    // Lambda: the same records from the event Lambda hands the function.
+    let records = records_from_lambda(event)?;
+
+    // The invalidator: writes from any writer (other services, the console, Lambda) drop the
+    // cache entries of `db` (a client with a cache) within the stream's lag.
+    let invalidator = CacheInvalidator::builder(&db, "users").spawn(); // stops when dropped
+
+    assert_eq!(batch.records.len(), 1);
+    assert!(matches!(records[0].clone().decode::<User>()?.change, Change::Remove(_)));
+    tokio::time::timeout(std::time::Duration::from_secs(30), invalidator.started())
+        .await
+        .expect("the invalidator starts");
+    Ok(())
+}

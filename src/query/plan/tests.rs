@@ -53,6 +53,7 @@ static DOC: TableSchema = TableSchema {
     attributes: &["id", "n", "status", "created", "title", "body"],
     fingerprint: 1,
     cache: None,
+    stream: None,
 };
 
 type A<T> = crate::Attr<(), T>;
