@@ -91,7 +91,9 @@
 //! ## Beyond single items
 //!
 //! - Queries: [`Entity::find`] plans onto GetItem / Query / the covering index and never scans by
-//!   accident ([`plan`], [`ops::Find`], [`Cursor`], [`Page`]); [`Entity::scan`] asks for a scan.
+//!   accident ([`plan`], [`ops::Find`], [`Cursor`], [`Page`]); a list of partition keys
+//!   (`is_in`) runs as parallel Queries merged into one result with one cursor;
+//!   [`Entity::scan`] asks for a scan.
 //! - Batches and transactions: [`Entity::batch_get`], [`Entity::batch_write`],
 //!   [`Client::batch_get`], [`Client::transact_write`], [`Client::transact_get`].
 //! - Retries and write safety: [`RetryPolicy`], [`RetryBudget`] and [`retry`] (what is retried,
