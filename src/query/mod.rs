@@ -524,7 +524,7 @@ impl<'a, E: Entity, O: Send + 'static> Find<'a, E, O> {
     /// ```no_run
     /// # use dynamite::Entity;
     /// # use dynamite::ops::Find;
-    /// # #[derive(dynamite::Entity, serde::Serialize, serde::Deserialize)]
+    /// # #[derive(dynamite::Entity, serde::Serialize, serde::Deserialize, Debug)]
     /// # #[dynamite(table = "orders")]
     /// # struct Order { #[dynamite(partition_key)] customer_id: String,
     /// #   #[dynamite(sort_key)] placed_at: i64, total: i64 }
