@@ -485,3 +485,57 @@ async fn several_finds_run_together_and_answer_in_order() {
     let err = Find::all_of(failing, 2).await.unwrap_err();
     assert!(matches!(err, Error::ScanRequired { .. }), "{err}");
 }
+
+/// Throttled, failed and lost answers on a third of the Queries: a fan-out retries each
+/// partition's read on its own (reads are safe to repeat) and returns exactly what a clean run
+/// returns, pages and cursors included.
+#[cfg(feature = "testing")]
+#[tokio::test]
+async fn faults_on_some_queries_change_nothing_in_the_result() {
+    use dynamite::testing::{Fault, FaultProxy, Match};
+    let (direct, data) = feed().await;
+    let proxy = FaultProxy::start(&support::endpoint()).await;
+    let policy = RetryPolicy::standard()
+        .max_attempts(12)
+        .base_delay(std::time::Duration::from_millis(1))
+        .max_delay(std::time::Duration::from_millis(5));
+    let db = Client::builder(support::sdk_at(&proxy.endpoint()).await)
+        .table_prefix(direct.table_prefix())
+        .retry_policy(policy)
+        .retry_budget(dynamite::RetryBudget::unlimited())
+        .build();
+    let query = Match::Operation(Operation::Query);
+    proxy.script_rate(query.clone(), Fault::ProvisionedThroughputExceeded, 0.15);
+    proxy.script_rate(query.clone(), Fault::InternalServerError, 0.1);
+    proxy.script_rate(query, Fault::DropAfterApplied, 0.1);
+    let authors = listed();
+    let mut distinct = authors.clone();
+    distinct.pop();
+    let find = || {
+        Post::find(&db)
+            .filter(Post::AUTHOR.is_in(authors.clone()))
+            .page_size(4)
+    };
+    assert_eq!(
+        ids(&find().all().await.unwrap()),
+        in_partition_order(&data, &authors, |_| true)
+    );
+    assert_eq!(
+        ids(&find().sorted().all().await.unwrap()),
+        by_time(&data, &distinct, false)
+    );
+    assert_eq!(
+        ids(&page_loop(11, || find().sorted()).await),
+        by_time(&data, &distinct, false)
+    );
+    assert_eq!(
+        find().count().await.unwrap(),
+        data.iter().filter(|p| authors.contains(&p.author)).count()
+    );
+    let faults = proxy
+        .requests()
+        .iter()
+        .filter(|seen| seen.fault.is_some())
+        .count();
+    assert!(faults > 10, "faults were injected: {faults}");
+}
