@@ -422,12 +422,21 @@ impl Error {
         }
     }
 
-    /// The kind of request failure, for [`Error::Sdk`] and [`Error::OutcomeUnknown`]; `None`
-    /// for errors that are not request failures (validation, conversion, conditions, ...).
+    /// The kind of request failure, for [`Error::Sdk`] and [`Error::OutcomeUnknown`]; for an
+    /// incomplete batch ([`Error::Unprocessed`], [`Error::UnprocessedKeys`]), the kind of the
+    /// error that stopped it, or [`ErrorKind::Throttled`] when DynamoDB left items unprocessed
+    /// to the end (its way of throttling a batch). `None` for errors that are not request
+    /// failures (validation, conversion, conditions, ...).
     pub fn kind(&self) -> Option<ErrorKind> {
         match self {
             Error::Sdk { kind, .. } => Some(*kind),
             Error::OutcomeUnknown { .. } => Some(ErrorKind::OutcomeUnknown),
+            Error::Unprocessed { cause, .. } | Error::UnprocessedKeys { cause, .. } => {
+                match cause.as_deref() {
+                    Some(cause) => cause.kind(),
+                    None => Some(ErrorKind::Throttled),
+                }
+            }
             _ => None,
         }
     }
@@ -517,6 +526,35 @@ mod tests {
         };
         let source = StdError::source(&err).expect("a source");
         assert!(source.downcast_ref::<Error>().is_some(), "{source:?}");
+        assert_eq!(err.kind(), None, "stopped by a configuration error");
+    }
+
+    #[test]
+    fn an_incomplete_batch_has_the_kind_of_what_stopped_it() {
+        let throttled = Error::Unprocessed {
+            operations: Vec::new(),
+            unknown: Vec::new(),
+            applied: 0,
+            cause: None,
+        };
+        assert_eq!(throttled.kind(), Some(ErrorKind::Throttled));
+        let lost = Error::UnprocessedKeys {
+            keys: Vec::new(),
+            read: Vec::new(),
+            cause: Some(
+                Error::Sdk {
+                    operation: crate::Operation::BatchGetItem,
+                    table: "t".into(),
+                    kind: ErrorKind::OutcomeUnknown,
+                    code: None,
+                    message: None,
+                    status: None,
+                    source: "connection reset".into(),
+                }
+                .into(),
+            ),
+        };
+        assert_eq!(lost.kind(), Some(ErrorKind::OutcomeUnknown));
     }
 }
 
