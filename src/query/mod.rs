@@ -292,8 +292,8 @@ impl<'a, E: Entity, O: Send + 'static> Find<'a, E, O> {
     /// The plan this find would run, with no request sent.
     pub fn explain(&self) -> Result<Plan> {
         Ok(match self.prepare()? {
-            Prepare::One(prepared) => prepared.plan,
-            Prepare::FanOut(find) => find.plan,
+            Prepare::One(prepared) => prepared.plan.clone(),
+            Prepare::FanOut(find) => find.plan.clone(),
         })
     }
 
@@ -323,16 +323,16 @@ impl<'a, E: Entity, O: Send + 'static> Find<'a, E, O> {
         let table = self.client.table_name(schema.table);
         if decisions.planned.fan_out.is_some() {
             let find = fanout::prepare(schema, &self.spec, decisions, &table)?;
-            return Ok(Prepare::FanOut(Box::new(find)));
+            return Ok(Prepare::FanOut(Arc::new(find)));
         }
-        render::prepare(schema, &self.spec, decisions, table).map(|p| Prepare::One(Box::new(p)))
+        render::prepare(schema, &self.spec, decisions, table).map(|p| Prepare::One(Arc::new(p)))
     }
 
     /// Plans and renders the find, and checks its cursor, before any request.
     fn reader(&self) -> Result<Ready<'a, O>> {
         let prepared: Arc<Prepared> =
             match self.prepare().inspect_err(|e| self.advise_refused(e))? {
-                Prepare::One(prepared) => Arc::from(prepared),
+                Prepare::One(prepared) => prepared,
                 Prepare::FanOut(find) => return self.fan_out_reader(find).map(Ready::FanOut),
             };
         let start = match &self.spec.start {
@@ -356,14 +356,14 @@ impl<'a, E: Entity, O: Send + 'static> Find<'a, E, O> {
         }))
     }
 
-    fn fan_out_reader(&self, find: Box<FanOutFind>) -> Result<FanOutReader<'a>> {
+    fn fan_out_reader(&self, find: Arc<FanOutFind>) -> Result<FanOutReader<'a>> {
         let starts = match &self.spec.start {
             Some(cursor) => FanOutReader::decode_cursor(self.client, &find, cursor)?,
             None => vec![page::LanePosition::Start; find.lanes.len()],
         };
         Ok(FanOutReader {
             client: self.client,
-            find: Arc::from(find),
+            find,
             schema: E::schema(),
             starts,
             page_size: self.spec.page_size,
@@ -560,8 +560,8 @@ impl<'a, E: Entity, O: Send + 'static> Find<'a, E, O> {
 
 /// A find after planning: one read, or one per partition.
 enum Prepare {
-    One(Box<Prepared>),
-    FanOut(Box<FanOutFind>),
+    One(Arc<Prepared>),
+    FanOut(Arc<FanOutFind>),
 }
 
 /// A find ready to run, its cursor checked.
